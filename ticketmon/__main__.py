@@ -1,0 +1,5 @@
+import sys
+
+from ticketmon.cli import main
+
+sys.exit(main())

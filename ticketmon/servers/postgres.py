@@ -1,0 +1,93 @@
+"""A throw-away PostgreSQL cluster: initdb in a temp dir, pg_ctl on a free port.
+
+initdb and postgres refuse to run as root, so when we are root the cluster belongs
+to the `postgres` system user and its commands run as that user.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import psycopg2
+
+from ticketmon.servers.process import ServerError, free_port
+
+
+def _bindir() -> Path:
+    env = os.environ.get("PG_BINDIR")
+    if env:
+        return Path(env)
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    if initdb:
+        return Path(initdb).parent
+    raise ServerError("PostgreSQL server binaries not found (apt-get install postgresql)")
+
+
+class PostgresCluster:
+    """Superuser `postgres` with password auth off on loopback (trust), for tests only."""
+
+    def __init__(self, workdir: Path | None = None, port: int | None = None) -> None:
+        self.bindir = _bindir()
+        self.port = port or free_port()
+        self._tmp = None
+        if workdir is None:
+            self._tmp = tempfile.mkdtemp(prefix="ticketmon-pg-")
+            workdir = Path(self._tmp)
+        self.workdir = Path(workdir)
+        self.datadir = self.workdir / "data"
+        self.logfile = self.workdir / "postgres.log"
+        self.user = "postgres" if os.geteuid() == 0 else None
+        if self.user:
+            pw = pwd.getpwnam(self.user)
+            os.chown(self.workdir, pw.pw_uid, pw.pw_gid)
+        self._run(
+            "initdb", "-D", str(self.datadir), "-U", "postgres", "-A", "trust",
+            "-E", "UTF8", "--no-sync",
+        )
+        opts = (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.workdir} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=200"
+        )
+        self._run("pg_ctl", "-D", str(self.datadir), "-l", str(self.logfile), "-o", opts,
+                  "-w", "-t", "60", "start")
+
+    def _run(self, tool: str, *args: str) -> None:
+        result = subprocess.run(
+            [str(self.bindir / tool), *args], capture_output=True, text=True,
+            user=self.user, cwd=self.workdir,
+        )
+        if result.returncode != 0:
+            raise ServerError(f"{tool} failed: {result.stdout}{result.stderr}")
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname}"
+
+    def url(self, dbname: str = "postgres") -> str:
+        """SQLAlchemy URL for a database of this cluster."""
+        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def create_database(self, name: str) -> str:
+        """Create an empty database and return its SQLAlchemy URL."""
+        conn = psycopg2.connect(self.dsn())
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            cur.execute(f'CREATE DATABASE "{name}"')
+        conn.close()
+        return self.url(name)
+
+    def stop(self) -> None:
+        if self.datadir.exists():
+            self._run("pg_ctl", "-D", str(self.datadir), "-m", "immediate", "-w", "stop")
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
