@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ticketmon", description="Operations layer for a ticketing platform."
     )
     sub = parser.add_subparsers(dest="component", required=True, metavar="COMPONENT")
-    for name, module in COMPONENTS.items():
+    for module in COMPONENTS.values():
         importlib.import_module(module).register(sub)
     return parser
 

@@ -1,0 +1,26 @@
+"""`ticketmon stack …`: the main job and its demo scenarios."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _up(args: argparse.Namespace) -> int:
+    from ticketmon import logs
+    from ticketmon.stack import up
+
+    logs.setup(args.log_level)
+    return up.run(workdir=args.workdir, keep=args.keep, interval=args.interval)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    stack = sub.add_parser("stack", help="run the whole stack on loopback")
+    stack_sub = stack.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    up = stack_sub.add_parser("up", help="start everything in the foreground; Ctrl-C stops it")
+    up.add_argument("--workdir", type=Path, help="keep state here (default: a temp dir)")
+    up.add_argument("--keep", action="store_true", help="keep the temp dir on exit")
+    up.add_argument("--interval", default="5s",
+                    help="Prometheus scrape and evaluation interval for the demo (default 5s)")
+    up.add_argument("--log-level", default="info")
+    up.set_defaults(func=_up)
