@@ -15,6 +15,7 @@ from ticketmon.config import ConfigError
 # component name -> module with register(subparsers)
 COMPONENTS = {
     "stack": "ticketmon.stack.cli",
+    "exporter": "exporters.cli",
 }
 
 
