@@ -161,8 +161,8 @@ class Exporter:
                 log.exception("collector close failed", extra={"collector": c.name})
         log.info("exporter stopped", extra={"exporter": self.name})
 
-    def serve(self) -> None:
-        """Run until SIGTERM or SIGINT, then stop cleanly."""
+    def serve(self, on_start: Callable[[], None] | None = None) -> None:
+        """Run until SIGTERM or SIGINT, then stop cleanly; on_start runs once serving."""
         finished = threading.Event()
 
         def on_signal(signum: int, _frame) -> None:
@@ -171,6 +171,8 @@ class Exporter:
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             self.start()
+            if on_start is not None:
+                on_start()
             while not finished.wait(1.0):
                 pass
         finally:
