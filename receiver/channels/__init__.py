@@ -1,0 +1,1 @@
+"""Notification channels, one module each: PagerDuty, Slack, email, signed webhook."""

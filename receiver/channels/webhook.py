@@ -1,0 +1,116 @@
+"""Generic webhook: a JSON body signed with HMAC-SHA256 over timestamp + body.
+
+Headers: `X-Ticketmon-Timestamp` (unix seconds), `X-Ticketmon-Signature`
+(`v1=<hex hmac of "<timestamp>.<body>">`) and `X-Ticketmon-Delivery` (stable across
+retries). `verify()` is what a receiving service runs: it rejects a wrong signature
+(forgery), a timestamp outside the tolerance and a delivery id already seen (replay).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Literal
+
+import requests
+from pydantic import SecretStr
+
+from receiver.channels.base import DeliveryResult, Message
+from receiver.channels.http import post
+from receiver.channels.templates import Templates
+from ticketmon.config import Settings
+
+TIMESTAMP = "X-Ticketmon-Timestamp"
+SIGNATURE = "X-Ticketmon-Signature"
+DELIVERY = "X-Ticketmon-Delivery"
+
+
+class WebhookSettings(Settings):
+    type: Literal["webhook"]
+    url: str
+    secret: SecretStr
+    timeout: float = 10.0
+    verify: bool | str = True
+
+
+class WebhookVerificationError(ValueError):
+    pass
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return "v1=" + mac.hexdigest()
+
+
+def verify(
+    secret: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    tolerance: float = 300.0,
+    seen: Callable[[str], bool] | None = None,
+    now: float | None = None,
+) -> dict:
+    """Check a delivery and return its JSON; raise WebhookVerificationError otherwise.
+
+    `seen(delivery_id)` records the id and returns True if it was already recorded:
+    with the timestamp tolerance it bounds how long ids must be remembered.
+    """
+    now = time.time() if now is None else now
+    raw_ts, signature = headers.get(TIMESTAMP), headers.get(SIGNATURE)
+    if not raw_ts or not signature:
+        raise WebhookVerificationError("missing signature headers")
+    try:
+        timestamp = int(raw_ts)
+    except ValueError as exc:
+        raise WebhookVerificationError("timestamp is not an integer") from exc
+    if not hmac.compare_digest(sign(secret, timestamp, body), signature):
+        raise WebhookVerificationError("signature does not match")
+    if abs(now - timestamp) > tolerance:
+        raise WebhookVerificationError("timestamp outside the tolerance (replay?)")
+    delivery = headers.get(DELIVERY, "")
+    if seen is not None and (not delivery or seen(delivery)):
+        raise WebhookVerificationError("delivery already received (replay)")
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise WebhookVerificationError("body is not JSON") from exc
+
+
+class WebhookChannel:
+    kind = "webhook"
+
+    def __init__(self, name: str, settings: WebhookSettings, templates: Templates) -> None:
+        self.name = name
+        self.settings = settings
+        self.templates = templates
+        self.session = requests.Session()
+
+    def body(self, message: Message) -> dict:
+        ctx = message.context()
+        return {
+            "version": "1",
+            "delivery_id": message.delivery_id,
+            "action": message.action,
+            "step": message.step,
+            "round": message.round,
+            "actor": message.actor,
+            "incident": ctx["incident"],
+            "links": message.links,
+            "title": self.templates.render("title.txt.j2", message),
+            "text": self.templates.render("text.txt.j2", message),
+        }
+
+    def send(self, message: Message) -> DeliveryResult:
+        body = json.dumps(self.body(message), default=str).encode()
+        timestamp = int(time.time())
+        headers = {
+            "Content-Type": "application/json",
+            TIMESTAMP: str(timestamp),
+            SIGNATURE: sign(self.settings.secret.get_secret_value(), timestamp, body),
+            DELIVERY: message.delivery_id,
+        }
+        return post(self.session, self.settings.url, body, headers, self.settings.timeout,
+                    self.settings.verify)

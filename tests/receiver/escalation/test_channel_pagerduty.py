@@ -1,0 +1,100 @@
+"""The real `pagerduty` client against a local HTTPS server speaking Events API v2."""
+
+from __future__ import annotations
+
+import time
+
+from conftest import make_message
+
+from receiver.channels.base import Outcome
+from receiver.channels.pagerduty import PagerDutyChannel, PagerDutySettings
+from ticketmon.config import ConfigError, load
+
+
+def channel(sink, templates, **extra) -> PagerDutyChannel:
+    cfg = {"type": "pagerduty", "routing_key": "R" * 32, "base_url": sink.url + "/pagerduty",
+           "verify": str(sink.cert_file), "timeout": 1.0, **extra}
+    return PagerDutyChannel("pagerduty", PagerDutySettings.model_validate(cfg), templates)
+
+
+def test_trigger_acknowledge_resolve_share_the_incident_id_as_dedup_key(tls_sink, templates):
+    pd = channel(tls_sink, templates)
+    for action in ("trigger", "acknowledge", "resolve"):
+        assert pd.send(make_message(action)).outcome is Outcome.DELIVERED
+    events = [m.json() for m in tls_sink.received("/pagerduty/v2/enqueue")]
+    assert [e["event_action"] for e in events] == ["trigger", "acknowledge", "resolve"]
+    assert {e["dedup_key"] for e in events} == {"42"}
+    assert {e["routing_key"] for e in events} == {"R" * 32}
+    payload = events[0]["payload"]
+    assert payload["summary"] == "[CRITICAL] Checkout error rate above 5%"
+    assert payload["severity"] == "critical" and payload["source"] == "sales"
+    assert payload["custom_details"]["tenant"] == "acme"
+    assert payload["custom_details"]["firing_for"] == "1h 05m"
+    assert {link["text"] for link in events[0]["links"]} == {
+        "Incident", "Grafana", "Alertmanager", "Acknowledge"}
+
+
+def test_routing_key_per_service_then_tenant_then_default(tls_sink, templates):
+    pd = channel(tls_sink, templates, routing_keys_by_service={"sales": "S" * 32},
+                 routing_keys_by_tenant={"acme": "T" * 32, "other": "O" * 32})
+    pd.send(make_message())
+    pd.send(make_message(service="payments"))
+    pd.send(make_message(service="payments", tenant="nobody"))
+    keys = [m.json()["routing_key"] for m in tls_sink.received("/pagerduty")]
+    assert keys == ["S" * 32, "T" * 32, "R" * 32]
+
+
+def test_no_routing_key_is_a_permanent_failure(tls_sink, templates):
+    pd = PagerDutyChannel("pd", PagerDutySettings.model_validate({
+        "type": "pagerduty", "routing_keys_by_tenant": {"acme": "T" * 32},
+        "base_url": tls_sink.url, "verify": str(tls_sink.cert_file)}), templates)
+    result = pd.send(make_message(tenant="other", service="x"))
+    assert result.outcome is Outcome.PERMANENT and "'other'" in result.detail
+    assert tls_sink.received("/") == []
+
+
+def test_429_and_5xx_come_back_at_once_as_retry_and_4xx_as_permanent(tls_sink, templates):
+    pd = channel(tls_sink, templates)
+    tls_sink.fail_next(429, 503, 500, 400, 401, 403)
+    started = time.monotonic()
+    outcomes = [pd.send(make_message()).outcome for _ in range(6)]
+    assert outcomes == [Outcome.RETRY] * 3 + [Outcome.PERMANENT] * 3
+    # one request each: the client's own retries (minutes for a 429) are off
+    assert len(tls_sink.received("/", delivered_only=False)) == 6
+    assert time.monotonic() - started < 30  # not a benchmark: the library would block minutes
+
+
+def test_timeout_connection_refused_and_untrusted_certificate_are_retried(tls_sink, templates):
+    pd = channel(tls_sink, templates, timeout=0.3)
+    tls_sink.stall(1.0)
+    assert pd.send(make_message()).outcome is Outcome.RETRY
+    tls_sink.stall(0)
+    refused = channel(tls_sink, templates, base_url="https://127.0.0.1:9")
+    assert refused.send(make_message()).outcome is Outcome.RETRY
+    untrusted = channel(tls_sink, templates, verify=True)
+    result = untrusted.send(make_message())
+    assert result.outcome is Outcome.RETRY and "R" * 8 not in result.detail
+
+
+def test_settings_reject_http_and_missing_keys(tmp_path):
+    bad = tmp_path / "pd.yaml"
+    bad.write_text("type: pagerduty\nrouting_key: x\nbase_url: http://insecure\n")
+    try:
+        load(PagerDutySettings, bad)
+    except ConfigError as exc:
+        assert "base_url" in str(exc) and "https" in str(exc)
+    else:
+        raise AssertionError("http:// accepted")
+    bad.write_text("type: pagerduty\n")
+    try:
+        load(PagerDutySettings, bad)
+    except ConfigError as exc:
+        assert "routing_key" in str(exc)
+    else:
+        raise AssertionError("no routing key accepted")
+
+
+def test_routing_key_never_appears_in_settings_repr(templates):
+    cfg = PagerDutySettings.model_validate(
+        {"type": "pagerduty", "routing_key": "supersecretroutingkey"})
+    assert "supersecretroutingkey" not in repr(cfg) + str(cfg.model_dump())
