@@ -15,7 +15,9 @@ from ticketmon.config import ConfigError
 # component name -> module with register(subparsers)
 COMPONENTS = {
     "stack": "ticketmon.stack.cli",
+    "rules": "ticketmon.rules.cli",
     "exporter": "exporters.cli",
+    "simulator": "ticketmon.simulator.cli",
 }
 
 
