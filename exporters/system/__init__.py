@@ -1,0 +1,1 @@
+"""System exporter: service /health probes and direct dependency probes."""
