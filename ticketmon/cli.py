@@ -15,6 +15,7 @@ from ticketmon.config import ConfigError
 # component name -> module with register(subparsers)
 COMPONENTS = {
     "stack": "ticketmon.stack.cli",
+    "receiver": "receiver.cli",
     "rules": "ticketmon.rules.cli",
     "exporter": "exporters.cli",
     "simulator": "ticketmon.simulator.cli",

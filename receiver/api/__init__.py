@@ -1,0 +1,1 @@
+"""HTTP API blueprints, one per area: webhook, incidents, alerts, admin, ops, openapi."""

@@ -1,0 +1,140 @@
+"""What every blueprint shares: the app's context, errors, auth and parameter parsing.
+
+Errors are machine-readable: {"error": {"code", "message", "field"}}; bad input is a 4xx
+naming the parameter or field, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from flask import current_app, g, request
+
+from receiver.auth import DEV_PRINCIPAL, Authenticator, Forbidden, Principal
+from receiver.metrics import ReceiverMetrics
+from receiver.settings import ReceiverSettings
+from receiver.store import Store
+
+
+@dataclass
+class Receiver:
+    """Everything a request handler needs, built once by create_app()."""
+
+    settings: ReceiverSettings
+    store: Store
+    auth: Authenticator
+    metrics: ReceiverMetrics
+
+
+def receiver() -> Receiver:
+    return current_app.extensions["ticketmon_receiver"]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None,
+                 headers: dict | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.headers = headers or {}
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "field": field}}
+
+
+def caller(role: str) -> Principal:
+    """Authenticate the request and require at least `role`."""
+    ctx = receiver()
+    if ctx.settings.dev:
+        principal = DEV_PRINCIPAL
+    else:
+        principal = ctx.auth.authenticate(request.headers.get("Authorization"))
+    if not principal.has_role(role):
+        raise Forbidden(f"this needs the {role} role; {principal.name} has {principal.role}")
+    g.principal = principal
+    return principal
+
+
+# -- query string ----------------------------------------------------------------------
+def only_params(*allowed: str) -> None:
+    """A misspelt filter silently matching everything is worse than an error."""
+    for name in request.args:
+        if name not in allowed:
+            raise ApiError(400, "unknown_parameter",
+                           f"unknown query parameter {name!r}; allowed: {', '.join(allowed)}",
+                           name)
+
+
+def multi(name: str, choices: tuple[str, ...] | None = None, max_len: int = 200) -> list[str]:
+    """A filter given repeatedly or comma-separated: ?status=open,acknowledged."""
+    values = [v.strip() for raw in request.args.getlist(name) for v in raw.split(",")]
+    values = [v for v in values if v]
+    for value in values:
+        if len(value) > max_len:
+            raise ApiError(400, "invalid_parameter", f"{name} values are at most {max_len} "
+                           "characters", name)
+        if choices and value not in choices:
+            raise ApiError(400, "invalid_parameter",
+                           f"{name} must be one of {', '.join(choices)}, not {value!r}", name)
+    return values
+
+
+def limit_param() -> int:
+    settings = receiver().settings
+    raw = request.args.get("limit")
+    if raw is None:
+        return settings.page_limit_default
+    if not raw.isdigit() or not 1 <= int(raw) <= settings.page_limit_max:
+        raise ApiError(400, "invalid_parameter",
+                       f"limit must be an integer from 1 to {settings.page_limit_max}", "limit")
+    return int(raw)
+
+
+def cursor_param() -> int | None:
+    raw = request.args.get("cursor")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise ApiError(400, "invalid_parameter",
+                       "cursor must be the next_cursor value of a previous page", "cursor")
+    return int(raw)
+
+
+# -- JSON bodies -----------------------------------------------------------------------
+def json_object(allowed: dict[str, type], required: tuple[str, ...] = (),
+                optional_body: bool = False) -> dict:
+    """A small JSON object body, checked field by field."""
+    raw = request.get_data(cache=True)
+    if not raw.strip() and optional_body:
+        return {}
+    if request.mimetype != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_payload", "body must be a JSON object")
+    for name, value in body.items():
+        if name not in allowed:
+            raise ApiError(400, "unknown_field", f"unknown field {name!r}", name)
+        if value is not None and not isinstance(value, allowed[name]):
+            raise ApiError(400, "invalid_field",
+                           f"{name} must be a {allowed[name].__name__}", name)
+        if isinstance(value, str) and (len(value) > 2000 or "\x00" in value):
+            raise ApiError(400, "invalid_field",
+                           f"{name} must be at most 2000 characters without NUL", name)
+    for name in required:
+        if body.get(name) in (None, ""):
+            raise ApiError(400, "missing_field", f"{name} is required", name)
+    return body
+
+
+def scope_tenants(principal: Principal, requested: list[str]) -> None:
+    for tenant in requested:
+        if not principal.may_see(tenant):
+            raise Forbidden(f"tenant {tenant!r} is outside your scope ({principal.tenant})")

@@ -1,0 +1,137 @@
+"""The receiver's Flask app factory: one place that wires settings, store, auth and API."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+import uuid
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from receiver.api import admin, alerts, incidents, openapi, ops, webhook
+from receiver.api.common import ApiError, Receiver, error_body
+from receiver.auth import Authenticator, AuthError, Forbidden
+from receiver.metrics import ReceiverMetrics
+from receiver.payload import PayloadError
+from receiver.settings import ReceiverSettings
+from receiver.store import Store, StoreUnavailable, queries
+from receiver.store.store import Conflict, NotFound
+from ticketmon import logs
+from ticketmon.config import ConfigError, load
+from ticketmon.httpguard import Guard
+
+log = logging.getLogger("receiver")
+BLUEPRINTS = (webhook.bp, incidents.bp, alerts.bp, admin.bp, ops.bp, openapi.bp)
+
+
+def _load_hook(spec: str):
+    module, _, name = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError(f"incident_hooks: cannot load {spec!r}: {exc}") from exc
+
+
+def create_app(settings: ReceiverSettings | None = None) -> Flask:
+    """Build the app from settings (default: $TICKETMON_CONFIG + TICKETMON_* overrides)."""
+    settings = settings or load(ReceiverSettings)
+    if settings.dev:
+        log.warning("DEV MODE: authentication is OFF for the API and the webhook; "
+                    "never run like this outside a laptop")
+    elif settings.webhook_token is None:
+        raise ConfigError("webhook_token: required unless dev is true "
+                          "(set TICKETMON_WEBHOOK_TOKEN)")
+    store = Store(settings.database_url, pool_size=settings.pool_size,
+                  timeout=settings.store_timeout_seconds)
+    for spec in settings.incident_hooks:
+        store.add_hook(_load_hook(spec))
+    metrics = ReceiverMetrics(store)
+    store.observe = metrics.store_duration.observe
+    auth = Authenticator(settings.jwt, settings.api_tokens,
+                         lookup=lambda digest: store.read(queries.find_token, digest))
+
+    app = Flask("receiver")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False
+    app.extensions["ticketmon_receiver"] = Receiver(settings, store, auth, metrics)
+    for bp in BLUEPRINTS:
+        app.register_blueprint(bp)
+    _install_request_hooks(app, metrics)
+    _install_error_handlers(app)
+    app.wsgi_app = Guard(app.wsgi_app, settings.metrics_guard)
+    return app
+
+
+def _install_request_hooks(app: Flask, metrics: ReceiverMetrics) -> None:
+    @app.before_request
+    def _start() -> None:
+        rid = request.headers.get("X-Request-Id", "")
+        if not (0 < len(rid) <= 64 and rid.replace("-", "").isalnum()):
+            rid = uuid.uuid4().hex
+        g.request_id = rid
+        g.started = time.perf_counter()
+        logs.request_id.set(rid)
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        metrics.http_requests.labels(route, str(response.status_code)).inc()
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("request", extra={"method": request.method, "route": route,
+                                        "code": response.status_code,
+                                        "ms": round(1000 * (time.perf_counter()
+                                                            - g.get("started", 0)), 2)})
+        return response
+
+
+def _error(status: int, code: str, message: str, field: str | None = None,
+           headers: dict | None = None):
+    response = jsonify(error_body(code, message, field))
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def _install_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api(exc: ApiError):
+        return _error(exc.status, exc.code, exc.message, exc.field, exc.headers)
+
+    @app.errorhandler(PayloadError)
+    def _payload(exc: PayloadError):
+        return _error(400, exc.code, exc.message, exc.field)
+
+    @app.errorhandler(AuthError)
+    def _auth(exc: AuthError):
+        return _error(401, "unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"})
+
+    @app.errorhandler(Forbidden)
+    def _forbidden(exc: Forbidden):
+        return _error(403, "forbidden", str(exc))
+
+    @app.errorhandler(NotFound)
+    def _not_found(exc: NotFound):
+        return _error(404, "not_found", str(exc))
+
+    @app.errorhandler(Conflict)
+    def _conflict(exc: Conflict):
+        return _error(409, "conflict", str(exc))
+
+    @app.errorhandler(StoreUnavailable)
+    def _unavailable(exc: StoreUnavailable):
+        log.error("store unavailable: %s", exc)
+        return _error(503, "store_unavailable", "the database is unavailable; retry later",
+                      headers={"Retry-After": "5"})
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return _error(exc.code or 500, code, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error")
+        return _error(500, "internal_error", "internal error; see the receiver's log")

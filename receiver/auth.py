@@ -1,0 +1,116 @@
+"""Who is calling, and may they? API tokens, platform JWTs and the webhook token.
+
+Framework-free on purpose: the receiver's API and the fraud check service both build an
+Authenticator and ask it about an `Authorization` header.
+
+- API tokens (`tm_…`) are stored as SHA-256 hashes (in the database, or in settings
+  for bootstrap tokens) with a role and a tenant scope (`*` = every tenant).
+- JWTs from the platform's auth service are accepted with HS256 (shared secret) and/or
+  RS256 (public key); the algorithm is pinned per key, so an RS256 public key can never
+  be used as an HS256 secret. Role and tenant come from claims; `exp` is required.
+- Roles nest: viewer reads, operator also acknowledges and resolves, admin does all.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jwt
+
+from receiver.settings import ConfiguredToken, JwtSettings, hash_token
+
+ROLES = ("viewer", "operator", "admin")
+ALL_TENANTS = "*"
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: str
+    tenant: str
+    via: str  # "token", "jwt", "config" or "dev"
+
+    def has_role(self, role: str) -> bool:
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+    def may_see(self, tenant: str) -> bool:
+        return self.tenant in (ALL_TENANTS, tenant)
+
+
+DEV_PRINCIPAL = Principal(name="dev", role="admin", tenant=ALL_TENANTS, via="dev")
+
+
+class AuthError(Exception):
+    """401: no credentials, or credentials that prove nothing."""
+
+
+class Forbidden(Exception):
+    """403: a known caller without the role (or tenant) for this request."""
+
+
+def bearer(header: str | None) -> str:
+    """The token of an `Authorization: Bearer …` header."""
+    if not header:
+        raise AuthError("missing Authorization header (expected: Bearer <token>)")
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthError("Authorization header must be: Bearer <token>")
+    return token.strip()
+
+
+class Authenticator:
+    def __init__(self, jwt_settings: JwtSettings, configured: list[ConfiguredToken],
+                 lookup: Callable[[str], dict | None] | None = None) -> None:
+        self.jwt = jwt_settings
+        self.configured = {t.sha256: t for t in configured}
+        self.lookup = lookup
+        self.keys: dict[str, str] = {}
+        if jwt_settings.hs256_secret is not None:
+            self.keys["HS256"] = jwt_settings.hs256_secret.get_secret_value()
+        if jwt_settings.rs256_public_key:
+            self.keys["RS256"] = jwt_settings.rs256_public_key
+
+    def authenticate(self, header: str | None) -> Principal:
+        token = bearer(header)
+        if token.count(".") == 2:
+            return self._from_jwt(token)
+        digest = hash_token(token)
+        found = self.configured.get(digest)
+        if found is not None:
+            return Principal(found.name, found.role, found.tenant, "config")
+        row = self.lookup(digest) if self.lookup else None
+        if row is None:
+            raise AuthError("unknown or revoked API token")
+        return Principal(row["name"], row["role"], row["tenant"], "token")
+
+    def _from_jwt(self, token: str) -> Principal:
+        if not self.keys:
+            raise AuthError("JWTs are not accepted: no jwt key is configured")
+        try:
+            alg = jwt.get_unverified_header(token).get("alg")
+            key = self.keys.get(alg)
+            if key is None:
+                raise AuthError(f"JWT algorithm {alg!r} is not accepted")
+            claims = jwt.decode(
+                token, key, algorithms=[alg], audience=self.jwt.audience,
+                issuer=self.jwt.issuer, leeway=self.jwt.leeway_seconds,
+                options={"require": ["exp"], "verify_aud": self.jwt.audience is not None},
+            )
+        except jwt.PyJWTError as exc:
+            raise AuthError(f"invalid JWT: {exc}") from None
+        role = claims.get(self.jwt.role_claim)
+        tenant = claims.get(self.jwt.tenant_claim)
+        name = claims.get(self.jwt.name_claim) or "jwt"
+        if role not in ROLES:
+            raise AuthError(f"JWT claim {self.jwt.role_claim!r} must be one of {ROLES}")
+        if not isinstance(tenant, str) or not tenant:
+            raise AuthError(f"JWT claim {self.jwt.tenant_claim!r} must name a tenant")
+        return Principal(str(name)[:200], role, tenant[:100], "jwt")
+
+
+def check_webhook_token(expected: str, header: str | None) -> None:
+    """The webhook's own shared token, compared in constant time."""
+    if not hmac.compare_digest(bearer(header).encode(), expected.encode()):
+        raise AuthError("wrong webhook token")

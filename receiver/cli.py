@@ -1,0 +1,137 @@
+"""`ticketmon receiver …`: serve, db upgrade, token create, prune.
+
+Other receiver packages (escalation's `worker`, anomaly's `anomaly`) add their own
+subcommands by listing a module with `register(subparsers)` in EXTENSIONS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+
+from ticketmon.config import ConfigError
+
+EXTENSIONS: list[str] = []  # modules with register(receiver_subparsers)
+
+UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def duration(text: str) -> timedelta:
+    """`90d`, `12h`, `30m`, `2w`, `45s`."""
+    match = re.fullmatch(r"(\d{1,6})([smhdw])", text.strip())
+    if not match or int(match.group(1)) == 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration like 90d, 12h, 30m, 2w or 45s")
+    return timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _settings(args: argparse.Namespace, **overrides):
+    from receiver.settings import ReceiverSettings
+    from ticketmon import logs
+    from ticketmon.config import load
+
+    settings = load(ReceiverSettings, path=getattr(args, "config", None),
+                    overrides={k: v for k, v in overrides.items() if v is not None})
+    logs.setup(settings.log_level)
+    return settings
+
+
+def serve(args: argparse.Namespace) -> int:
+    from receiver.app import create_app
+    from receiver.store import migrate
+
+    settings = _settings(args, host=args.host, port=args.port, dev=True if args.dev else None)
+    migrate_now = settings.auto_migrate
+    if migrate_now is None:
+        migrate_now = settings.database_url.startswith("sqlite")
+    if migrate_now:
+        migrate.upgrade(settings.database_url)
+    app = create_app(settings)
+    app.run(host=settings.host, port=settings.port, threaded=True, use_reloader=False)
+    return 0
+
+
+def db_upgrade(args: argparse.Namespace) -> int:
+    from receiver.store import migrate
+
+    settings = _settings(args)
+    migrate.upgrade(settings.database_url, args.revision)
+    print(f"database at revision {args.revision if args.revision != 'head' else migrate.head()}")
+    return 0
+
+
+def token_create(args: argparse.Namespace) -> int:
+    from receiver.store import Store
+
+    settings = _settings(args)
+    store = Store(settings.database_url, pool_size=1)
+    try:
+        token_id, token = store.create_token(args.name, args.role, args.tenant)
+    finally:
+        store.dispose()
+    print(f"created token {token_id} ({args.name}, {args.role}, tenant {args.tenant})",
+          file=sys.stderr)
+    print(token)
+    return 0
+
+
+def prune(args: argparse.Namespace) -> int:
+    from receiver.store import Store
+
+    settings = _settings(args)
+    store = Store(settings.database_url, pool_size=1)
+    try:
+        counts = store.prune(datetime.now(UTC) - args.older_than)
+    finally:
+        store.dispose()
+    print(" ".join(f"{k}={v}" for k, v in counts.items()))
+    return 0
+
+
+def _name(text: str) -> str:
+    if not 0 < len(text) <= 100:
+        raise argparse.ArgumentTypeError("must be 1 to 100 characters")
+    return text
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("receiver", help="Alertmanager webhook receiver")
+    sub = parser.add_subparsers(dest="receiver_command", required=True, metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="YAML settings file (default: $TICKETMON_CONFIG)")
+
+    p = sub.add_parser("serve", parents=[common],
+                       help="development server (production: gunicorn receiver.wsgi:app)")
+    p.add_argument("--host", help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="listen port (default 10190)")
+    p.add_argument("--dev", action="store_true", help="turn authentication OFF (loudly)")
+    p.set_defaults(func=serve)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(
+        dest="db_command", required=True, metavar="COMMAND")
+    p = db.add_parser("upgrade", parents=[common], help="apply Alembic migrations")
+    p.add_argument("--revision", default="head")
+    p.set_defaults(func=db_upgrade)
+
+    token = sub.add_parser("token", help="API tokens").add_subparsers(
+        dest="token_command", required=True, metavar="COMMAND")
+    p = token.add_parser("create", parents=[common],
+                         help="create an API token and print it on stdout")
+    p.add_argument("--name", required=True, type=_name)
+    p.add_argument("--role", required=True, choices=("viewer", "operator", "admin"))
+    p.add_argument("--tenant", default="*", type=_name, help="tenant scope ('*' = all)")
+    p.set_defaults(func=token_create)
+
+    p = sub.add_parser("prune", parents=[common], help="delete what ended before a cutoff")
+    p.add_argument("--older-than", required=True, type=duration, metavar="AGE",
+                   help="e.g. 90d")
+    p.set_defaults(func=prune)
+
+    for module in EXTENSIONS:
+        importlib.import_module(module).register(sub)
+
+
+__all__ = ["ConfigError", "register"]

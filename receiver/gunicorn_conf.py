@@ -1,0 +1,28 @@
+"""gunicorn settings for the receiver: `gunicorn -c python:receiver.gunicorn_conf …`.
+
+Gives prometheus_client a multiprocess directory (so /metrics sums every worker's
+counters) and tells it when a worker exits. Command-line flags still win.
+"""
+
+import os
+import shutil
+import tempfile
+
+from prometheus_client import multiprocess
+
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _dir = tempfile.mkdtemp(prefix="ticketmon-receiver-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _dir
+else:  # left over from a previous run: stale counters would be summed in
+    _dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(_dir, ignore_errors=True)
+    os.makedirs(_dir, exist_ok=True)
+
+bind = os.environ.get("TICKETMON_RECEIVER_BIND", "127.0.0.1:10190")
+workers = int(os.environ.get("TICKETMON_RECEIVER_WORKERS", "2"))
+control_socket_disable = True
+accesslog = None
+
+
+def child_exit(server, worker) -> None:
+    multiprocess.mark_process_dead(worker.pid)

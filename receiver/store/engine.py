@@ -1,0 +1,52 @@
+"""Engines that behave well under several gunicorn workers on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+
+def make_engine(url: str, pool_size: int = 4, timeout: float = 5.0) -> Engine:
+    """A small pool per worker; bounded waits so a sick database yields 503, not a hang."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": timeout},
+                                  pool_size=pool_size, max_overflow=pool_size)
+        _sqlite_transactions(engine, timeout)
+        return engine
+    millis = int(timeout * 1000)
+    return sa.create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=2,
+        pool_timeout=timeout,
+        pool_recycle=3600,
+        connect_args={
+            "connect_timeout": max(1, int(timeout)),
+            "options": f"-c statement_timeout={millis} -c lock_timeout={millis}",
+            "application_name": "ticketmon-receiver",
+        },
+    )
+
+
+def _sqlite_transactions(engine: Engine, timeout: float) -> None:
+    """Take SQLite's write lock at BEGIN, so two writers queue instead of deadlocking.
+
+    pysqlite would otherwise start transactions lazily and upgrade read locks to write
+    locks mid-transaction, which fails at once ("database is locked") under concurrency.
+    Read-only work passes execution_options(readonly=True) and begins DEFERRED.
+    """
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn) -> None:
+        readonly = conn.get_execution_options().get("readonly", False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")

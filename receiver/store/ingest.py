@@ -1,0 +1,405 @@
+"""Fold one Alertmanager notification into alerts and incidents, in the caller's transaction.
+
+The rules (see tests/receiver/test_ingest.py for each as a scenario):
+- an alert is fingerprint + startsAt; the only state change is firing -> resolved, so
+  replays and out-of-order posts cannot move it backwards;
+- an incident is one episode of one groupKey; it opens when an alert new to the store
+  fires and no unresolved incident exists for the group, and it resolves by itself when
+  none of its alerts fires any more;
+- a fingerprint firing with a newer startsAt ends its older instance (Alertmanager only
+  keeps one active instance per fingerprint), and a post whose top-level status is
+  `resolved` ends every alert of the group that started before it;
+- the same payload twice changes nothing: no row is touched, no event is written.
+
+Concurrent posts of one group (an HA pair) meet at the unresolved incident's row lock
+(PostgreSQL) or at the write lock (SQLite), and at the partial unique index that allows
+one unresolved incident per group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from receiver import severity as sev
+from receiver.payload import Alert, WebhookPayload
+from receiver.store.hooks import IncidentEvent, IncidentHook
+from receiver.store.tables import alerts, events, incident_alerts, incidents
+
+UNRESOLVED = sa.text("status != 'resolved'")
+# an incident's alerts: alerts joined to their incident links
+MEMBERS = alerts.join(incident_alerts, sa.and_(
+    incident_alerts.c.fingerprint == alerts.c.fingerprint,
+    incident_alerts.c.starts_at == alerts.c.starts_at))
+CHUNK = 500  # rows per multi-row statement, well under SQLite's parameter limit
+
+Key = tuple[str, datetime]
+
+
+@dataclass
+class IngestResult:
+    received: dict[str, int]
+    duplicates: int
+    changed: int = 0
+    opened: list[int] = field(default_factory=list)
+    resolved: list[int] = field(default_factory=list)
+
+
+def dialect_insert(conn: Connection, table: sa.Table):
+    """INSERT with ON CONFLICT for whichever backend the connection speaks."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+def chunks(rows: Sequence, size: int = CHUNK) -> Iterable[Sequence]:
+    for i in range(0, len(rows), size):
+        yield rows[i : i + size]
+
+
+def tenant_of(labels: dict[str, str]) -> str:
+    return labels.get("tenant") or "default"
+
+
+class Ingest:
+    """One notification's ingest; a class only to share its context between steps."""
+
+    def __init__(self, conn: Connection, payload: WebhookPayload, now: datetime,
+                 hooks: Sequence[IncidentHook]) -> None:
+        self.conn = conn
+        self.payload = payload
+        self.now = now
+        self.hooks = hooks
+        self.group_key = payload.groupKey
+        by_key: dict[Key, Alert] = {}
+        for alert in payload.alerts:
+            prev = by_key.get(alert.key)
+            if prev is None or (prev.status == "firing" and alert.status == "resolved"):
+                by_key[alert.key] = alert
+        # sorted keys: every transaction locks rows in the same order, so none deadlock
+        self.alerts = {k: by_key[k] for k in sorted(by_key)}
+        self.event_rows: list[dict] = []
+        received = {"firing": 0, "resolved": 0}
+        for alert in payload.alerts:
+            received[alert.status] += 1
+        self.result = IngestResult(received=received, duplicates=0)
+
+    # -- steps -------------------------------------------------------------------------
+    def run(self) -> IngestResult:
+        cur = self.locked_open_incident()
+        changed = self.upsert_alerts()
+        self.result.duplicates = len(self.alerts) - len(changed)
+        new_firing = [k for k, status in changed.items() if status == "firing"]
+        ended = self.end_older_instances(new_firing) if new_firing else {}
+        if cur is None and new_firing:
+            cur = self.open_incident(new_firing)
+        if cur is not None:
+            self.link(cur, self.alerts)
+        elif changed:
+            self.place_without_open_incident(changed)
+        if changed or ended:
+            self.alert_events({**changed, **ended}, implicit=set(ended))
+        if cur is not None and cur["status"] != "resolved":
+            self.maybe_resolve(cur, any_resolved=bool(ended) or "resolved" in changed.values())
+        if self.event_rows:
+            self.conn.execute(events.insert(), self.event_rows)
+        self.result.changed = len(changed) + len(ended)
+        return self.result
+
+    def locked_open_incident(self) -> dict | None:
+        row = self.conn.execute(
+            sa.select(incidents)
+            .where(incidents.c.group_key == self.group_key, UNRESOLVED)
+            .with_for_update()
+        ).mappings().first()
+        return dict(row) if row else None
+
+    def upsert_alerts(self) -> dict[Key, str]:
+        """Insert new alerts, resolve firing ones; return only rows that changed."""
+        rows = []
+        for (fingerprint, starts_at), a in self.alerts.items():
+            rows.append({
+                "fingerprint": fingerprint, "starts_at": starts_at, "ends_at": a.ends_at,
+                "status": a.status, "tenant": tenant_of(a.labels),
+                "alertname": a.labels.get("alertname", "")[:200],
+                "severity": a.labels.get("severity", sev.DEFAULT)[:64],
+                "labels": a.labels, "annotations": a.annotations,
+                "generator_url": a.generatorURL, "extra": a.unknown_fields(),
+                "received_at": self.now, "updated_at": self.now,
+            })
+        changed: dict[Key, str] = {}
+        for part in chunks(rows):
+            ins = dialect_insert(self.conn, alerts).values(list(part))
+            ins = ins.on_conflict_do_update(
+                index_elements=[alerts.c.fingerprint, alerts.c.starts_at],
+                set_={"status": ins.excluded.status, "ends_at": ins.excluded.ends_at,
+                      "annotations": ins.excluded.annotations,
+                      "updated_at": ins.excluded.updated_at},
+                where=sa.and_(alerts.c.status == "firing", ins.excluded.status == "resolved"),
+            ).returning(alerts.c.fingerprint, alerts.c.starts_at, alerts.c.status)
+            for fp, starts_at, status in self.conn.execute(ins):
+                changed[(fp, starts_at)] = status
+        return changed
+
+    def end_older_instances(self, new_firing: list[Key]) -> dict[Key, str]:
+        """A fingerprint firing anew means its older firing instance has ended."""
+        newest: dict[str, datetime] = {}
+        for fp, starts_at in new_firing:
+            newest[fp] = max(starts_at, newest.get(fp, starts_at))
+        older = self.conn.execute(
+            sa.select(alerts.c.id, alerts.c.fingerprint, alerts.c.starts_at)
+            .where(alerts.c.fingerprint.in_(sorted(newest)), alerts.c.status == "firing")
+            .order_by(alerts.c.id)
+        ).all()
+        ended: dict[Key, str] = {}
+        for alert_id, fp, starts_at in older:
+            if starts_at < newest[fp]:
+                self.conn.execute(
+                    alerts.update().where(alerts.c.id == alert_id).values(
+                        status="resolved", ends_at=newest[fp], updated_at=self.now)
+                )
+                ended[(fp, starts_at)] = "resolved"
+        return ended
+
+    def open_incident(self, new_firing: list[Key], status: str = "open",
+                      resolved_at: datetime | None = None) -> dict:
+        p = self.payload
+        members = [self.alerts[k] for k in new_firing] or list(self.alerts.values())
+        first = members[0]
+        # a summary shared by the whole group, else the alert name: stable across posts
+        title = (p.commonAnnotations.get("summary") or p.commonLabels.get("alertname")
+                 or first.annotations.get("summary") or first.labels.get("alertname")
+                 or self.group_key)
+        tenant = (p.commonLabels.get("tenant") or p.groupLabels.get("tenant")
+                  or tenant_of(first.labels))
+        values = {
+            "group_key": self.group_key, "tenant": tenant[:100], "status": status,
+            "severity": sev.highest(a.labels.get("severity", sev.DEFAULT)[:64]
+                                    for a in self.alerts.values()),
+            "title": title[:1000],
+            "service": (p.commonLabels.get("service") or p.groupLabels.get("service") or None),
+            "receiver": p.receiver or None, "group_labels": p.groupLabels,
+            "common_labels": p.commonLabels, "external_url": p.externalURL,
+            "extra": p.unknown_fields(), "truncated_alerts": p.truncatedAlerts,
+            "opened_at": min(a.starts_at for a in members), "created_at": self.now,
+            "updated_at": self.now, "resolved_at": resolved_at,
+            "resolved_by": "alertmanager" if status == "resolved" else None,
+        }
+        if values["service"]:
+            values["service"] = values["service"][:200]
+        ins = dialect_insert(self.conn, incidents).values(values)
+        if status != "resolved":
+            ins = ins.on_conflict_do_nothing(index_elements=[incidents.c.group_key],
+                                             index_where=UNRESOLVED)
+        row = self.conn.execute(ins.returning(*incidents.c)).mappings().first()
+        if row is None:  # another receiver opened it first: join that incident
+            return self.locked_open_incident()
+        incident = dict(row)
+        self.result.opened.append(incident["id"])
+        self.incident_event(incident, "opened", "alertmanager",
+                            {"alerts": len(members), "truncated_alerts": p.truncatedAlerts})
+        if status == "resolved":
+            self.result.resolved.append(incident["id"])
+            self.incident_event(incident, "resolved", "alertmanager", {})
+        return incident
+
+    def link(self, incident: dict, members: dict[Key, Alert]) -> None:
+        """Attach alerts to the incident unless they already belong to one of this group."""
+        rows = [{"group_key": self.group_key, "fingerprint": fp, "starts_at": starts_at,
+                 "incident_id": incident["id"]} for fp, starts_at in members]
+        linked: list[Key] = []
+        for part in chunks(rows):
+            ins = dialect_insert(self.conn, incident_alerts).values(list(part))
+            ins = ins.on_conflict_do_nothing().returning(
+                incident_alerts.c.fingerprint, incident_alerts.c.starts_at)
+            linked.extend((fp, sa_) for fp, sa_ in self.conn.execute(ins))
+        if linked and incident["status"] != "resolved":
+            self.raise_severity(incident, [members[k] for k in linked])
+
+    def place_without_open_incident(self, changed: dict[Key, str]) -> None:
+        """Alerts that arrive resolved while the group has no unresolved incident.
+
+        Already linked: a late resolution, nothing to place. Otherwise they belong to the
+        group's latest incident if they started before it ended, else to a new episode
+        whose firing post has not arrived (or never will): a resolved incident.
+        """
+        linked = set(self.links_of(changed))
+        orphans = {k: self.alerts[k] for k in changed if k not in linked}
+        if not orphans:
+            return
+        latest = self.conn.execute(
+            sa.select(incidents).where(incidents.c.group_key == self.group_key)
+            .order_by(incidents.c.id.desc()).limit(1)
+        ).mappings().first()
+        earliest = min(a.starts_at for a in orphans.values())
+        if latest is not None and (latest["resolved_at"] is None
+                                   or earliest < latest["resolved_at"]):
+            self.link(dict(latest), orphans)
+            return
+        ends = [a.ends_at for a in orphans.values() if a.ends_at] or [self.now]
+        incident = self.open_incident(list(orphans), status="resolved", resolved_at=max(ends))
+        self.link(incident, orphans)
+
+    def links_of(self, keys: Iterable[Key]) -> dict[Key, int]:
+        keys = list(keys)
+        if not keys:
+            return {}
+        found: dict[Key, int] = {}
+        for part in chunks(keys):
+            rows = self.conn.execute(
+                sa.select(incident_alerts.c.group_key, incident_alerts.c.fingerprint,
+                          incident_alerts.c.starts_at, incident_alerts.c.incident_id)
+                .where(sa.tuple_(incident_alerts.c.fingerprint, incident_alerts.c.starts_at)
+                       .in_(list(part)))
+            ).all()
+            for group_key, fp, starts_at, incident_id in rows:
+                if group_key == self.group_key or (fp, starts_at) not in found:
+                    found[(fp, starts_at)] = incident_id
+        return found
+
+    def alert_events(self, statuses: dict[Key, str], implicit: set[Key]) -> None:
+        owners = self.links_of(statuses)
+        for key, status in statuses.items():
+            fp, starts_at = key
+            detail = {"alertname": self.alerts[key].labels.get("alertname")
+                      if key in self.alerts else None}
+            if key in implicit:
+                detail["reason"] = "a newer instance of this fingerprint fired"
+            self.event_rows.append({
+                "at": self.now, "incident_id": owners.get(key), "fingerprint": fp,
+                "starts_at": starts_at, "kind": f"alert_{status}", "actor": "alertmanager",
+                "detail": detail,
+            })
+
+    def raise_severity(self, incident: dict, newcomers: list[Alert]) -> None:
+        p = self.payload
+        updates: dict = {}
+        top = sev.highest([incident["severity"]]
+                          + [a.labels.get("severity", sev.DEFAULT)[:64] for a in newcomers])
+        if sev.rank(top) > sev.rank(incident["severity"]):
+            updates["severity"] = top
+        if p.truncatedAlerts > incident["truncated_alerts"]:
+            updates["truncated_alerts"] = p.truncatedAlerts
+        if not updates:
+            return
+        updates["updated_at"] = self.now
+        self.conn.execute(incidents.update().where(incidents.c.id == incident["id"])
+                          .values(**updates))
+        before = incident["severity"]
+        incident.update(updates)
+        if "truncated_alerts" in updates:
+            self.incident_event(incident, "truncated", "alertmanager",
+                                {"truncated_alerts": p.truncatedAlerts}, hook=False)
+        if "severity" in updates:
+            self.incident_event(incident, "severity_raised", "alertmanager",
+                                {"from": before, "to": top})
+
+    def maybe_resolve(self, incident: dict, any_resolved: bool) -> None:
+        group_resolved = self.payload.status == "resolved"
+        if not (any_resolved or group_resolved):
+            return
+        ended_at = max((a.ends_at for a in self.alerts.values() if a.ends_at),
+                       default=self.now)
+        if group_resolved:
+            self.end_incident_alerts(incident, ended_at)
+        firing = self.conn.execute(
+            sa.select(alerts.c.fingerprint, alerts.c.starts_at)
+            .select_from(MEMBERS)
+            .where(incident_alerts.c.incident_id == incident["id"], alerts.c.status == "firing")
+        ).all()
+        if firing and not group_resolved:
+            return
+        if firing:  # alerts that started after the group ended are the next episode
+            self.resolve(incident, ended_at)
+            self.open_successor(incident, [(fp, starts_at) for fp, starts_at in firing])
+            return
+        last_end = self.conn.execute(
+            sa.select(sa.func.max(alerts.c.ends_at))
+            .select_from(MEMBERS)
+            .where(incident_alerts.c.incident_id == incident["id"])
+        ).scalar()
+        self.resolve(incident, last_end or ended_at)
+
+    def open_successor(self, incident: dict, keys: list[Key]) -> None:
+        """Move alerts still firing into a new incident of the same group."""
+        member = sa.tuple_(alerts.c.fingerprint, alerts.c.starts_at).in_(keys)
+        starts, severities = zip(*self.conn.execute(
+            sa.select(alerts.c.starts_at, alerts.c.severity).where(member)).all(), strict=True)
+        values = {c: incident[c] for c in (
+            "group_key", "tenant", "title", "service", "receiver", "group_labels",
+            "common_labels", "external_url", "extra", "truncated_alerts")}
+        values.update(status="open", severity=sev.highest(severities), opened_at=min(starts),
+                      created_at=self.now, updated_at=self.now)
+        successor = dict(self.conn.execute(
+            incidents.insert().values(values).returning(*incidents.c)).mappings().one())
+        self.conn.execute(
+            incident_alerts.update()
+            .where(incident_alerts.c.incident_id == incident["id"],
+                   sa.tuple_(incident_alerts.c.fingerprint,
+                             incident_alerts.c.starts_at).in_(keys))
+            .values(incident_id=successor["id"])
+        )
+        self.result.opened.append(successor["id"])
+        self.incident_event(successor, "opened", "alertmanager",
+                            {"alerts": len(keys), "split_from": incident["id"]})
+
+    def end_incident_alerts(self, incident: dict, ended_at: datetime) -> None:
+        """The group resolved: every alert of it that started before then has ended."""
+        member = sa.select(incident_alerts.c.fingerprint, incident_alerts.c.starts_at).where(
+            incident_alerts.c.incident_id == incident["id"])
+        rows = self.conn.execute(
+            alerts.update()
+            .where(alerts.c.status == "firing", alerts.c.starts_at <= ended_at,
+                   sa.tuple_(alerts.c.fingerprint, alerts.c.starts_at).in_(member))
+            .values(status="resolved", ends_at=ended_at, updated_at=self.now)
+            .returning(alerts.c.fingerprint, alerts.c.starts_at)
+        ).all()
+        for fp, starts_at in rows:
+            self.event_rows.append({
+                "at": self.now, "incident_id": incident["id"], "fingerprint": fp,
+                "starts_at": starts_at, "kind": "alert_resolved", "actor": "alertmanager",
+                "detail": {"reason": "the group was reported resolved"},
+            })
+
+    def resolve(self, incident: dict, resolved_at: datetime) -> None:
+        self.conn.execute(
+            incidents.update().where(incidents.c.id == incident["id"]).values(
+                status="resolved", resolved_at=resolved_at, resolved_by="alertmanager",
+                updated_at=self.now)
+        )
+        incident.update(status="resolved", resolved_at=resolved_at,
+                        resolved_by="alertmanager")
+        self.result.resolved.append(incident["id"])
+        self.incident_event(incident, "resolved", "alertmanager", {})
+
+    def incident_event(self, incident: dict, kind: str, actor: str, detail: dict,
+                       hook: bool = True) -> None:
+        self.event_rows.append({"at": self.now, "incident_id": incident["id"],
+                                "fingerprint": None, "starts_at": None, "kind": kind,
+                                "actor": actor, "detail": detail})
+        if hook:
+            run_hooks(self.conn, self.hooks, incident, kind, actor, self.now, detail)
+
+
+def run_hooks(conn: Connection, hooks: Sequence[IncidentHook], incident: dict, kind: str,
+              actor: str, at: datetime, detail: dict) -> None:
+    if not hooks:
+        return
+    event = IncidentEvent(kind=kind, incident_id=incident["id"],
+                          group_key=incident["group_key"], tenant=incident["tenant"],
+                          severity=incident["severity"], title=incident["title"], at=at,
+                          actor=actor, detail=dict(detail))
+    for hook in hooks:
+        hook(conn, event)
+
+
+def ingest(conn: Connection, payload: WebhookPayload, now: datetime,
+           hooks: Sequence[IncidentHook] = ()) -> IngestResult:
+    """Apply one notification; the caller owns the transaction."""
+    return Ingest(conn, payload, now, hooks).run()

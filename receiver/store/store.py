@@ -1,0 +1,176 @@
+"""The one interface the API, the CLI and plug-ins use to reach the receiver's database.
+
+Every method runs in its own transaction and turns "the database is not there" into
+StoreUnavailable, which the webhook answers with 503 so Alertmanager retries.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from receiver.payload import WebhookPayload
+from receiver.settings import hash_token
+from receiver.store import queries, retention
+from receiver.store.engine import make_engine
+from receiver.store.hooks import IncidentHook
+from receiver.store.ingest import IngestResult, ingest, run_hooks
+from receiver.store.tables import api_tokens, audit_log, events, incidents
+
+RETRYABLE_PGCODES = {"40001", "40P01"}  # serialization failure, deadlock
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached or used right now; retrying later may work."""
+
+
+class NotFound(Exception):
+    """No such object within the caller's tenant scope."""
+
+
+class Conflict(Exception):
+    """The requested state change is not allowed from the current state."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Store:
+    def __init__(self, url: str, pool_size: int = 4, timeout: float = 5.0,
+                 hooks: list[IncidentHook] | None = None,
+                 observe: Callable[[float], None] | None = None) -> None:
+        self.url = url
+        self.engine = make_engine(url, pool_size=pool_size, timeout=timeout)
+        self.hooks: list[IncidentHook] = list(hooks or [])
+        self.observe = observe
+
+    def add_hook(self, hook: IncidentHook) -> None:
+        """Register a callable run inside the transaction of every incident change."""
+        self.hooks.append(hook)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def transaction(self, readonly: bool = False) -> Iterator[Connection]:
+        started = time.perf_counter()
+        try:
+            engine = self.engine.execution_options(readonly=True) if readonly else self.engine
+            with engine.begin() as conn:
+                yield conn
+        except (sa.exc.IntegrityError, sa.exc.DataError):
+            raise  # a bug, not an outage: surface it
+        except (sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:
+            raise StoreUnavailable(_describe(exc)) from exc
+        finally:
+            if self.observe:
+                self.observe(time.perf_counter() - started)
+
+    def _retry_once(self, fn: Callable[[Connection], object]):
+        """Run fn in a transaction; once more if the first try lost a race or a connection."""
+        for attempt in (0, 1):
+            try:
+                with self.transaction() as conn:
+                    return fn(conn)
+            except StoreUnavailable as exc:
+                cause = exc.__cause__
+                retry = isinstance(cause, sa.exc.DBAPIError) and (
+                    cause.connection_invalidated
+                    or getattr(cause.orig, "pgcode", None) in RETRYABLE_PGCODES)
+                if attempt or not retry:
+                    raise
+        raise AssertionError("unreachable")
+
+    # -- writes ------------------------------------------------------------------------
+    def ingest(self, payload: WebhookPayload, now: datetime | None = None) -> IngestResult:
+        now = now or utcnow()
+        return self._retry_once(lambda conn: ingest(conn, payload, now, self.hooks))
+
+    def change_incident(self, incident_id: int, action: str, actor: str, tenant: str,
+                        comment: str | None = None, request_id: str | None = None
+                        ) -> tuple[dict, bool]:
+        """Acknowledge or resolve by hand; returns (incident, changed). Always audited."""
+        if action not in ("acknowledge", "resolve"):
+            raise ValueError(action)
+        now = utcnow()
+        audit = {"at": now, "actor": actor, "actor_tenant": tenant, "action": action,
+                 "incident_id": incident_id, "comment": comment, "request_id": request_id}
+        with self.transaction() as conn:
+            query = sa.select(incidents).where(incidents.c.id == incident_id)
+            query = queries.scoped(query, incidents.c.tenant, tenant).with_for_update()
+            row = conn.execute(query).mappings().first()
+            if row is None:
+                raise NotFound(f"incident {incident_id} not found")
+            incident = dict(row)
+            target = "acknowledged" if action == "acknowledge" else "resolved"
+            if action == "acknowledge" and incident["status"] == "resolved":
+                outcome = "conflict"
+            elif incident["status"] == target:
+                outcome = "unchanged"
+            else:
+                outcome = "changed"
+                prefix = "acknowledged" if action == "acknowledge" else "resolved"
+                values = {"status": target, f"{prefix}_at": now, f"{prefix}_by": actor,
+                          "updated_at": now}
+                conn.execute(incidents.update().where(incidents.c.id == incident_id)
+                             .values(values))
+                incident.update(values)
+                detail = {"comment": comment} if comment else {}
+                conn.execute(events.insert().values(
+                    at=now, incident_id=incident_id, kind=target, actor=actor, detail=detail))
+                run_hooks(conn, self.hooks, incident, target, actor, now, detail)
+            conn.execute(audit_log.insert().values(outcome=outcome, **audit))
+        if outcome == "conflict":
+            raise Conflict(f"incident {incident_id} is resolved: it cannot be acknowledged")
+        return queries.as_json(incident, skip=("extra",)), outcome == "changed"
+
+    def create_token(self, name: str, role: str, tenant: str) -> tuple[int, str]:
+        """A new API token; the caller shows it once, only its hash is stored."""
+        token = "tm_" + secrets.token_urlsafe(32)
+        with self.transaction() as conn:
+            token_id = conn.execute(api_tokens.insert().values(
+                name=name, sha256=hash_token(token), role=role, tenant=tenant,
+                created_at=utcnow()).returning(api_tokens.c.id)).scalar_one()
+        return token_id, token
+
+    def revoke_token(self, token_id: int, tenant: str) -> bool:
+        with self.transaction() as conn:
+            query = api_tokens.update().where(api_tokens.c.id == token_id,
+                                              api_tokens.c.revoked_at.is_(None))
+            if tenant != "*":
+                query = query.where(api_tokens.c.tenant == tenant)
+            return conn.execute(query.values(revoked_at=utcnow())).rowcount == 1
+
+    def prune(self, cutoff: datetime) -> dict[str, int]:
+        with self.transaction() as conn:
+            return retention.prune(conn, cutoff)
+
+    # -- reads -------------------------------------------------------------------------
+    def read(self, fn: Callable, *args, **kwargs):
+        """Run one of receiver.store.queries in a read-only transaction."""
+        with self.transaction(readonly=True) as conn:
+            return fn(conn, *args, **kwargs)
+
+    def ping(self) -> None:
+        with self.transaction(readonly=True) as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def schema_revision(self) -> str | None:
+        with self.transaction(readonly=True) as conn:
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def _describe(exc: Exception) -> str:
+    """The first line of a driver error, without parameters (they may hold payload data)."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return f"{type(orig).__name__}: {text[0] if text else 'unavailable'}"
