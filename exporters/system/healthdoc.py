@@ -12,9 +12,10 @@ import json
 import re
 from dataclasses import dataclass, field
 
-STATES = ("ok", "degraded", "unhealthy", "down")
+STATES = ("healthy", "degraded", "unhealthy")  # an unreachable service is unhealthy
 _STATUS = {
-    "ok": "ok", "healthy": "ok", "pass": "ok", "up": "ok", "green": "ok", "serving": "ok",
+    "ok": "healthy", "healthy": "healthy", "pass": "healthy", "up": "healthy",
+    "green": "healthy", "serving": "healthy",
     "degraded": "degraded", "warn": "degraded", "warning": "degraded", "yellow": "degraded",
     "unhealthy": "unhealthy", "fail": "unhealthy", "failed": "unhealthy", "down": "unhealthy",
     "error": "unhealthy", "critical": "unhealthy", "red": "unhealthy",
@@ -37,7 +38,7 @@ class HealthDoc:
 
 def status_of(value: object) -> str | None:
     if isinstance(value, bool):
-        return "ok" if value else "unhealthy"
+        return "healthy" if value else "unhealthy"
     if isinstance(value, str):
         return _STATUS.get(value.strip().lower().replace(" ", "_"))
     if isinstance(value, dict):
@@ -63,7 +64,7 @@ def _dependency_items(raw: object) -> list[tuple[str, object]]:
 def parse(body: bytes) -> HealthDoc:
     text = body.decode("utf-8", errors="strict").strip() if body else ""
     if text.lower() in ("ok", "healthy"):
-        return HealthDoc("ok")
+        return HealthDoc("healthy")
     try:
         doc = json.loads(text)
     except ValueError as exc:

@@ -27,7 +27,7 @@ class Outcome:
     duration: float
     reason: str = ""
     detail: str = ""
-    state: str = "down"
+    state: str = "unhealthy"
     dependencies: dict[str, bool] = field(default_factory=dict)
     used_ratio: float | None = None
 
@@ -106,7 +106,7 @@ def probe_service(url: str, timeout: float, slow_after: float) -> Outcome:
     if not (200 <= status < 300 or 500 <= status < 600):
         return Outcome(False, duration, _http_reason(status), f"HTTP {status}")
     state = doc.state
-    if state == "ok" and duration > slow_after:
+    if state == "healthy" and duration > slow_after:
         state = "degraded"
     return Outcome(True, duration, state=state, dependencies=doc.dependencies)
 
@@ -119,7 +119,7 @@ def probe_tcp(address: str, timeout: float) -> Outcome:
             pass
     except Exception as exc:
         return Outcome(False, time.monotonic() - started, _exception_reason(exc), str(exc))
-    return Outcome(True, time.monotonic() - started, state="ok")
+    return Outcome(True, time.monotonic() - started, state="healthy")
 
 
 def probe_http(url: str, timeout: float) -> Outcome:
@@ -133,7 +133,7 @@ def probe_http(url: str, timeout: float) -> Outcome:
         return Outcome(False, time.monotonic() - started, _exception_reason(exc), str(exc))
     if not 200 <= status < 300:
         return Outcome(False, time.monotonic() - started, _http_reason(status), f"HTTP {status}")
-    return Outcome(True, time.monotonic() - started, state="ok")
+    return Outcome(True, time.monotonic() - started, state="healthy")
 
 
 def _postgres_dsn(url: str) -> str:
@@ -169,7 +169,7 @@ def probe_postgres(url: str, timeout: float) -> Outcome:
     finally:
         conn.close()
     ratio = used / most if most else None
-    return Outcome(True, time.monotonic() - started, state="ok", used_ratio=ratio)
+    return Outcome(True, time.monotonic() - started, state="healthy", used_ratio=ratio)
 
 
 def probe_redis(url: str, timeout: float) -> Outcome:
@@ -197,4 +197,4 @@ def probe_redis(url: str, timeout: float) -> Outcome:
         client.close()
     if reply is not True:
         return Outcome(False, time.monotonic() - started, "bad_reply", repr(reply)[:100])
-    return Outcome(True, time.monotonic() - started, state="ok")
+    return Outcome(True, time.monotonic() - started, state="healthy")

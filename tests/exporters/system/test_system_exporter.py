@@ -45,8 +45,8 @@ def test_services_and_dependencies(target, postgres_cluster, redis_url):
     assert promtool_check_metrics(text) == ""
     s = samples(text)
     assert s[("ticketmon_service_up", (("service", "good"),))] == 1
-    assert s[("ticketmon_service_health_state", (("service", "good"), ("state", "ok")))] == 1
-    assert s[("ticketmon_service_health_state", (("service", "good"), ("state", "down")))] == 0
+    assert s[("ticketmon_service_health_state", (("service", "good"), ("state", "healthy")))] == 1
+    assert s[("ticketmon_service_health_state", (("service", "good"), ("state", "unhealthy")))] == 0
     assert s[("ticketmon_service_dependency_up", (("dependency", "cache"),
                                                   ("service", "good")))] == 0
     assert s[("ticketmon_service_up", (("service", "garbage"),))] == 0

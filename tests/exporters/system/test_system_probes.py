@@ -9,15 +9,15 @@ from ticketmon.servers.process import free_port
 
 
 @pytest.mark.parametrize("body,state,deps", [
-    (b'{"status": "ok"}', "ok", {}),
-    (b'{"status": "HEALTHY", "dependencies": {"db": "up", "mq": "down"}}', "ok",
+    (b'{"status": "ok"}', "healthy", {}),
+    (b'{"status": "HEALTHY", "dependencies": {"db": "up", "mq": "down"}}', "healthy",
      {"db": True, "mq": False}),
-    (b'{"status": "pass", "checks": {"db": {"status": "fail"}}}', "ok", {"db": False}),
+    (b'{"status": "pass", "checks": {"db": {"status": "fail"}}}', "healthy", {"db": False}),
     (b'{"status": "warn"}', "degraded", {}),
     (b'{"status": "unhealthy", "components": [{"name": "redis", "status": "up"}]}',
      "unhealthy", {"redis": True}),
-    (b"OK\n", "ok", {}),
-    (b'{"status": "ok", "dependencies": {"bad name!": true}}', "ok", {"bad_name_": True}),
+    (b"OK\n", "healthy", {}),
+    (b'{"status": "ok", "dependencies": {"bad name!": true}}', "healthy", {"bad_name_": True}),
 ])
 def test_health_documents(body, state, deps):
     doc = healthdoc.parse(body)
@@ -41,21 +41,21 @@ def test_dependency_map_is_capped():
 
 
 @pytest.mark.parametrize("path,up,state,reason", [
-    ("/ok", True, "ok", ""),
+    ("/ok", True, "healthy", ""),
     ("/degraded", True, "degraded", ""),
     ("/unhealthy-503", True, "unhealthy", ""),
-    ("/plain-ok", True, "ok", ""),
+    ("/plain-ok", True, "healthy", ""),
     ("/slow", True, "degraded", ""),  # slower than slow_after=0.3 s
-    ("/garbage", False, "down", "bad_body"),
-    ("/no-status", False, "down", "bad_body"),
-    ("/html-200", False, "down", "bad_body"),
-    ("/html-500", False, "down", "http_5xx"),
-    ("/not-found", False, "down", "http_4xx"),
-    ("/redirect", False, "down", "http_3xx"),
-    ("/hang", False, "down", "timeout"),
-    ("/reset", False, "down", "reset"),
-    ("/half", False, "down", "reset"),
-    ("/huge", False, "down", "too_large"),
+    ("/garbage", False, "unhealthy", "bad_body"),
+    ("/no-status", False, "unhealthy", "bad_body"),
+    ("/html-200", False, "unhealthy", "bad_body"),
+    ("/html-500", False, "unhealthy", "http_5xx"),
+    ("/not-found", False, "unhealthy", "http_4xx"),
+    ("/redirect", False, "unhealthy", "http_3xx"),
+    ("/hang", False, "unhealthy", "timeout"),
+    ("/reset", False, "unhealthy", "reset"),
+    ("/half", False, "unhealthy", "reset"),
+    ("/huge", False, "unhealthy", "too_large"),
 ])
 def test_service_probe_outcomes(target, path, up, state, reason):
     out = probes.probe_service(target + path, timeout=1.0, slow_after=0.3)
