@@ -1,0 +1,104 @@
+"""Lint finds what promtool does not: untested or misnamed alerts, dangling names, style."""
+
+import json
+
+from ticketmon.rules import lint, promtool
+from ticketmon.rules.catalog import load_catalog
+
+
+def _lint_all(rules_dir, dashboards=()):
+    files = promtool.rule_files(rules_dir)
+    catalog = load_catalog(rules_dir / "metrics-catalog.yaml")
+    return (lint.lint_rule_style(files, rules_dir.parent)
+            + lint.lint_rule_metrics(files, catalog)
+            + lint.lint_tests(files, promtool.test_files(rules_dir))
+            + lint.lint_dashboards(list(dashboards), catalog, lint.recorded_names(files)))
+
+
+def test_repository_rules_are_clean(rules_copy):
+    # the runbooks live under rules/, so the copy's parent works as the repository root
+    assert _lint_all(rules_copy) == []
+
+
+def test_a_test_naming_a_missing_alert_fails(rules_copy):
+    test_file = rules_copy / "tests" / "fraud.test.yml"
+    test_file.write_text(test_file.read_text().replace(
+        "alertname: FraudBotSurge\n        exp_alerts: []",
+        "alertname: FraudBotSurges\n        exp_alerts: []"))
+    problems = _lint_all(rules_copy)
+    assert any("alert 'FraudBotSurges' does not exist" in p for p in problems), problems
+    assert "alert FraudBotSurge has no unit test in which it stays quiet" in problems
+
+
+def test_an_alert_without_a_firing_test_fails(rules_copy):
+    (rules_copy / "extra.yml").write_text("""
+groups:
+  - name: extra
+    rules:
+      - alert: BrandNewAlert
+        expr: ticketmon_active_users < 1
+        labels: {severity: warning, service: sales}
+        annotations:
+          summary: s
+          description: d
+          runbook_url: https://github.com/ticketmon/ticketmon/blob/main/rules/runbooks/business.md#brandnewalert
+""")
+    problems = _lint_all(rules_copy)
+    assert "alert BrandNewAlert has no unit test in which it fires" in problems
+    assert "alert BrandNewAlert has no unit test in which it stays quiet" in problems
+    assert any("has no '## BrandNewAlert' section" in p for p in problems)
+
+
+def test_style_and_dangling_names(rules_copy):
+    (rules_copy / "bad.yml").write_text("""
+groups:
+  - name: bad
+    rules:
+      - record: payments_ratio
+        expr: ticketmon_payment_total
+      - alert: payment_failures
+        expr: ticketmon_payments_total{outcome="failure", gateway="x"} > 0
+        labels: {severity: page}
+        annotations: {summary: s, runbook_url: "http://wiki/payments"}
+""")
+    problems = [p for p in _lint_all(rules_copy) if p.startswith("bad.yml")]
+    expected = [
+        "recording rule 'payments_ratio' is not named level:metric:operations",
+        "alert names are CamelCase",
+        "label severity must be one of",
+        "missing annotation description",
+        "runbook_url must be https://github.com/ticketmon/ticketmon/blob/main/",
+        "dangling metric name ticketmon_payment_total",
+        "ticketmon_payments_total has no label 'gateway'",
+        "ticketmon_payments_total{outcome} value(s) ['failure']",
+    ]
+    for fragment in expected:
+        assert any(fragment in p for p in problems), (fragment, problems)
+
+
+def test_firing_case_must_carry_severity_and_service(rules_copy):
+    test_file = rules_copy / "tests" / "fraud.test.yml"
+    test_file.write_text(test_file.read_text().replace(
+        "exp_labels: {severity: warning, service: fraud}", "exp_labels: {severity: warning}", 1))
+    problems = _lint_all(rules_copy)
+    assert any("firing FraudBotSurge lacks label(s) ['service']" in p for p in problems)
+
+
+def test_dashboard_dangling_names_and_variables(rules_copy, tmp_path):
+    board = {
+        "panels": [{"id": 1, "title": "Sold", "type": "timeseries", "targets": [
+            {"expr": 'sum(rate(ticketmon_tickets_sold_total{event=~"$event"}[$__rate_interval]))'},
+            {"expr": "sum(ticketmon_tickets_unsold)"}]},
+            {"id": 2, "type": "row", "panels": [{"id": 3, "targets": [
+                {"expr": "slo:error_budget_remaining:ratio"}]}]}],
+        "templating": {"list": [
+            {"name": "event", "type": "query",
+             "query": {"query": "label_values(ticketmon_event_on_sal, event)"}}]},
+    }
+    path = tmp_path / "board.json"
+    path.write_text(json.dumps(board))
+    problems = _lint_all(rules_copy, [path])
+    assert problems == [
+        "board.json: panel 1 'Sold': dangling metric name ticketmon_tickets_unsold",
+        "board.json: variable event: dangling metric name ticketmon_event_on_sal",
+    ]

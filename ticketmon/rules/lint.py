@@ -1,0 +1,195 @@
+"""Lint rules, rule unit tests and dashboards against our conventions and the catalog.
+
+Each check returns a list of problems (one line each, naming file and rule) so the CLI
+can print them all at once; an empty list means clean.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import yaml
+
+from ticketmon.rules import REPO
+from ticketmon.rules.catalog import TARGET_LABELS, Catalog
+from ticketmon.rules.promql import regex_alternatives, selectors
+
+SEVERITIES = ("critical", "warning", "info")
+REQUIRED_ANNOTATIONS = ("summary", "description", "runbook_url")
+RUNBOOK_BASE = "https://github.com/ticketmon/ticketmon/blob/main/"
+ALERT_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*$")
+RECORD_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z0-9_]+:[a-zA-Z0-9_]+$")
+# Labels every firing alert must carry: Alertmanager groups, routes and inhibits on them.
+ALERT_LABELS = ("severity", "service")
+
+
+def load_rules(files: Iterable[Path]) -> Iterator[tuple[Path, str, dict]]:
+    """(file, group name, rule) for every rule in the files."""
+    for path in files:
+        doc = yaml.safe_load(path.read_text()) or {}
+        for group in doc.get("groups", []):
+            for rule in group.get("rules", []):
+                yield path, group.get("name", "?"), rule
+
+
+def recorded_names(files: Iterable[Path]) -> set[str]:
+    return {r["record"] for _, _, r in load_rules(files) if "record" in r}
+
+
+def alert_names(files: Iterable[Path]) -> set[str]:
+    return {r["alert"] for _, _, r in load_rules(files) if "alert" in r}
+
+
+def _runbook_problem(url: str, alert: str, repo: Path) -> str | None:
+    if not url.startswith(RUNBOOK_BASE) or "#" not in url:
+        return f"runbook_url must be {RUNBOOK_BASE}<file>#<anchor>, got {url!r}"
+    rel, anchor = url[len(RUNBOOK_BASE):].split("#", 1)
+    page = repo / rel
+    if not page.is_file():
+        return f"runbook_url points at {rel}, which does not exist"
+    headings = {line[3:].strip().lower() for line in page.read_text().splitlines()
+                if line.startswith("## ")}
+    if anchor != alert.lower() or anchor not in headings:
+        return f"runbook {rel} has no '## {alert}' section for anchor #{anchor}"
+    return None
+
+
+def lint_rule_style(files: list[Path], repo: Path = REPO) -> list[str]:
+    """Names, required labels and annotations, and runbook links of every rule."""
+    problems = []
+    for path, group, rule in load_rules(files):
+        where = f"{path.name}: group {group}"
+        if "record" in rule:
+            if not RECORD_NAME.match(rule["record"]):
+                problems.append(f"{where}: recording rule {rule['record']!r} is not "
+                                "named level:metric:operations")
+            continue
+        name = rule.get("alert", "")
+        where = f"{where}: alert {name}"
+        if not ALERT_NAME.match(name):
+            problems.append(f"{where}: alert names are CamelCase")
+        severity = rule.get("labels", {}).get("severity")
+        if severity not in SEVERITIES:
+            problems.append(f"{where}: label severity must be one of {SEVERITIES}, "
+                            f"got {severity!r}")
+        annotations = rule.get("annotations", {})
+        for key in REQUIRED_ANNOTATIONS:
+            if not str(annotations.get(key, "")).strip():
+                problems.append(f"{where}: missing annotation {key}")
+        if annotations.get("runbook_url"):
+            issue = _runbook_problem(annotations["runbook_url"], name, repo)
+            if issue:
+                problems.append(f"{where}: {issue}")
+    return problems
+
+
+def lint_expr(expr: str, catalog: Catalog, recorded: set[str], where: str) -> list[str]:
+    """Dangling metric names, unknown labels and unlisted label values in one expression."""
+    problems = []
+    for sel in selectors(expr):
+        if sel.metric in recorded or sel.metric == "__var__":
+            continue
+        spec = catalog.resolve(sel.metric)
+        if spec is None:
+            problems.append(f"{where}: dangling metric name {sel.metric}")
+            continue
+        known = set(spec.labels) | TARGET_LABELS | {"__name__"}
+        if sel.metric.endswith("_bucket") and spec.type == "histogram":
+            known.add("le")
+        for label, op, value in sel.matchers:
+            if label not in known:
+                problems.append(f"{where}: {sel.metric} has no label {label!r} in the catalog")
+            elif label in spec.values and op in ("=", "=~") and "__var__" not in value:
+                literals = [value] if op == "=" else regex_alternatives(value)
+                bad = [v for v in literals or [] if v not in spec.values[label]]
+                if bad:
+                    problems.append(f"{where}: {sel.metric}{{{label}}} value(s) {bad} are not "
+                                    f"in the catalog's {spec.values[label]}")
+    return problems
+
+
+def lint_rule_metrics(files: list[Path], catalog: Catalog) -> list[str]:
+    recorded = recorded_names(files)
+    problems = []
+    for path, _group, rule in load_rules(files):
+        name = rule.get("alert") or rule.get("record")
+        problems += lint_expr(str(rule.get("expr", "")), catalog, recorded,
+                              f"{path.name}: {name}")
+    return problems
+
+
+def lint_tests(rule_files: list[Path], test_files: list[Path]) -> list[str]:
+    """Every alert has a firing and a non-firing unit test; tests name only real alerts.
+
+    promtool passes a test that expects no alert from a rule that does not exist, so a
+    misspelt alert name would silently test nothing: that is caught here.
+    """
+    problems = []
+    firing: dict[str, int] = defaultdict(int)
+    quiet: dict[str, int] = defaultdict(int)
+    for test_file in test_files:
+        doc = yaml.safe_load(test_file.read_text()) or {}
+        loaded: set[Path] = set()
+        for pattern in doc.get("rule_files", []):
+            loaded.update(test_file.parent.glob(pattern) if any(c in pattern for c in "*?[")
+                          else [test_file.parent / pattern])
+        known = alert_names(p.resolve() for p in loaded if p.exists())
+        for test in doc.get("tests", []):
+            for case in test.get("alert_rule_test", []):
+                name = case.get("alertname")
+                where = f"{test_file.name}: {test.get('name', 'test')}"
+                if name not in known:
+                    problems.append(f"{where}: alert {name!r} does not exist in the rule files "
+                                    "this test loads")
+                    continue
+                expected = case.get("exp_alerts") or []
+                if expected:
+                    firing[name] += 1
+                    for alert in expected:
+                        missing = [k for k in ALERT_LABELS if k not in alert.get("exp_labels", {})]
+                        if missing:
+                            problems.append(f"{where}: firing {name} lacks label(s) {missing}")
+                else:
+                    quiet[name] += 1
+    for name in sorted(alert_names(rule_files)):
+        if not firing[name]:
+            problems.append(f"alert {name} has no unit test in which it fires")
+        if not quiet[name]:
+            problems.append(f"alert {name} has no unit test in which it stays quiet")
+    return problems
+
+
+def dashboard_exprs(dashboard: dict) -> Iterator[tuple[str, str]]:
+    """(where, PromQL) for every panel target and templating query of a dashboard."""
+    def panels(items):
+        for panel in items or []:
+            yield panel
+            yield from panels(panel.get("panels"))
+
+    for panel in panels(dashboard.get("panels")):
+        for target in panel.get("targets") or []:
+            if target.get("expr"):
+                yield f"panel {panel.get('id')} {panel.get('title')!r}", target["expr"]
+    for var in dashboard.get("templating", {}).get("list", []):
+        query = var.get("query")
+        if isinstance(query, dict):
+            query = query.get("query")
+        if var.get("type") == "query" and isinstance(query, str):
+            match = re.fullmatch(r"\s*label_values\((.*),\s*[A-Za-z_]\w*\s*\)\s*", query)
+            if match:
+                yield f"variable {var.get('name')}", match.group(1)
+            elif not query.startswith(("label_names(", "metrics(")):
+                yield f"variable {var.get('name')}", query
+
+
+def lint_dashboards(files: list[Path], catalog: Catalog, recorded: set[str]) -> list[str]:
+    problems = []
+    for path in files:
+        dashboard = json.loads(path.read_text())
+        for where, expr in dashboard_exprs(dashboard):
+            problems += lint_expr(expr, catalog, recorded, f"{path.name}: {where}")
+    return problems
