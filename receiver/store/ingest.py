@@ -97,12 +97,14 @@ class Ingest:
         self.result.duplicates = len(self.alerts) - len(changed)
         new_firing = [k for k, status in changed.items() if status == "firing"]
         ended = self.end_older_instances(new_firing) if new_firing else {}
+        late = self.link_to_ended_episodes(changed) if changed else set()
+        new_firing = [k for k in new_firing if k not in late]
         if cur is None and new_firing:
             cur = self.open_incident(new_firing)
         if cur is not None:
-            self.link(cur, self.alerts)
-        elif changed:
-            self.place_without_open_incident(changed)
+            self.link(cur, {k: a for k, a in self.alerts.items() if k not in late})
+        elif set(changed) - late:
+            self.place_without_open_incident({k: s for k, s in changed.items() if k not in late})
         if changed or ended:
             self.alert_events({**changed, **ended}, implicit=set(ended))
         if cur is not None and cur["status"] != "resolved":
@@ -221,6 +223,29 @@ class Ingest:
             linked.extend((fp, sa_) for fp, sa_ in self.conn.execute(ins))
         if linked and incident["status"] != "resolved":
             self.raise_severity(incident, [members[k] for k in linked])
+
+    def link_to_ended_episodes(self, changed: dict[Key, str]) -> set[Key]:
+        """Alerts posted late that started before an episode ended belong to that episode.
+
+        Only episodes that Alertmanager ended count: their resolved_at is alert time. A
+        hand-resolved incident ends at wall-clock time and must not swallow new alerts.
+        """
+        ended = self.conn.execute(
+            sa.select(incidents).where(incidents.c.group_key == self.group_key,
+                                       incidents.c.status == "resolved",
+                                       incidents.c.resolved_by == "alertmanager",
+                                       incidents.c.resolved_at > min(k[1] for k in changed))
+            .order_by(incidents.c.id)
+        ).mappings().all()
+        placed: dict[int, dict[Key, Alert]] = {}
+        for key in changed:
+            home = next((i for i in ended if key[1] < i["resolved_at"]), None)
+            if home is not None:
+                placed.setdefault(home["id"], {})[key] = self.alerts[key]
+        for episode in ended:
+            if episode["id"] in placed:
+                self.link(dict(episode), placed[episode["id"]])
+        return {k for members in placed.values() for k in members}
 
     def place_without_open_incident(self, changed: dict[Key, str]) -> None:
         """Alerts that arrive resolved while the group has no unresolved incident.
