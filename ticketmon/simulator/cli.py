@@ -13,6 +13,10 @@ import importlib
 SIMULATORS = {
     "solana-rpc": ("ticketmon.simulator.solana_rpc_cli", "Solana JSON-RPC nodes (port 10197)"),
     "checkout": ("ticketmon.simulator.checkout", "checkout traffic calling the fraud check API"),
+    "platform-db": ("ticketmon.simulator.platform_db_cli",
+                    "seed the platform database and keep writing live sales"),
+    "services": ("ticketmon.simulator.services",
+                 "simulated platform services (control port 10200, services 10201+)"),
 }
 
 
