@@ -15,6 +15,7 @@ EXPORTERS = {
     "business": ("exporters.business.main", 10191, "sales, revenue, refunds from the platform DB"),
     "system": ("exporters.system.main", 10192, "service /health and dependency probes"),
     "blockchain": ("exporters.blockchain.main", 10193, "Solana JSON-RPC health and activity"),
+    "fraud": ("exporters.fraud.main", 10194, "fraud check API under gunicorn"),
 }
 
 

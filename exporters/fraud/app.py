@@ -1,0 +1,248 @@
+"""The fraud check service: Flask app factory, routes and the check itself.
+
+POST /api/v1/fraud/check    score one purchase attempt (token with the check role)
+GET  /api/v1/fraud/events   recent high-risk checks, for Grafana annotations (viewer)
+GET  /metrics               Prometheus metrics (guarded by basic auth / allowlist if set)
+GET  /healthz               liveness and readiness
+
+The request path does only in-memory work: validate, look up the user's history,
+evaluate the patterns, score against the last fitted outlier model, queue the record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+import uuid
+from collections.abc import Callable
+
+from flask import Flask, Response, g, request
+from pydantic import ValidationError
+
+from exporters.fraud import patterns as patterns_mod
+from exporters.fraud.history import UserHistory
+from exporters.fraud.metrics import LEVELS, FraudMetrics
+from exporters.fraud.outlier import OutlierModel
+from exporters.fraud.recorder import Recorder
+from exporters.fraud.request import describe, parse
+from exporters.fraud.settings import FraudSettings
+from receiver.auth import DEV_PRINCIPAL, Authenticator, AuthError, Principal
+from ticketmon import config
+from ticketmon.httpguard import Guard
+
+log = logging.getLogger("ticketmon.fraud")
+
+MAX_BODY = 64 * 1024
+MAX_EVENTS = 1000
+
+
+def _json(doc: object, status: int = 200) -> Response:
+    return Response(json.dumps(doc, separators=(",", ":")), status, mimetype="application/json")
+
+
+def _error(status: int, message: str, **extra: object) -> Response:
+    return _json({"error": message, **extra}, status)
+
+
+class FraudService:
+    """Everything a worker keeps between requests; background threads start per process."""
+
+    def __init__(self, settings: FraudSettings, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+        names = list(type(settings.patterns).model_fields)
+        self.metrics = FraudMetrics(names)
+        self.history = UserHistory(settings.history.max_users, settings.history.ttl_seconds)
+        o = settings.outlier
+        self.outlier = OutlierModel(o.detector, o.window, o.min_samples, o.refit_seconds,
+                                    on_refit=self._housekeeping)
+        r = settings.recorder
+        self.recorder = Recorder(settings.database_url, r.queue_size, r.batch_size,
+                                 r.flush_seconds, on_drop=self.metrics.dropped.inc)
+        self.auth = None if settings.auth.disabled else Authenticator(
+            settings.auth.jwt, settings.auth.tokens)
+        self._pid: int | None = None
+
+    def ensure_started(self) -> None:
+        """Start the refit and writer threads once per process (gunicorn forks after import)."""
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self.outlier.start()
+            self.recorder.start()
+
+    def stop(self) -> None:
+        self.outlier.stop()
+        self.recorder.stop()
+
+    def _housekeeping(self) -> None:
+        self.metrics.history_users.set(len(self.history))
+
+    def level(self, score: int) -> str:
+        lv = self.settings.levels
+        if score >= lv.critical_from:
+            return "critical"
+        if score >= lv.high_from:
+            return "high"
+        if score >= lv.medium_from:
+            return "medium"
+        return "low"
+
+    def decision(self, score: int) -> str:
+        lv = self.settings.levels
+        if score >= lv.block_from:
+            return "block"
+        return "review" if score >= lv.review_from else "allow"
+
+    def check(self, body: bytes) -> tuple[dict, int]:
+        started = time.perf_counter()
+        try:
+            req = parse(body)
+        except ValidationError as exc:
+            self.metrics.rejected.inc()
+            return {"error": "invalid check request", "fields": describe(exc)}, 400
+        now = self.clock()
+        user = str(req.user_id)
+        geo = (req.geo.lat, req.geo.lon) if req.geo is not None else None
+        earlier, previous = self.history.record(user, now, geo)
+        ev = patterns_mod.evaluate(req, self.settings.patterns, now, earlier, previous)
+        score = min(100, sum(f.contribution for f in ev.fired))
+        outlier = self.outlier.score(ev.features)
+        self.outlier.add(ev.features)
+        level, decision = self.level(score), self.decision(score)
+        check_id = uuid.uuid4().hex
+        fired = [{"pattern": f.name, "contribution": f.contribution, "detail": f.detail}
+                 for f in ev.fired]
+        self.recorder.put({
+            "check_id": check_id, "checked_at": now, "user_id": user[:128],
+            "event_id": str(req.event_id)[:128], "quantity": req.quantity,
+            "risk_score": score, "risk_level": level, "decision": decision,
+            "patterns": fired, "outlier_score": outlier, "confidence": ev.confidence,
+            "ip": str(req.ip) if req.ip is not None else None,
+        })
+        m = self.metrics
+        m.checks.labels(level, decision).inc()
+        for f in ev.fired:
+            m.patterns.labels(f.name).inc()
+        m.risk_score.observe(score)
+        if outlier is not None:
+            m.outlier.observe(outlier)
+        m.duration.observe(time.perf_counter() - started)
+        return {"check_id": check_id, "risk_score": score, "risk_level": level,
+                "decision": decision, "patterns": fired, "outlier_score": outlier,
+                "confidence": ev.confidence}, 200
+
+    def events(self, args: dict) -> tuple[object, int]:
+        now = self.clock()
+        try:
+            since = _time_arg(args.get("since") or args.get("from"), now - 6 * 3600)
+            until = _time_arg(args.get("until") or args.get("to"), now)
+            limit = int(args.get("limit", 100))
+        except ValueError as exc:
+            return {"error": str(exc)}, 400
+        if not 1 <= limit <= MAX_EVENTS:
+            return {"error": f"limit must be between 1 and {MAX_EVENTS}"}, 400
+        min_level = args.get("min_level", self.settings.events_min_level)
+        if min_level not in LEVELS:
+            return {"error": f"min_level must be one of {', '.join(LEVELS)}"}, 400
+        rows = self.recorder.events(since, until, min_level, limit)
+        return [_annotation(r) for r in rows], 200
+
+
+def _time_arg(raw: str | None, default: float) -> float:
+    """Unix seconds or milliseconds (Grafana sends ms); anything else is a 400."""
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"time {raw[:40]!r} is not a number of seconds or ms") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"time {raw[:40]!r} is out of range")
+    return value / 1000 if value > 1e11 else value
+
+
+def _annotation(row: dict) -> dict:
+    names = [p["pattern"] for p in row["patterns"]]
+    return {
+        "time": int(row["checked_at"] * 1000),
+        "title": f"{row['decision']} ({row['risk_level']}, score {row['risk_score']})",
+        "text": f"user {row['user_id']} event {row['event_id']} x{row['quantity']}: "
+                + (", ".join(names) or "outlier"),
+        "tags": ["fraud", row["risk_level"], row["decision"], *names],
+        "check_id": row["check_id"], "user_id": row["user_id"], "event_id": row["event_id"],
+        "risk_score": row["risk_score"], "outlier_score": row["outlier_score"],
+    }
+
+
+def create_app(settings: FraudSettings | None = None,
+               clock: Callable[[], float] = time.time) -> Flask:
+    settings = settings or config.load(FraudSettings)
+    service = FraudService(settings, clock)
+    app = Flask("exporters.fraud")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    app.extensions["fraud"] = service
+    if settings.auth.disabled:
+        log.warning("fraud API authentication is DISABLED (auth.disabled): development only")
+
+    def authorize(role: str) -> Response | None:
+        if service.auth is None:
+            g.principal = DEV_PRINCIPAL
+            return None
+        try:
+            principal: Principal = service.auth.authenticate(request.headers.get("Authorization"))
+        except AuthError as exc:
+            return _error(401, str(exc))
+        if not principal.has_role(role):
+            return _error(403, f"role {role} required")
+        g.principal = principal
+        return None
+
+    @app.before_request
+    def _start() -> None:
+        service.ensure_started()
+
+    @app.post("/api/v1/fraud/check")
+    def check() -> Response:
+        denied = authorize(settings.auth.check_role)
+        if denied is not None:
+            return denied
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            return _error(413, f"body larger than {MAX_BODY} bytes")
+        doc, status = service.check(request.get_data(cache=False))
+        return _json(doc, status)
+
+    @app.get("/api/v1/fraud/events")
+    def events() -> Response:
+        denied = authorize(settings.auth.events_role)
+        if denied is not None:
+            return denied
+        doc, status = service.events(request.args)
+        return _json(doc, status)
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(service.metrics.exposition(),
+                        mimetype="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return _json({"status": "ok", "outlier_model_fits": service.outlier.fits,
+                      "history_users": len(service.history)})
+
+    @app.errorhandler(404)
+    def not_found(_exc) -> Response:
+        return _error(404, "not found")
+
+    @app.errorhandler(405)
+    def not_allowed(_exc) -> Response:
+        return _error(405, "method not allowed")
+
+    @app.errorhandler(413)
+    def too_large(_exc) -> Response:
+        return _error(413, f"body larger than {MAX_BODY} bytes")
+
+    app.wsgi_app = Guard(app.wsgi_app, settings.metrics)  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,59 @@
+"""`ticketmon exporter fraud --config FILE`: the fraud check API under gunicorn.
+
+Runs `gunicorn exporters.fraud.wsgi:app` with the configured host, port and workers,
+a fresh PROMETHEUS_MULTIPROC_DIR (so /metrics sums every worker) and no control
+socket. The settings are validated here first, so a bad file fails before gunicorn
+starts, with the key named.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from exporters.fraud.settings import FraudSettings
+from ticketmon import config
+
+
+def gunicorn_argv(settings: FraudSettings) -> list[str]:
+    return [
+        sys.executable, "-m", "gunicorn",
+        "--bind", f"{settings.host}:{settings.port}",
+        "--workers", str(settings.workers),
+        "--worker-class", "sync",
+        "--no-control-socket",
+        "--config", f"python:{__package__}.gunicorn_conf",
+        "--access-logfile", "-" if os.environ.get("TICKETMON_FRAUD_ACCESS_LOG") else "/dev/null",
+        "--graceful-timeout", "10",
+        "exporters.fraud.wsgi:app",
+    ]
+
+
+def run(config_path: str | None, check: bool = False) -> int:
+    settings = config.load(FraudSettings, config_path)
+    if check:
+        from exporters.fraud.recorder import ensure_schema
+        from receiver.store.engine import make_engine
+
+        ensure_schema(make_engine(settings.database_url, pool_size=1))
+        print(f"fraud: configuration ok, database {settings.database_url.split('@')[-1]} ready")
+        return 0
+    multiproc = Path(tempfile.mkdtemp(prefix="ticketmon-fraud-metrics-"))
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(multiproc)}
+    if config_path:
+        env["TICKETMON_CONFIG"] = str(Path(config_path).resolve())
+    try:
+        # not exec: the metrics directory is removed when gunicorn stops
+        import subprocess
+
+        proc = subprocess.Popen(gunicorn_argv(settings), env=env)
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            proc.terminate()
+            return proc.wait()
+    finally:
+        shutil.rmtree(multiproc, ignore_errors=True)

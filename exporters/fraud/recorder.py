@@ -1,0 +1,140 @@
+"""Every check's outcome in the database, written off the request path.
+
+The request puts a row on a bounded queue and returns; a writer thread inserts rows in
+batches. When the queue is full (the database is slow or gone) the row is dropped and
+counted (ticketmon_fraud_records_dropped_total): a check must never wait for storage.
+A batch the database refuses is retried once, then dropped and counted the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+
+from receiver.store.engine import make_engine
+
+log = logging.getLogger("ticketmon.fraud.recorder")
+
+metadata = sa.MetaData()
+checks = sa.Table(
+    "fraud_checks", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("check_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("checked_at", sa.Float, nullable=False, index=True),  # unix seconds
+    sa.Column("user_id", sa.String(128), nullable=False),
+    sa.Column("event_id", sa.String(128), nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("risk_score", sa.Integer, nullable=False),
+    sa.Column("risk_level", sa.String(16), nullable=False),
+    sa.Column("decision", sa.String(16), nullable=False),
+    sa.Column("patterns", sa.JSON, nullable=False),
+    sa.Column("outlier_score", sa.Float),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("ip", sa.String(45)),
+)
+sa.Index("ix_fraud_checks_level_time", checks.c.risk_level, checks.c.checked_at)
+
+LEVELS = ("low", "medium", "high", "critical")
+
+
+def ensure_schema(engine: sa.Engine) -> None:
+    """Create the table if missing; safe when several workers start at once."""
+    try:
+        metadata.create_all(engine, checkfirst=True)
+    except SQLAlchemyError:
+        # another worker created it between our check and our CREATE
+        if not sa.inspect(engine).has_table(checks.name):
+            raise
+
+
+class Recorder:
+    def __init__(self, url: str, queue_size: int, batch_size: int, flush_seconds: float,
+                 on_drop: Callable[[int], None]) -> None:
+        self.engine = make_engine(url, pool_size=2)
+        ensure_schema(self.engine)
+        self.queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=queue_size)
+        self.batch_size = batch_size
+        self.flush_seconds = flush_seconds
+        self.on_drop = on_drop
+        self.written = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def put(self, row: dict[str, Any]) -> bool:
+        try:
+            self.queue.put_nowait(row)
+            return True
+        except queue.Full:
+            self.on_drop(1)
+            return False
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="fraud-recorder", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _take_batch(self) -> list[dict[str, Any]]:
+        try:
+            batch = [self.queue.get(timeout=self.flush_seconds)]
+        except queue.Empty:
+            return []
+        while len(batch) < self.batch_size:
+            try:
+                batch.append(self.queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _loop(self) -> None:
+        while not (self._stop.is_set() and self.queue.empty()):
+            batch = self._take_batch()
+            if batch:
+                self._write(batch)
+
+    def _write(self, batch: list[dict[str, Any]]) -> None:
+        for attempt in (1, 2):
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(checks.insert(), batch)
+                self.written += len(batch)
+                self._done(batch)
+                return
+            except SQLAlchemyError as exc:
+                log.warning("writing fraud checks failed",
+                            extra={"rows": len(batch), "attempt": attempt,
+                                   "error": str(exc).splitlines()[0][:300]})
+                time.sleep(0.2)
+        self.on_drop(len(batch))
+        self._done(batch)
+
+    def _done(self, batch: list) -> None:
+        for _ in batch:
+            self.queue.task_done()
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait until everything queued so far is written (tests and shutdown)."""
+        deadline = time.monotonic() + timeout
+        while self.queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def events(self, since: float, until: float, min_level: str, limit: int) -> list[dict]:
+        levels = LEVELS[LEVELS.index(min_level):]
+        query = (sa.select(checks)
+                 .where(checks.c.checked_at >= since, checks.c.checked_at <= until,
+                        checks.c.risk_level.in_(levels))
+                 .order_by(checks.c.checked_at.desc()).limit(limit))
+        with self.engine.connect().execution_options(readonly=True) as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]

@@ -1,0 +1,70 @@
+"""The body of POST /api/v1/fraud/check; unknown or ill-typed fields are a 400 naming them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    ValidationError,
+)
+
+
+def _id_text(value: object) -> object:
+    """Platform ids may be numbers or strings; both become strings, nothing else does."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Id = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=128)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Geo(Strict):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class PreviousGeo(Geo):
+    at: float = Field(gt=0, description="unix time of the previous purchase")
+
+
+class Session(Strict):
+    duration_seconds: float | None = Field(None, ge=0, le=86_400 * 7)
+    mouse_movements: int | None = Field(None, ge=0)
+    keystroke_intervals_ms: list[Annotated[float, Field(ge=0, le=600_000)]] | None = Field(
+        None, max_length=1000)
+
+
+class CheckRequest(Strict):
+    user_id: Id
+    event_id: Id
+    quantity: int = Field(ge=1, le=10_000)
+    requests_per_minute: float | None = Field(None, ge=0, le=1_000_000)
+    payment_methods_recent: int | None = Field(None, ge=0, le=10_000)
+    ip: IPvAnyAddress | None = None
+    geo: Geo | None = None
+    previous_geo: PreviousGeo | None = None
+    user_agent: str | None = Field(None, max_length=2048)
+    session: Session | None = None
+
+
+def parse(body: bytes) -> CheckRequest:
+    return CheckRequest.model_validate_json(body)
+
+
+def describe(exc: ValidationError) -> list[dict]:
+    """[{field, message}] with dotted field paths, for the 400 body."""
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = [str(p) for p in err["loc"]]
+        out.append({"field": ".".join(loc) or "(body)", "message": err["msg"]})
+    return out
