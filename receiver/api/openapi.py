@@ -145,6 +145,14 @@ DOCUMENT = {
 }
 
 
+EXTRA_PATHS: dict[str, dict] = {}
+
+
+def register_paths(paths: dict[str, dict]) -> None:
+    """Blueprints of other receiver packages (escalation, anomaly) describe their routes."""
+    EXTRA_PATHS.update(paths)
+
+
 @bp.get("/openapi.json")
 def openapi():
-    return jsonify(DOCUMENT)
+    return jsonify({**DOCUMENT, "paths": {**DOCUMENT["paths"], **EXTRA_PATHS}})
