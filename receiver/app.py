@@ -10,9 +10,10 @@ import uuid
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from receiver.api import admin, alerts, incidents, openapi, ops, webhook
+from receiver.api import admin, alerts, escalation, incidents, openapi, ops, webhook
 from receiver.api.common import ApiError, Receiver, error_body
 from receiver.auth import Authenticator, AuthError, Forbidden
+from receiver.escalation.metrics import outbox_gauges
 from receiver.metrics import ReceiverMetrics
 from receiver.payload import PayloadError
 from receiver.settings import ReceiverSettings
@@ -23,7 +24,8 @@ from ticketmon.config import ConfigError, load
 from ticketmon.httpguard import Guard
 
 log = logging.getLogger("receiver")
-BLUEPRINTS = (webhook.bp, incidents.bp, alerts.bp, admin.bp, ops.bp, openapi.bp)
+BLUEPRINTS = (webhook.bp, incidents.bp, alerts.bp, admin.bp, ops.bp, openapi.bp,
+              escalation.bp)
 
 
 def _load_hook(spec: str):
@@ -48,6 +50,7 @@ def create_app(settings: ReceiverSettings | None = None) -> Flask:
     for spec in settings.incident_hooks:
         store.add_hook(_load_hook(spec))
     metrics = ReceiverMetrics(store)
+    metrics.store_collector.add(outbox_gauges)  # dead letters and pending, from the DB
     store.observe = metrics.store_duration.observe
     auth = Authenticator(settings.jwt, settings.api_tokens,
                          lookup=lambda digest: store.read(queries.find_token, digest))

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from ticketmon.config import ConfigError
 
-EXTENSIONS: list[str] = []  # modules with register(receiver_subparsers)
+EXTENSIONS: list[str] = ["receiver.worker"]  # modules with register(receiver_subparsers)
 
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 

@@ -96,7 +96,9 @@ class ReceiverSettings(Settings):
     store_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
     auto_migrate: bool | None = None  # None: migrate by itself on SQLite only
     metrics_guard: GuardSettings = Field(default_factory=GuardSettings)  # basic auth, allowlist
-    incident_hooks: list[str] = Field(default_factory=list)  # "module:function" plug-ins
+    # "module:function" plug-ins run in the incident's transaction; escalation is on by default
+    incident_hooks: list[str] = Field(
+        default_factory=lambda: ["receiver.escalation.hooks:on_incident_event"])
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("database_url")

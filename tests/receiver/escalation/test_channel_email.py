@@ -6,15 +6,20 @@ import email
 import ssl
 from email import policy
 
+import escalation_helpers  # noqa: E402
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from conftest import make_message
+from escalation_helpers import make_message
 
 from receiver.channels.base import Outcome
 from receiver.channels.email import EmailChannel, EmailSettings
 from ticketmon.servers.process import free_port
 from ticketmon.simulator.notification_sink import self_signed_cert
+
+# fixtures shared by the escalation tests
+sink, tls_sink = escalation_helpers.sink, escalation_helpers.tls_sink
+templates = escalation_helpers.templates
 
 USER, PASSWORD = "ticketmon", "smtp-pass-123"
 

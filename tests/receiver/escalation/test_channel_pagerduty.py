@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import time
 
-from conftest import make_message
+import escalation_helpers  # noqa: E402
+from escalation_helpers import make_message
 
 from receiver.channels.base import Outcome
 from receiver.channels.pagerduty import PagerDutyChannel, PagerDutySettings
 from ticketmon.config import ConfigError, load
+
+# fixtures shared by the escalation tests
+sink, tls_sink = escalation_helpers.sink, escalation_helpers.tls_sink
+templates = escalation_helpers.templates
 
 
 def channel(sink, templates, **extra) -> PagerDutyChannel:

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 
+import escalation_helpers  # noqa: E402
 import pytest
-from conftest import make_message
+from escalation_helpers import make_message
 
 from receiver.channels import webhook
 from receiver.channels.base import Outcome, classify_status
 from receiver.channels.slack import SlackChannel, SlackSettings
 from receiver.channels.webhook import WebhookChannel, WebhookSettings, WebhookVerificationError
+
+# fixtures shared by the escalation tests
+sink, tls_sink = escalation_helpers.sink, escalation_helpers.tls_sink
+templates = escalation_helpers.templates
 
 SECRET = "whsec-0123456789abcdef"
 

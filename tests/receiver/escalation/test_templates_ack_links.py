@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import time
 
+import escalation_helpers  # noqa: E402
 import pytest
-from conftest import make_message
+from escalation_helpers import make_message
 
 from receiver.channels.templates import Templates
 from receiver.escalation.ack_links import AckLinks, AckTokenError
 from ticketmon.config import ConfigError
+
+# fixtures shared by the escalation tests
+sink, tls_sink = escalation_helpers.sink, escalation_helpers.tls_sink
+templates = escalation_helpers.templates
 
 
 def test_override_directory_wins_file_by_file(tmp_path):

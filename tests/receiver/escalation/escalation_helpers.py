@@ -1,4 +1,4 @@
-"""Local far ends for the channels: a recording HTTP(S) sink and a real SMTP server."""
+"""Shared by the escalation tests: local far ends (recording HTTP(S) sink) and a sample message."""
 
 from __future__ import annotations
 
@@ -47,3 +47,39 @@ def make_message(action: str = "trigger", **incident) -> Message:
                "ack": "http://127.0.0.1:10190/ack/TOKEN"},
         actor="alice" if action != "trigger" else None,
     )
+
+
+PAYLOADS = Path(__file__).resolve().parents[3].parent / "shared" / "payloads"
+
+
+def firing_payload(n: int, severity: str = "critical", service: str = "sales",
+                   status: str = "firing") -> dict:
+    """A real Alertmanager 0.25 payload made unique per n (group, alert, fingerprint)."""
+    import copy
+    import json
+
+    doc = json.loads((PAYLOADS / "alertmanager-0.25-firing.json").read_text())
+    doc = copy.deepcopy(doc)
+    name = f"CheckoutErrors{n}"
+    labels = {**doc["commonLabels"], "alertname": name, "severity": severity,
+              "service": service, "tenant": "acme"}
+    alert = doc["alerts"][0]
+    alert.update(labels=labels, fingerprint=f"{n:016x}", status=status)
+    if status == "resolved":
+        alert["endsAt"] = "2026-11-22T04:10:00Z"
+    doc.update(status=status, commonLabels=labels,
+               groupLabels={"alertname": name, "env": "e2e"},
+               groupKey=f'{{}}:{{alertname="{name}", env="e2e"}}')
+    return doc
+
+
+def write_policies(path: Path, steps: list[tuple[str, list[str]]], repeat: dict | None = None,
+                   severity: str = "critical") -> Path:
+    import yaml
+
+    policy = {"name": severity, "match": {"severity": severity},
+              "steps": [{"after": after, "channels": chans} for after, chans in steps]}
+    if repeat:
+        policy["repeat"] = repeat
+    path.write_text(yaml.safe_dump({"policies": [policy]}))
+    return path

@@ -1,0 +1,159 @@
+"""Escalation API: dead letters (list, retry), an incident's notifications, ack links.
+
+`/ack/<token>` is the one-click acknowledge link carried by every message. GET shows a
+page whose form posts back at once (a person's click acknowledges; a chat preview bot
+fetching the URL does not); POST acknowledges as `ack-link:<channel>`. The token's
+secret comes from TICKETMON_ACK_LINK_SECRET, the same value the worker signs with.
+Rows carry channel names and our own error summaries, never channel credentials.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from datetime import UTC, datetime
+
+from flask import Blueprint, Response, g, jsonify, request
+
+from receiver.api.common import ApiError, caller, cursor_param, limit_param, multi, only_params
+from receiver.api.common import receiver as context
+from receiver.escalation.ack_links import AckLinks, AckTokenError
+from receiver.escalation.outbox import list_notifications, retry_dead
+from receiver.store.store import Conflict, NotFound
+from receiver.store.types import iso
+
+bp = Blueprint("escalation", __name__)
+STATES = ("pending", "delivering", "delivered", "dead", "cancelled")
+SECRET_ENV = "TICKETMON_ACK_LINK_SECRET"
+TTL_ENV = "TICKETMON_ACK_LINK_TTL"
+
+
+def _public(row: dict) -> dict:
+    return {k: iso(v) if isinstance(v, datetime) else v for k, v in row.items()}
+
+
+def _page(rows: list[dict], limit: int):
+    cursor = str(rows[-1]["id"]) if len(rows) == limit else None
+    return jsonify(notifications=[_public(r) for r in rows], next_cursor=cursor)
+
+
+@bp.get("/api/v1/dead-letters")
+def dead_letters():
+    principal = caller("viewer")
+    only_params("limit", "cursor")
+    limit = limit_param()
+    rows = context().store.read(list_notifications, state="dead", tenant=principal.tenant,
+                                limit=limit, before_id=cursor_param())
+    return _page(rows, limit)
+
+
+@bp.post("/api/v1/dead-letters/<int:notification_id>/retry")
+def retry_dead_letter(notification_id: int):
+    principal = caller("operator")
+    only_params()
+    with context().store.transaction() as conn:
+        done = retry_dead(conn, notification_id, datetime.now(UTC), principal.tenant)
+    if not done:
+        raise NotFound(f"dead letter {notification_id} not found")
+    return jsonify(id=notification_id, state="pending")
+
+
+@bp.get("/api/v1/incidents/<int:incident_id>/notifications")
+def incident_notifications(incident_id: int):
+    principal = caller("viewer")
+    only_params("state", "limit", "cursor")
+    states = multi("state", STATES)
+    limit = limit_param()
+    rows = context().store.read(list_notifications, state=states or None,
+                                incident_id=incident_id, tenant=principal.tenant, limit=limit,
+                                before_id=cursor_param())
+    return _page(rows, limit)
+
+
+def _links() -> AckLinks:
+    secret = os.environ.get(SECRET_ENV, "")
+    if not secret:
+        raise ApiError(404, "not_found", "acknowledge links are not enabled")
+    try:
+        ttl = float(os.environ.get(TTL_ENV, "86400"))
+    except ValueError:
+        ttl = 86400.0
+    return AckLinks(secret, request.host_url, ttl)
+
+
+def _claim(token: str):
+    if len(token) > 500:
+        raise ApiError(400, "invalid_token", "acknowledge link is not valid")
+    try:
+        return _links().verify(token)
+    except AckTokenError as exc:
+        raise ApiError(400, "invalid_token", str(exc)) from None
+
+
+@bp.get("/ack/<token>")
+def ack_page(token: str):
+    claim = _claim(token)
+    safe = html.escape(token, quote=True)
+    page = (
+        "<!doctype html><html><body style='font-family:sans-serif'>"
+        f"<h1>Acknowledge incident {html.escape(claim.incident_id)}</h1>"
+        f"<form id='ack' method='post' action='/ack/{safe}'>"
+        "<button type='submit'>Acknowledge</button></form>"
+        "<script>document.getElementById('ack').submit()</script>"
+        "</body></html>"
+    )
+    return Response(page, mimetype="text/html")
+
+
+@bp.post("/ack/<token>")
+def ack(token: str):
+    claim = _claim(token)
+    if not claim.incident_id.isdigit():
+        raise ApiError(400, "invalid_token", "acknowledge link is not valid")
+    actor = f"ack-link:{claim.channel}"[:200]
+    try:
+        incident, changed = context().store.change_incident(
+            int(claim.incident_id), "acknowledge", actor, "*", request_id=g.get("request_id"))
+    except Conflict:
+        incident, changed = {"id": int(claim.incident_id), "status": "resolved"}, False
+    if request.accept_mimetypes.best == "application/json":
+        return jsonify(incident_id=incident["id"], status=incident["status"], changed=changed)
+    word = "Acknowledged" if changed else f"Already {incident['status']}"
+    return Response(f"<!doctype html><p>{word}: incident {incident['id']}.</p>",
+                    mimetype="text/html")
+
+
+def _openapi() -> None:
+    from receiver.api.openapi import OBJ, PAGE, _errors, _ok, _path, _query, register_paths
+
+    token = {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
+    register_paths({
+        "/api/v1/dead-letters": {"get": {
+            "summary": "Notifications that will not be delivered (viewer)",
+            "tags": ["escalation"], "parameters": PAGE,
+            "responses": {**_ok("a page of dead letters", OBJ), **_errors(400, 401, 403, 503)}}},
+        "/api/v1/dead-letters/{notification_id}/retry": {"post": {
+            "summary": "Queue a dead letter again (operator)", "tags": ["escalation"],
+            "parameters": [_path("notification_id")],
+            "responses": {**_ok("queued", OBJ), **_errors(401, 403, 404, 503)}}},
+        "/api/v1/incidents/{incident_id}/notifications": {"get": {
+            "summary": "An incident's notifications and their delivery state (viewer)",
+            "tags": ["escalation"],
+            "parameters": [_path("incident_id"),
+                           _query("state", "filter by state", multiple=True), *PAGE],
+            "responses": {**_ok("a page of notifications", OBJ),
+                          **_errors(400, 401, 403, 503)}}},
+        "/ack/{token}": {
+            "get": {"summary": "One-click acknowledge page (signed, expiring link)",
+                    "tags": ["escalation"], "security": [], "parameters": [token],
+                    "responses": {"200": {"description": "HTML page",
+                                          "content": {"text/html": {}}},
+                                  **_errors(400, 404)}},
+            "post": {"summary": "Acknowledge through a signed link", "tags": ["escalation"],
+                     "security": [], "parameters": [token],
+                     "responses": {**_ok("acknowledged (or already so)", OBJ),
+                                   **_errors(400, 404, 503)}}},
+    })
+
+
+_openapi()

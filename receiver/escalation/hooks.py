@@ -1,0 +1,113 @@
+"""The in-transaction incident hook: escalation timers and outbox rows.
+
+Registered in the receiver as `receiver.escalation.hooks:on_incident_event` (setting
+`incident_hooks`), it runs inside the transaction that opens, acknowledges or resolves
+an incident, so the timer and the notifications commit or roll back with the change.
+Opening only starts a timer due at once; the worker picks the policy and writes the
+step's notifications when it claims the timer. Acknowledge and resolve stop the timer,
+cancel what has not gone out, and queue an acknowledge/resolve for every channel that
+was (or is being) notified, plus the Alertmanager silence and its expiry.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from receiver.escalation.tables import escalations, notifications
+from receiver.store.hooks import IncidentEvent
+
+ALERTMANAGER = "alertmanager"  # pseudo-channel for silences
+NOTIFIED = ("delivered", "delivering")
+
+
+def on_incident_event(conn: Connection, event: IncidentEvent) -> None:
+    if event.kind in ("opened", "reopened"):
+        start(conn, event.incident_id, event.tenant, event.at, restart=event.kind == "reopened")
+    elif event.kind == "severity_raised":
+        start(conn, event.incident_id, event.tenant, event.at, restart=True, only_active=True)
+    elif event.kind == "acknowledged":
+        stop(conn, event, "acknowledged", "acknowledge")
+    elif event.kind == "resolved":
+        stop(conn, event, "resolved", "resolve")
+
+
+def _row(conn: Connection, incident_id: int) -> dict | None:
+    query = sa.select(escalations).where(escalations.c.incident_id == incident_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).mappings().first()
+    return dict(row) if row else None
+
+
+def start(conn: Connection, incident_id: int, tenant: str, at: datetime,
+          restart: bool = False, only_active: bool = False) -> None:
+    """A timer due now at step 0; on restart a new episode, so every step goes out again."""
+    row = _row(conn, incident_id)
+    values = {"state": "active", "policy": None, "started_at": at, "step": 0, "round": 0,
+              "due_at": at, "updated_at": at}
+    if row is None:
+        conn.execute(escalations.insert().values(incident_id=incident_id, tenant=tenant,
+                                                 episode=0, **values))
+    elif restart and (not only_active or row["state"] == "active"):
+        conn.execute(escalations.update().where(escalations.c.incident_id == incident_id)
+                     .values(episode=row["episode"] + 1, **values))
+
+
+def stop(conn: Connection, event: IncidentEvent, state: str, action: str) -> None:
+    row = _row(conn, event.incident_id)
+    if row is None or row["state"] == state or row["state"] == "resolved":
+        return
+    at = event.at
+    conn.execute(escalations.update().where(escalations.c.incident_id == event.incident_id)
+                 .values(state=state, due_at=None, updated_at=at))
+    n = notifications.c
+    # what has not gone out yet will not: the incident is handled
+    conn.execute(notifications.update().where(
+        n.incident_id == event.incident_id, n.state == "pending",
+        n.action.in_(("trigger", "silence") if action == "resolve" else ("trigger",)),
+    ).values(state="cancelled", finished_at=at, last_error=f"incident {state}"))
+    notified = conn.execute(
+        sa.select(n.channel).distinct().where(
+            n.incident_id == event.incident_id, n.action == "trigger", n.state.in_(NOTIFIED))
+    ).scalars().all()
+    rows = [_outbox(event, row, channel, action) for channel in sorted(notified)]
+    if action == "acknowledge":
+        rows.append(_outbox(event, row, ALERTMANAGER, "silence"))
+    else:
+        silenced = conn.execute(sa.select(n.id).where(
+            n.incident_id == event.incident_id, n.action == "silence", n.state.in_(NOTIFIED),
+        ).limit(1)).first()
+        if silenced or row["silence_id"]:
+            rows.append(_outbox(event, row, ALERTMANAGER, "unsilence"))
+    insert_outbox(conn, rows)
+
+
+def _outbox(event: IncidentEvent, row: dict, channel: str, action: str) -> dict:
+    return outbox_row(event.incident_id, event.tenant, row["episode"], 0, 0, channel, action,
+                      event.at, actor=event.actor)
+
+
+def outbox_row(incident_id: int, tenant: str, episode: int, round_: int, step: int,
+               channel: str, action: str, due_at: datetime, actor: str | None = None,
+               now: datetime | None = None) -> dict:
+    """One outbox row; its key makes writing the same notification twice a no-op."""
+    where = f"{round_}.{step}" if action == "trigger" else action
+    return {
+        "incident_id": incident_id, "tenant": tenant, "episode": episode, "round": round_,
+        "step": step, "channel": channel, "action": action, "actor": actor,
+        "key": f"{incident_id}/{episode}/{where}/{channel}/{action}",
+        "state": "pending", "attempts": 0, "due_at": due_at, "next_attempt_at": due_at,
+        "created_at": now or due_at,
+    }
+
+
+def insert_outbox(conn: Connection, rows: list[dict]) -> None:
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    conn.execute(dialect.insert(notifications).on_conflict_do_nothing(
+        index_elements=["key"]), rows)

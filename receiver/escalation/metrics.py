@@ -1,0 +1,61 @@
+"""Escalation metrics: deliveries by outcome and step lateness (the worker's /metrics),
+dead letters and pending notifications (the receiver's /metrics).
+
+Counters and the lateness histogram are live in each worker process. Dead and pending
+notifications are counted in the database at scrape time (`outbox_gauges`, added to the
+receiver's StoreCollector), so the numbers are right however many workers run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from sqlalchemy.engine import Connection
+
+from receiver.escalation.outbox import state_counts
+
+LATENESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+OUTCOME = {"delivered": "delivered", "pending": "retry", "dead": "dead",
+           "cancelled": "cancelled"}
+
+
+def outbox_gauges(conn: Connection) -> Iterable[Metric]:
+    dead = GaugeMetricFamily("ticketmon_receiver_dead_letters",
+                             "Notifications that will not be delivered (see /api/v1/dead-letters)",
+                             labels=["channel"])
+    pending = GaugeMetricFamily("ticketmon_receiver_outbox_pending",
+                                "Notifications waiting for delivery or being delivered",
+                                labels=["channel"])
+    waiting: dict[str, int] = {}
+    for channel, state, count in state_counts(conn):
+        if state == "dead":
+            dead.add_metric([channel], count)
+        else:
+            waiting[channel] = waiting.get(channel, 0) + count
+    for channel, count in sorted(waiting.items()):
+        pending.add_metric([channel], count)
+    yield dead
+    yield pending
+
+
+class WorkerMetrics:
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        registry = registry if registry is not None else CollectorRegistry()
+        self.notifications = Counter(
+            "ticketmon_receiver_notifications", "Notification delivery attempts by outcome",
+            ["channel", "outcome"], registry=registry)
+        self.lateness = Histogram(
+            "ticketmon_receiver_escalation_lateness_seconds",
+            "Delay between an escalation step falling due and its notification delivered",
+            buckets=LATENESS_BUCKETS, registry=registry)
+        self.errors = Counter("ticketmon_receiver_worker_errors",
+                              "Worker passes that failed (database unreachable, ...)",
+                              registry=registry)
+
+    def record(self, row: dict, state: str, outcome: str, now: datetime) -> None:
+        self.notifications.labels(row["channel"], OUTCOME.get(state, outcome)).inc()
+        if state == "delivered" and row["action"] == "trigger":
+            self.lateness.observe(max(0.0, (now - row["due_at"]).total_seconds()))

@@ -1,0 +1,215 @@
+"""Database side of the worker: advance due timers, claim outbox rows, record outcomes.
+
+Every function is one short transaction. Rows are claimed with
+`FOR UPDATE SKIP LOCKED` on PostgreSQL, so any number of workers share the work and
+each timer step or notification is taken by exactly one of them; on SQLite one worker
+runs at a time (see worker.single_worker_lock). A claimed notification carries a lease
+and the claimer's id: the outcome is written only while the lease is still ours
+(fencing), and a worker that dies mid-delivery leaves a lease that expires, after
+which another worker delivers the row again with the same delivery id.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from receiver.escalation.hooks import insert_outbox, outbox_row
+from receiver.escalation.policy import PolicySet
+from receiver.escalation.tables import escalations, notifications
+from receiver.store.tables import incidents
+
+n = notifications.c
+
+
+def _skip_locked(query, conn: Connection):
+    if conn.dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=True)
+    return query
+
+
+def incident_labels(incident: dict) -> dict[str, str]:
+    labels = {**(incident.get("group_labels") or {}), **(incident.get("common_labels") or {})}
+    for key in ("severity", "tenant", "service"):
+        if incident.get(key):
+            labels[key] = incident[key]
+    return {k: str(v) for k, v in labels.items()}
+
+
+def advance_escalations(conn: Connection, policies: PolicySet, now: datetime,
+                        limit: int = 100) -> int:
+    """Turn every due step into outbox rows and move its timer on; returns steps fired."""
+    e = escalations.c
+    query = (sa.select(escalations).where(e.state == "active", e.due_at <= now)
+             .order_by(e.due_at).limit(limit))
+    rows = conn.execute(_skip_locked(query, conn)).mappings().all()
+    if not rows:
+        return 0
+    incident_rows = conn.execute(sa.select(incidents).where(
+        incidents.c.id.in_([r["incident_id"] for r in rows]))).mappings().all()
+    by_id = {i["id"]: dict(i) for i in incident_rows}
+    fired, outbox = 0, []
+    for row in rows:
+        incident = by_id.get(row["incident_id"])
+        policy = policies.by_name.get(row["policy"] or "")
+        if policy is None and incident is not None:
+            policy = policies.match(incident_labels(incident))
+        if policy is None:
+            conn.execute(escalations.update().where(e.incident_id == row["incident_id"])
+                         .values(state="unmatched", due_at=None, updated_at=now))
+            continue
+        step, round_ = row["step"], row["round"]
+        position: tuple[int, int] | None = (step, round_)
+        due_at = None
+        while position is not None:
+            step, round_ = position
+            offset = policy.due_offset(step, round_)
+            due_at = row["started_at"] + timedelta(seconds=offset)
+            if due_at > now:
+                break
+            fired += 1
+            for channel in policy.steps[step].channels:
+                outbox.append(outbox_row(row["incident_id"], row["tenant"], row["episode"],
+                                         round_, step, channel, "trigger", due_at, now=now))
+            position = policy.next_position(step, round_)
+        values = {"policy": policy.name, "updated_at": now}
+        if position is None:
+            values.update(state="exhausted", due_at=None)
+        else:
+            values.update(step=position[0], round=position[1], due_at=due_at)
+        conn.execute(escalations.update().where(e.incident_id == row["incident_id"])
+                     .values(values))
+    insert_outbox(conn, outbox)
+    return fired
+
+
+@dataclass
+class Claimed:
+    row: dict
+    incident: dict | None
+    silence_id: str | None
+
+
+def claim(conn: Connection, owner: str, now: datetime, lease: float,
+          limit: int = 100) -> list[Claimed]:
+    """Take due notifications (and ones whose lease ran out), oldest first, in order per
+    (incident, channel): a resolve never overtakes the trigger it follows."""
+    older = notifications.alias("older")
+    blocked = sa.exists().where(
+        older.c.incident_id == n.incident_id, older.c.channel == n.channel,
+        older.c.id < n.id, older.c.state.in_(("pending", "delivering")),
+    )
+    ready = sa.or_(
+        sa.and_(n.state == "pending", n.next_attempt_at <= now),
+        sa.and_(n.state == "delivering", n.lease_until < now),
+    )
+    query = (sa.select(notifications).where(ready, ~blocked)
+             .order_by(n.next_attempt_at, n.id).limit(limit))
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=notifications)
+    rows = [dict(r) for r in conn.execute(query).mappings().all()]
+    if not rows:
+        return []
+    ids = [r["id"] for r in rows]
+    until = now + timedelta(seconds=lease)
+    conn.execute(notifications.update().where(n.id.in_(ids)).values(
+        state="delivering", lease_owner=owner, lease_until=until, attempts=n.attempts + 1))
+    incident_ids = {r["incident_id"] for r in rows}
+    found = conn.execute(sa.select(incidents).where(incidents.c.id.in_(incident_ids)))
+    by_id = {i["id"]: dict(i) for i in found.mappings().all()}
+    silences = dict(conn.execute(sa.select(escalations.c.incident_id, escalations.c.silence_id)
+                                 .where(escalations.c.incident_id.in_(incident_ids))).all())
+    out = []
+    for r in rows:
+        r.update(state="delivering", lease_owner=owner, lease_until=until,
+                 attempts=r["attempts"] + 1)
+        out.append(Claimed(r, by_id.get(r["incident_id"]), silences.get(r["incident_id"])))
+    return out
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    base: float = 2.0
+    cap: float = 300.0
+    max_age: float = 6 * 3600.0
+    max_attempts: int = 25
+
+    def delay(self, attempts: int, retry_after: float | None = None) -> float:
+        """Exponential backoff with full jitter; a server's Retry-After is a floor."""
+        ceiling = min(self.cap, self.base * 2 ** max(0, attempts - 1))
+        delay = random.uniform(self.base / 2, max(self.base / 2, ceiling))
+        return max(delay, retry_after or 0.0)
+
+
+def finish(conn: Connection, row: dict, owner: str, now: datetime, outcome: str,
+           detail: str, retry: RetryPolicy, retry_after: float | None = None,
+           silence_id: str | None = None) -> str | None:
+    """Record a delivery outcome if the lease is still ours; returns the row's new state
+    (delivered, pending, dead) or None when another worker had taken the row over."""
+    if outcome == "delivered":
+        values = {"state": "delivered", "finished_at": now, "last_error": None}
+    elif outcome == "retry":
+        age = (now - row["created_at"]).total_seconds()
+        if age >= retry.max_age or row["attempts"] >= retry.max_attempts:
+            values = {"state": "dead", "finished_at": now,
+                      "last_error": f"gave up after {row['attempts']} attempts: {detail}"}
+        else:
+            wait = retry.delay(row["attempts"], retry_after)
+            values = {"state": "pending", "last_error": detail,
+                      "next_attempt_at": now + timedelta(seconds=wait)}
+    elif outcome == "cancelled":
+        values = {"state": "cancelled", "finished_at": now, "last_error": detail}
+    else:
+        values = {"state": "dead", "finished_at": now, "last_error": detail}
+    values.update(lease_owner=None, lease_until=None)
+    result = conn.execute(notifications.update().where(
+        n.id == row["id"], n.lease_owner == owner, n.state == "delivering").values(values))
+    if result.rowcount != 1:
+        return None
+    if silence_id is not None or (row["action"] == "unsilence" and outcome == "delivered"):
+        conn.execute(escalations.update()
+                     .where(escalations.c.incident_id == row["incident_id"])
+                     .values(silence_id=silence_id, updated_at=now))
+    return values["state"]
+
+
+def retry_dead(conn: Connection, notification_id: int, now: datetime,
+               tenant: str = "*") -> bool:
+    """Put a dead letter back in the queue (an operator fixed the channel)."""
+    query = notifications.update().where(n.id == notification_id, n.state == "dead")
+    if tenant != "*":
+        query = query.where(n.tenant == tenant)
+    return conn.execute(query.values(
+        state="pending", attempts=0, next_attempt_at=now, created_at=now, finished_at=None,
+    )).rowcount == 1
+
+
+def list_notifications(conn: Connection, state: str | list[str] | None = None,
+                       incident_id: int | None = None, tenant: str = "*",
+                       limit: int = 100, before_id: int | None = None) -> list[dict]:
+    query = sa.select(
+        n.id, n.incident_id, n.tenant, n.channel, n.action, n.episode, n.round, n.step,
+        n.state, n.attempts, n.due_at, n.created_at, n.next_attempt_at, n.finished_at,
+        n.last_error, n.actor,
+    ).order_by(n.id.desc()).limit(limit)
+    if state:
+        query = query.where(n.state.in_([state] if isinstance(state, str) else state))
+    if incident_id is not None:
+        query = query.where(n.incident_id == incident_id)
+    if tenant != "*":
+        query = query.where(n.tenant == tenant)
+    if before_id is not None:
+        query = query.where(n.id < before_id)
+    return [dict(r) for r in conn.execute(query).mappings().all()]
+
+
+def state_counts(conn: Connection) -> list[tuple[str, str, int]]:
+    """(channel, state, count) for pending and dead rows: the gauges on /metrics."""
+    query = (sa.select(n.channel, n.state, sa.func.count())
+             .where(n.state.in_(("pending", "delivering", "dead")))
+             .group_by(n.channel, n.state))
+    return [(c, s, int(k)) for c, s, k in conn.execute(query).all()]

@@ -1,0 +1,236 @@
+"""`ticketmon receiver worker`: escalates by policy and delivers the notification outbox.
+
+A separate process from the web app; any number of them may share one PostgreSQL (on
+SQLite, one at a time). Each loop: fire due escalation steps into the outbox, claim due
+notifications, deliver them in a small thread pool, record outcomes. All state is in
+the database, so a restart loses nothing; its own /metrics (default port 10195) shows
+deliveries, step lateness and the dead-letter/pending counts.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
+
+from receiver.channels.base import DeliveryResult, Message, Outcome
+from receiver.channels.registry import ChannelSettings
+from receiver.escalation.policy import parse_duration
+from ticketmon.config import Settings
+
+log = logging.getLogger("receiver.worker")
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class WorkerSettings(Settings):
+    database_url: str = "sqlite:///ticketmon-receiver.db"
+    policies_file: Path | None = None  # default: rules/escalation/policies.yaml
+    templates_dir: Path | None = None
+    channels: dict[str, ChannelSettings] = {}
+    public_url: str = "http://127.0.0.1:10190"  # the receiver, for incident and ack links
+    grafana_url: str | None = None
+    alertmanager_url: str | None = None  # for silences; None: no silences
+    silence_on_ack: bool = True
+    silence_duration: Duration = 4 * 3600.0
+    ack_link_secret: SecretStr | None = None  # the receiver must have the same one
+    ack_link_ttl: Duration = 24 * 3600.0
+    poll_interval: Duration = 0.5
+    batch_size: int = Field(default=100, ge=1, le=10_000)
+    concurrency: int = Field(default=8, ge=1, le=64)
+    lease: Duration = 120.0
+    retry_base: Duration = 2.0
+    retry_cap: Duration = 300.0
+    max_age: Duration = 6 * 3600.0
+    max_attempts: int = Field(default=25, ge=1)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=10195, ge=0, le=65535)  # 0: no /metrics
+    worker_id: str | None = None
+    log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _lease_outlives_a_delivery(self) -> WorkerSettings:
+        slowest = max((getattr(c, "timeout", 0) for c in self.channels.values()), default=0)
+        if self.lease <= slowest * 2:
+            raise ValueError(f"lease must be longer than twice the slowest channel timeout "
+                             f"({slowest}s)")
+        return self
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Worker:
+    def __init__(self, settings: WorkerSettings, registry=None) -> None:
+        from receiver.channels.registry import build_channels
+        from receiver.channels.templates import Templates
+        from receiver.escalation.ack_links import AckLinks
+        from receiver.escalation.metrics import WorkerMetrics
+        from receiver.escalation.outbox import RetryPolicy
+        from receiver.escalation.policy import load_policies
+        from receiver.escalation.silences import Silencer
+        from receiver.store.engine import make_engine
+
+        self.settings = settings
+        self.policies = load_policies(settings.policies_file)
+        self.policies.check_channels(set(settings.channels))
+        self.templates = Templates(settings.templates_dir)
+        self.channels = build_channels(settings.channels, self.templates)
+        self.ack_links = (AckLinks(settings.ack_link_secret.get_secret_value(),
+                                   settings.public_url, settings.ack_link_ttl)
+                          if settings.ack_link_secret else None)
+        self.silencer = (Silencer(settings.alertmanager_url, settings.silence_duration)
+                         if settings.alertmanager_url and settings.silence_on_ack else None)
+        self.retry = RetryPolicy(settings.retry_base, settings.retry_cap, settings.max_age,
+                                 settings.max_attempts)
+        self.owner = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.engine = make_engine(settings.database_url, pool_size=2)
+        self.metrics = WorkerMetrics(registry)
+        self.pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="deliver")
+        self.stopping = threading.Event()
+
+    # -- one pass ------------------------------------------------------------------------
+    def run_once(self) -> int:
+        """Fire due steps, then deliver one batch; returns how much work was done."""
+        from receiver.escalation.outbox import advance_escalations, claim
+
+        with self.engine.begin() as conn:
+            fired = advance_escalations(conn, self.policies, utcnow(), self.settings.batch_size)
+        with self.engine.begin() as conn:
+            batch = claim(conn, self.owner, utcnow(), self.settings.lease,
+                          self.settings.batch_size)
+        if batch:
+            list(self.pool.map(self.deliver, batch))
+        return fired + len(batch)
+
+    def deliver(self, item) -> None:
+        from receiver.escalation.outbox import finish
+
+        row = item.row
+        silence_id = None
+        try:
+            result, silence_id = self.send(item)
+        except Exception as exc:  # a bug in a channel must not kill the worker or the row
+            log.exception("delivery %s crashed", row["key"])
+            result = DeliveryResult(Outcome.RETRY, f"internal error: {type(exc).__name__}")
+        now = utcnow()
+        outcome = "cancelled" if result.detail == "skipped" else result.outcome.value
+        with self.engine.begin() as conn:
+            state = finish(conn, row, self.owner, now, outcome, result.detail, self.retry,
+                           result.retry_after, silence_id)
+        if state is None:
+            log.warning("lease on %s lost before its outcome was written", row["key"])
+            return
+        self.metrics.record(row, state, outcome, now)
+        log.info("notification %s", state, extra={
+            "notification": row["id"], "incident": row["incident_id"],
+            "channel": row["channel"], "action": row["action"], "attempt": row["attempts"],
+            "detail": result.detail})
+
+    def send(self, item) -> tuple[DeliveryResult, str | None]:
+        row, incident = item.row, item.incident
+        if incident is None:
+            return DeliveryResult(Outcome.PERMANENT, "incident no longer exists"), None
+        if row["action"] == "silence":
+            if self.silencer is None:
+                return DeliveryResult(Outcome.PERMANENT, "skipped"), None
+            return self.silencer.silence(incident, row["actor"])
+        if row["action"] == "unsilence":
+            if self.silencer is None:
+                return DeliveryResult(Outcome.PERMANENT, "skipped"), None
+            return self.silencer.expire(item.silence_id), None
+        channel = self.channels.get(row["channel"])
+        if channel is None:
+            return DeliveryResult(Outcome.PERMANENT,
+                                  f"channel {row['channel']!r} is not configured"), None
+        return channel.send(self.message(row, incident)), None
+
+    def message(self, row: dict, incident: dict) -> Message:
+        opened = incident.get("opened_at")
+        data = {
+            "id": str(incident["id"]), "title": incident["title"],
+            "severity": incident["severity"], "service": incident.get("service") or "",
+            "tenant": incident["tenant"], "status": incident["status"],
+            "started_at": opened.timestamp() if opened else None,
+            "labels": incident.get("common_labels") or {},
+            "summary": (incident.get("common_labels") or {}).get("alertname", ""),
+        }
+        links = {"incident": f"{self.settings.public_url}/api/v1/incidents/{incident['id']}"}
+        if self.settings.grafana_url:
+            links["grafana"] = self.settings.grafana_url
+        if incident.get("external_url"):
+            links["alertmanager"] = incident["external_url"]
+        if self.ack_links and row["action"] == "trigger":
+            links["ack"] = self.ack_links.url(str(incident["id"]), row["channel"])
+        return Message(action=row["action"], incident=data, delivery_id=row["key"],
+                       step=row["step"], round=row["round"], actor=row["actor"], links=links)
+
+    # -- loop --------------------------------------------------------------------------
+    def run(self) -> None:
+        log.info("worker started", extra={"worker": self.owner,
+                                          "channels": sorted(self.channels),
+                                          "policies": [p.name for p in self.policies.policies]})
+        while not self.stopping.is_set():
+            try:
+                busy = self.run_once()
+            except Exception as exc:  # database away: keep trying, state is in the DB
+                log.warning("worker pass failed: %s", type(exc).__name__)
+                self.metrics.errors.inc()
+                busy = 0
+            if not busy:
+                self.stopping.wait(self.settings.poll_interval)
+        self.pool.shutdown(wait=True)
+        self.engine.dispose()
+        log.info("worker stopped", extra={"worker": self.owner})
+
+
+def single_worker_lock(database_url: str):
+    """On SQLite only one worker may run: hold an exclusive lock beside the database."""
+    if not database_url.startswith("sqlite"):
+        return None
+    path = database_url.split("///", 1)[-1] or "ticketmon-receiver.db"
+    handle = open(f"{path}.worker.lock", "w")  # noqa: SIM115 - held for the process's life
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log.info("another worker holds %s.worker.lock: waiting (SQLite runs one worker)", path)
+        fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle
+
+
+def main(args) -> int:
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from receiver.store import migrate
+    from ticketmon import config, logs
+
+    settings = config.load(WorkerSettings, getattr(args, "config", None))
+    logs.setup(settings.log_level)
+    lock = single_worker_lock(settings.database_url)  # noqa: F841 - kept open until exit
+    if settings.database_url.startswith("sqlite"):
+        migrate.upgrade(settings.database_url)
+    registry = CollectorRegistry()
+    worker = Worker(settings, registry)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, settings.metrics_host, registry=registry)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: worker.stopping.set())
+    worker.run()
+    return 0
+
+
+def register(subparsers) -> None:
+    """Adds `worker` to the `ticketmon receiver` group."""
+    parser = subparsers.add_parser("worker", help="escalate incidents and deliver notifications")
+    parser.add_argument("--config", help="YAML settings (default $TICKETMON_CONFIG)")
+    parser.set_defaults(func=main)
