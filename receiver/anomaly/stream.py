@@ -1,0 +1,219 @@
+"""Per-series streaming state: score each new point with a model fitted on the past.
+
+`SeriesStream.push(values)` takes the next points of one series (any number at a
+time) and returns, for each, a score in 0..1 (NaN while warming up) and a flag. The
+result does not depend on how the points are chunked and a point's score never uses
+a later point: the detector is fitted on rows before the segment it scores, the tail
+model on scores before it, and suppression only looks back.
+
+Refits happen every `refit_every` points. With a `refit_executor` (a one-thread
+pool in the job) the fit runs in the background while scoring goes on with the
+previous model; without one (benchmark, tests) it runs inline, which gives the same
+scores as a background fit that finishes before the next point arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
+
+import numpy as np
+
+from receiver.anomaly import features
+from receiver.anomaly.detectors import DETECTORS, FittedDetector
+from receiver.anomaly.thresholds import TailModel, suppress
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """Detector and threshold policy of one series (all lengths in points)."""
+
+    detector: str = "ecod"
+    period: int = 0  # seasonal lag; used once enough history exists
+    seasons: int = 1  # past periods in the seasonal baseline, as history allows
+    train_points: int = 2000  # most recent feature rows a model is fitted on
+    min_train: int = 200  # rows needed before the first fit
+    refit_every: int = 100
+    tail_every: int = 24  # points between refits of the tail model
+    tail_level: float = 0.95
+    min_scores: int = 100  # past scores needed before flagging
+    score_history: int = 3000
+    risk: float = 1e-4  # flag when P(score this high) < risk (SPOT uses 1e-4..1e-3)
+    suppress: int = 144  # points after a flag in which no new flag is raised
+
+    def __post_init__(self) -> None:
+        if self.detector not in DETECTORS:
+            raise ValueError(f"unknown detector {self.detector!r}")
+        if not 0 < self.risk < 1:
+            raise ValueError("risk must be between 0 and 1")
+        if min(self.train_points, self.min_train, self.refit_every, self.min_scores) < 1:
+            raise ValueError("lengths must be positive")
+
+    @property
+    def warmup(self) -> int:
+        """Points seen before the first score."""
+        return features.FeatureSpec(0).lookback + self.min_train
+
+
+@dataclass
+class _Model:
+    spec: features.FeatureSpec
+    detector: FittedDetector
+    fitted_at: int  # global index of the first point it may score
+
+
+@dataclass
+class StreamResult:
+    scores: np.ndarray  # 0..1, NaN where no score yet
+    flags: np.ndarray  # bool
+
+
+def fit_model(cfg: StreamConfig, history: np.ndarray, end: int) -> _Model | None:
+    """Fit on the feature rows of history[:end] (history is the series' buffer)."""
+    spec = features.FeatureSpec(0)
+    for seasons in range(1, cfg.seasons + 1) if cfg.period else ():
+        seasonal = features.FeatureSpec(cfg.period, seasons)
+        if end - seasonal.lookback >= cfg.min_train:
+            spec = seasonal
+    first = max(spec.lookback, end - cfg.train_points)
+    if end - first < cfg.min_train:
+        return None
+    rows = features.build(history[:end], first, spec)
+    return _Model(spec, FittedDetector(cfg.detector, rows), end)
+
+
+class SeriesStream:
+    """State of one series: recent values, the fitted model, past scores, last flag."""
+
+    def __init__(
+        self, config: StreamConfig, refit_executor: Executor | None = None
+    ) -> None:
+        self.cfg = config
+        self.executor = refit_executor
+        self.values = np.empty(0)
+        self.offset = 0  # global index of self.values[0]
+        self.raw_scores = np.empty(0)
+        self.model: _Model | None = None
+        self.pending: Future | None = None
+        self.tail: TailModel | None = None
+        self.last_fit_request = -(10**12)
+        self.last_candidate = -(10**12)
+        self.last_tail_fit = -(10**12)
+        self.fit_hook: Callable[[], None] | None = None  # tests: observe refits
+
+    @property
+    def count(self) -> int:
+        return self.offset + len(self.values)
+
+    def _keep(self) -> int:
+        spec = features.FeatureSpec(self.cfg.period, self.cfg.seasons)
+        return spec.lookback + self.cfg.train_points + self.cfg.refit_every
+
+    def _maybe_refit(self, at: int) -> None:
+        """Ask for a model fitted on everything before global index `at`."""
+        if self.pending is not None and self.pending.done():
+            model = self.pending.result()
+            self.pending = None
+            if model is not None:
+                self.model = model
+        if at - self.last_fit_request < self.cfg.refit_every or self.pending is not None:
+            return
+        history = self.values[: at - self.offset].copy()
+        self.last_fit_request = at
+        if self.executor is None:
+            model = fit_model(self.cfg, history, len(history))
+            if model is not None:
+                self.model = _shift(model, self.offset)
+        else:
+            offset = self.offset
+            self.pending = self.executor.submit(
+                lambda: _shift_opt(fit_model(self.cfg, history, len(history)), offset)
+            )
+        if self.fit_hook:
+            self.fit_hook()
+
+    def push(self, new_values: np.ndarray) -> StreamResult:
+        """Append points (finite floats) and score each of them."""
+        new_values = np.asarray(new_values, dtype=np.float64)
+        if not np.all(np.isfinite(new_values)):
+            raise ValueError("values must be finite numbers")
+        start = self.count
+        self.values = np.concatenate((self.values, new_values))
+        end = self.count
+        scores = np.full(len(new_values), np.nan)
+        flags = np.zeros(len(new_values), dtype=bool)
+        pos = start
+        while pos < end:
+            self._maybe_refit(pos)
+            seg_end = min(end, self.last_fit_request + self.cfg.refit_every)
+            if self.model is not None:
+                self._score(pos, seg_end, scores[pos - start : seg_end - start],
+                            flags[pos - start : seg_end - start])
+            pos = seg_end
+        self._trim()
+        return StreamResult(scores, flags)
+
+    def _score(self, lo: int, hi: int, scores_out: np.ndarray, flags_out: np.ndarray) -> None:
+        """Raw scores for [lo, hi) with one model, then tail probabilities block by block."""
+        model = self.model
+        rows = features.build(self.values[: hi - self.offset], lo - self.offset, model.spec)
+        before = len(self.raw_scores)
+        self.raw_scores = np.concatenate((self.raw_scores, model.detector.score(rows)))
+        cfg = self.cfg
+        i = lo
+        while i < hi:
+            if i - self.last_tail_fit >= cfg.tail_every:
+                self.last_tail_fit = i
+                past = self.raw_scores[: before + i - lo][-cfg.score_history :]
+                if len(past) >= cfg.min_scores:
+                    self.tail = TailModel.fit(past, cfg.tail_level)
+            j = min(hi, self.last_tail_fit + cfg.tail_every)
+            if self.tail is not None:
+                raw = self.raw_scores[before + i - lo : before + j - lo]
+                prob = self.tail.tail_probability(raw)
+                scores_out[i - lo : j - lo] = 1.0 - prob
+                flags_out[i - lo : j - lo], self.last_candidate = suppress(
+                    prob < cfg.risk, i, self.last_candidate, cfg.suppress
+                )
+            i = j
+
+    def _trim(self) -> None:
+        extra = len(self.values) - self._keep()
+        if extra > 0:
+            self.values = self.values[extra:]
+            self.offset += extra
+        if len(self.raw_scores) > self.cfg.score_history:
+            self.raw_scores = self.raw_scores[-self.cfg.score_history :]
+
+
+def _shift(model: _Model, offset: int) -> _Model:
+    model.fitted_at += offset
+    return model
+
+
+def _shift_opt(model: _Model | None, offset: int) -> _Model | None:
+    return None if model is None else _shift(model, offset)
+
+
+DAY = 86400.0
+
+
+def config_for_step(
+    step_seconds: float,
+    detector: str = "ecod",
+    season_seconds: float = DAY,
+    suppress_seconds: float = 6 * 3600,
+    **overrides,
+) -> StreamConfig:
+    """A policy expressed in time, turned into points for a series sampled every step."""
+    if not step_seconds > 0:
+        raise ValueError("step must be positive")
+    period = int(round(season_seconds / step_seconds)) if season_seconds else 0
+    params = {
+        "detector": detector,
+        "period": period if period >= 2 else 0,
+        "suppress": max(int(round(suppress_seconds / step_seconds)), 0),
+    }
+    params.update(overrides)
+    return StreamConfig(**params)
