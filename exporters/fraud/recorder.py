@@ -87,10 +87,7 @@ class Recorder:
             self._thread.join(timeout)
 
     def _take_batch(self) -> list[dict[str, Any]]:
-        try:
-            batch = [self.queue.get(timeout=self.flush_seconds)]
-        except queue.Empty:
-            return []
+        batch: list[dict[str, Any]] = []
         while len(batch) < self.batch_size:
             try:
                 batch.append(self.queue.get_nowait())
@@ -99,10 +96,14 @@ class Recorder:
         return batch
 
     def _loop(self) -> None:
-        while not (self._stop.is_set() and self.queue.empty()):
-            batch = self._take_batch()
-            if batch:
+        # wake on a timer, not per row: a thread woken for every check would keep taking
+        # the GIL from the request thread (and cost it a switch interval each time)
+        while True:
+            stopping = self._stop.wait(self.flush_seconds)
+            while batch := self._take_batch():
                 self._write(batch)
+            if stopping:
+                return
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
         for attempt in (1, 2):
