@@ -67,6 +67,37 @@ def tenant_of(labels: dict[str, str]) -> str:
     return labels.get("tenant") or "default"
 
 
+class Statements:
+    """The hot-path statements, built once per dialect so SQLAlchemy compiles them once.
+
+    Executed with a list of parameter sets, SQLAlchemy's "insertmanyvalues" turns them
+    into multi-row INSERT … ON CONFLICT … RETURNING batches.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        ins = dialect_insert(conn, alerts)
+        self.upsert_alerts = ins.on_conflict_do_update(
+            index_elements=[alerts.c.fingerprint, alerts.c.starts_at],
+            set_={"status": ins.excluded.status, "ends_at": ins.excluded.ends_at,
+                  "annotations": ins.excluded.annotations,
+                  "updated_at": ins.excluded.updated_at},
+            where=sa.and_(alerts.c.status == "firing", ins.excluded.status == "resolved"),
+        ).returning(alerts.c.fingerprint, alerts.c.starts_at, alerts.c.status,
+                    alerts.c.received_at)
+        self.link_alerts = dialect_insert(conn, incident_alerts).on_conflict_do_nothing(
+        ).returning(incident_alerts.c.fingerprint, incident_alerts.c.starts_at)
+
+
+_STATEMENTS: dict[str, Statements] = {}
+
+
+def statements(conn: Connection) -> Statements:
+    name = conn.dialect.name
+    if name not in _STATEMENTS:
+        _STATEMENTS[name] = Statements(conn)
+    return _STATEMENTS[name]
+
+
 class Ingest:
     """One notification's ingest; a class only to share its context between steps."""
 
@@ -93,11 +124,11 @@ class Ingest:
     # -- steps -------------------------------------------------------------------------
     def run(self) -> IngestResult:
         cur = self.locked_open_incident()
-        changed = self.upsert_alerts()
+        changed, inserted = self.upsert_alerts()
         self.result.duplicates = len(self.alerts) - len(changed)
         new_firing = [k for k, status in changed.items() if status == "firing"]
         ended = self.end_older_instances(new_firing) if new_firing else {}
-        late = self.link_to_ended_episodes(changed) if changed else set()
+        late = self.link_to_ended_episodes(inserted) if inserted else set()
         new_firing = [k for k in new_firing if k not in late]
         if cur is None and new_firing:
             cur = self.open_incident(new_firing)
@@ -122,8 +153,8 @@ class Ingest:
         ).mappings().first()
         return dict(row) if row else None
 
-    def upsert_alerts(self) -> dict[Key, str]:
-        """Insert new alerts, resolve firing ones; return only rows that changed."""
+    def upsert_alerts(self) -> tuple[dict[Key, str], set[Key]]:
+        """Insert new alerts, resolve firing ones; return rows that changed, and new ones."""
         rows = []
         for (fingerprint, starts_at), a in self.alerts.items():
             rows.append({
@@ -136,18 +167,13 @@ class Ingest:
                 "received_at": self.now, "updated_at": self.now,
             })
         changed: dict[Key, str] = {}
-        for part in chunks(rows):
-            ins = dialect_insert(self.conn, alerts).values(list(part))
-            ins = ins.on_conflict_do_update(
-                index_elements=[alerts.c.fingerprint, alerts.c.starts_at],
-                set_={"status": ins.excluded.status, "ends_at": ins.excluded.ends_at,
-                      "annotations": ins.excluded.annotations,
-                      "updated_at": ins.excluded.updated_at},
-                where=sa.and_(alerts.c.status == "firing", ins.excluded.status == "resolved"),
-            ).returning(alerts.c.fingerprint, alerts.c.starts_at, alerts.c.status)
-            for fp, starts_at, status in self.conn.execute(ins):
-                changed[(fp, starts_at)] = status
-        return changed
+        inserted: set[Key] = set()
+        result = self.conn.execute(statements(self.conn).upsert_alerts, rows)
+        for fp, starts_at, status, received_at in result:
+            changed[(fp, starts_at)] = status
+            if received_at == self.now:
+                inserted.add((fp, starts_at))
+        return changed, inserted
 
     def end_older_instances(self, new_firing: list[Key]) -> dict[Key, str]:
         """A fingerprint firing anew means its older firing instance has ended."""
@@ -216,15 +242,13 @@ class Ingest:
         rows = [{"group_key": self.group_key, "fingerprint": fp, "starts_at": starts_at,
                  "incident_id": incident["id"]} for fp, starts_at in members]
         linked: list[Key] = []
-        for part in chunks(rows):
-            ins = dialect_insert(self.conn, incident_alerts).values(list(part))
-            ins = ins.on_conflict_do_nothing().returning(
-                incident_alerts.c.fingerprint, incident_alerts.c.starts_at)
-            linked.extend((fp, sa_) for fp, sa_ in self.conn.execute(ins))
+        if rows:
+            linked = [(fp, sa_) for fp, sa_ in
+                      self.conn.execute(statements(self.conn).link_alerts, rows)]
         if linked and incident["status"] != "resolved":
             self.raise_severity(incident, [members[k] for k in linked])
 
-    def link_to_ended_episodes(self, changed: dict[Key, str]) -> set[Key]:
+    def link_to_ended_episodes(self, changed: set[Key]) -> set[Key]:
         """Alerts posted late that started before an episode ended belong to that episode.
 
         Only episodes that Alertmanager ended count: their resolved_at is alert time. A
