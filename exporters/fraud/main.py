@@ -9,7 +9,6 @@ starts, with the key named.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -42,18 +41,11 @@ def run(config_path: str | None, check: bool = False) -> int:
         print(f"fraud: configuration ok, database {settings.database_url.split('@')[-1]} ready")
         return 0
     multiproc = Path(tempfile.mkdtemp(prefix="ticketmon-fraud-metrics-"))
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(multiproc)}
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
+           "TICKETMON_FRAUD_REMOVE_METRICS_DIR": "1"}  # gunicorn's on_exit removes it
     if config_path:
         env["TICKETMON_CONFIG"] = str(Path(config_path).resolve())
-    try:
-        # not exec: the metrics directory is removed when gunicorn stops
-        import subprocess
-
-        proc = subprocess.Popen(gunicorn_argv(settings), env=env)
-        try:
-            return proc.wait()
-        except KeyboardInterrupt:
-            proc.terminate()
-            return proc.wait()
-    finally:
-        shutil.rmtree(multiproc, ignore_errors=True)
+    argv = gunicorn_argv(settings)
+    # exec: gunicorn becomes this process, so SIGTERM reaches its master directly
+    os.execve(argv[0], argv, env)
+    return 0  # not reached

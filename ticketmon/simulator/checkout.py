@@ -1,0 +1,98 @@
+"""`ticketmon simulator checkout`: the platform's checkout calling the fraud check API.
+
+Mostly ordinary buyers, with a share of scalper bots (bulk quantities, bot user agents,
+no mouse, machine-regular timing) and the odd impossible trip, so the fraud metrics,
+dashboards and the events endpoint have something real to show in the demo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import time
+from pathlib import Path
+
+import requests
+from pydantic import Field
+
+from ticketmon import config, logs
+from ticketmon.config import Settings
+
+log = logging.getLogger("ticketmon.simulator.checkout")
+
+HUMAN_AGENTS = ["Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) Mobile/15E148",
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/126.0 Safari/537.36"]
+BOT_AGENTS = ["python-requests/2.31.0", "Mozilla/5.0 HeadlessChrome/120.0", "curl/8.5.0"]
+CITIES = [(48.85, 2.35), (51.51, -0.13), (40.71, -74.0), (35.68, 139.69), (52.52, 13.40)]
+
+
+class CheckoutSettings(Settings):
+    url: str = Field("http://127.0.0.1:10194/api/v1/fraud/check", pattern=r"^https?://")
+    token: str = ""
+    checks_per_second: float = Field(5, gt=0, le=1000)
+    bot_share: float = Field(0.1, ge=0, le=1)
+    users: int = Field(500, ge=1)
+    events: int = Field(8, ge=1)
+    duration_seconds: float = Field(0, ge=0, description="0: until stopped")
+    seed: int | None = None
+
+
+def purchase(rng: random.Random, s: CheckoutSettings) -> dict:
+    """One purchase attempt; bots reuse a small pool of ids and act like machines."""
+    if rng.random() < s.bot_share:
+        user = f"bot-{rng.randrange(5)}"
+        return {"user_id": user, "event_id": f"evt-{rng.randrange(s.events)}",
+                "quantity": rng.choice([8, 12, 20]), "requests_per_minute": rng.choice([30, 90]),
+                "payment_methods_recent": rng.choice([1, 4, 6]),
+                "user_agent": rng.choice(BOT_AGENTS),
+                "session": {"duration_seconds": rng.uniform(0.5, 4), "mouse_movements": 0,
+                            "keystroke_intervals_ms": [rng.uniform(2, 6) for _ in range(8)]}}
+    lat, lon = rng.choice(CITIES)
+    return {"user_id": f"user-{rng.randrange(s.users)}",
+            "event_id": f"evt-{rng.randrange(s.events)}",
+            "quantity": rng.choice([1, 2, 2, 3, 4]), "payment_methods_recent": 1,
+            "ip": f"203.0.113.{rng.randrange(1, 255)}",
+            "geo": {"lat": lat + rng.uniform(-0.1, 0.1), "lon": lon + rng.uniform(-0.1, 0.1)},
+            "user_agent": rng.choice(HUMAN_AGENTS),
+            "session": {"duration_seconds": rng.uniform(30, 900),
+                        "mouse_movements": rng.randrange(20, 600),
+                        "keystroke_intervals_ms": [rng.uniform(60, 300) for _ in range(6)]}}
+
+
+def run_traffic(s: CheckoutSettings) -> dict[str, int]:
+    rng = random.Random(s.seed)
+    session = requests.Session()
+    if s.token:
+        session.headers["Authorization"] = f"Bearer {s.token}"
+    counts: dict[str, int] = {}
+    period = 1 / s.checks_per_second
+    deadline = time.monotonic() + s.duration_seconds if s.duration_seconds else None
+    next_at = time.monotonic()
+    while deadline is None or time.monotonic() < deadline:
+        try:
+            answer = session.post(s.url, json=purchase(rng, s), timeout=5)
+            key = answer.json().get("decision", str(answer.status_code)) if answer.ok \
+                else str(answer.status_code)
+        except (requests.RequestException, ValueError) as exc:
+            key = "unreachable"
+            log.warning("fraud check failed", extra={"error": str(exc)[:200]})
+        counts[key] = counts.get(key, 0) + 1
+        next_at += period
+        time.sleep(max(0.0, next_at - time.monotonic()))
+    return counts
+
+
+DEMO_CONFIG = Path(__file__).with_name("checkout_demo.yaml")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = config.load(CheckoutSettings, args.config or DEMO_CONFIG)
+    logs.setup(args.log_level)
+    try:
+        counts = run_traffic(settings)
+    except KeyboardInterrupt:
+        return 0
+    log.info("checkout traffic finished", extra={"decisions": counts})
+    return 0
