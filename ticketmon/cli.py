@@ -17,6 +17,7 @@ COMPONENTS = {
     "stack": "ticketmon.stack.cli",
     "receiver": "receiver.cli",
     "rules": "ticketmon.rules.cli",
+    "dashboards": "ticketmon.dashboards.cli",
     "exporter": "exporters.cli",
     "simulator": "ticketmon.simulator.cli",
 }

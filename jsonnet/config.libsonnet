@@ -1,0 +1,35 @@
+// Settings every ticketmon dashboard shares; override in a mixin user's own _config.
+{
+  _config+:: {
+    uidPrefix: 'ticketmon-',
+    tags: ['ticketmon'],
+    refresh: '30s',
+    timeFrom: 'now-6h',
+    // Datasource uids provisioned by deploy/grafana/provisioning/datasources/ticketmon.yml.
+    prometheusUid: 'ticketmon-prometheus',
+    receiverUid: 'ticketmon-receiver',
+    // Scrape job names from deploy/prometheus/prometheus.yml.
+    jobs: {
+      receiver: 'ticketmon-receiver',
+      business: 'ticketmon-business',
+      system: 'ticketmon-system',
+      blockchain: 'ticketmon-blockchain',
+      fraud: 'ticketmon-fraud',
+      worker: 'ticketmon-worker',
+      node: 'node',
+      services: 'platform-services',
+    },
+    // Thresholds shared by panels and alerts, so both turn red at the same point.
+    thresholds: {
+      paymentFailureRatio: 0.10,
+      mintFailureRatio: 0.05,
+      highRiskRatio: 0.20,
+      slotLag: 50,
+      latencyP95Seconds: 0.5,
+      cpuRatio: 0.80,
+      memoryRatio: 0.90,
+      diskFreeRatio: 0.10,
+      feePayerSol: 1,
+    },
+  },
+}
