@@ -74,8 +74,12 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def postmaster_pid(cluster: PostgresCluster) -> int:
+    return int((cluster.datadir / "postmaster.pid").read_text().split()[0])
+
+
 def amload(url: str, pid: int, args: argparse.Namespace, label: str, duration: float,
-           header: str | None = None) -> dict:
+           header: str | None = None, db_pid: int | None = None) -> dict:
     cmd = [sys.executable, str(AMLOAD), "--url", url, "--concurrency", str(args.concurrency),
            "--alerts-per-request", str(args.alerts_per_request),
            "--distinct-fingerprints", str(args.distinct), "--resolve-fraction",
@@ -83,6 +87,8 @@ def amload(url: str, pid: int, args: argparse.Namespace, label: str, duration: f
            "--label", label]
     if header:
         cmd += ["--header", header]
+    if db_pid:
+        cmd += ["--watch-pid", str(db_pid)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 120)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -128,11 +134,12 @@ def main() -> int:
         for url, pid, header in ((raw_url, rawpg.pid, None), (rec_url, receiver.pid, auth)):
             amload(url, pid, args, "warmup", 2.0, header)  # connections, plans, caches
         results: dict[str, list[dict]] = {"rawpg": [], "receiver": []}
+        pg_pid = postmaster_pid(cluster)
         for r in range(args.rounds):
             results["rawpg"].append(amload(raw_url, rawpg.pid, args, f"rawpg-{r}",
-                                           args.duration))
+                                           args.duration, db_pid=pg_pid))
             results["receiver"].append(amload(rec_url, receiver.pid, args, f"receiver-{r}",
-                                              args.duration, auth))
+                                              args.duration, auth, db_pid=pg_pid))
         for runs in results.values():
             for run in runs:
                 print(json.dumps(run), file=sys.stderr)
@@ -160,6 +167,11 @@ def main() -> int:
     p99 = med("receiver", "p99_ms")
     exact = (store["receiver_alerts"] == args.distinct
              and store["receiver_distinct_fingerprints"] == args.distinct)
+    for name in ("rawpg", "receiver"):
+        cpu = [r.get("watched_cpu_pct") for r in results[name]]
+        other = [r.get("other_cpu_pct") for r in results[name]]
+        print(f"{name}: CPU % of one core (server tree, postgres): {cpu}; "
+              f"other processes on the box: {other}")
     print(f"\nreceiver / rawpg alerts/s: {ratio:.0%} (target >= 70%: "
           f"{'PASS' if ratio >= 0.7 else 'FAIL'})")
     print(f"receiver p99: {p99:.1f} ms (target <= 50 ms: {'PASS' if p99 <= 50 else 'FAIL'})")
