@@ -46,7 +46,7 @@ class TailModel:
         if var <= 0:
             return cls(past, u, zeta, max(mean, 1e-9), 0.0)
         ratio = mean * mean / var
-        xi = float(np.clip(0.5 * (1 - ratio), -0.5, 0.5))
+        xi = float(np.clip(0.5 * (1 - ratio), 0.0, 0.5))
         sigma = max(0.5 * mean * (ratio + 1), 1e-9)
         return cls(past, u, zeta, sigma, xi)
 

@@ -1,0 +1,52 @@
+"""`ticketmon receiver anomaly`: run the anomaly scoring job on its own."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+
+def run(args: argparse.Namespace) -> int:
+    from receiver.anomaly.job import AnomalyJob
+    from receiver.anomaly.settings import AnomalySettings
+    from receiver.store import Store, migrate
+    from ticketmon import logs
+    from ticketmon.config import load
+
+    overrides = {"prometheus_url": args.prometheus_url} if args.prometheus_url else {}
+    settings = load(AnomalySettings, path=args.config, overrides=overrides)
+    logs.setup(settings.log_level)
+    if settings.database_url.startswith("sqlite"):
+        migrate.upgrade(settings.database_url)
+    store = Store(settings.database_url, pool_size=1)
+    job = AnomalyJob(settings, store, progress=sys.stderr.isatty() or args.progress,
+                     background_refit=not args.once)
+    try:
+        if args.once:
+            outcomes = job.run_once()
+            for o in outcomes:
+                line = f"{o.series}: {o.status}"
+                if o.score is not None:
+                    line += f" score={o.score:.4f} anomalous={int(o.anomalous)}"
+                print(line)
+            return 0 if all(o.status in ("scored", "up_to_date") for o in outcomes) else 1
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        job.run_forever(stop)
+        return 0
+    finally:
+        job.close()
+        store.dispose()
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("anomaly", help="score Prometheus series for anomalies (PyOD)")
+    p.add_argument("--config", help="YAML settings file (default: $TICKETMON_CONFIG)")
+    p.add_argument("--prometheus-url", help="Prometheus base URL (default http://127.0.0.1:9090)")
+    p.add_argument("--once", action="store_true",
+                   help="one run over every series (backfill), print the outcomes, exit "
+                        "(1 if any series was skipped)")
+    p.add_argument("--progress", action="store_true", help="progress bars even without a TTY")
+    p.set_defaults(func=run)

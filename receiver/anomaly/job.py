@@ -1,0 +1,185 @@
+"""The anomaly job: every interval, read each series' new points and score them.
+
+Per series it keeps a `SeriesStream` and the time of the last scored point. The first
+run (and any run after a break) reads the whole history window and scores it as a
+stream (backfill); later runs read only the points since. Whatever goes wrong with
+one series (Prometheus down, gaps, NaN, a constant or too short series, a query
+returning several series) skips that series with a reason and leaves the others be.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import requests
+
+from receiver.anomaly import store as anomaly_store
+from receiver.anomaly.prometheus_source import Samples, SkipSeries, query_range
+from receiver.anomaly.settings import AnomalySettings, SeriesSettings
+from receiver.anomaly.stream import SeriesStream, StreamConfig, config_for_step
+
+log = logging.getLogger("receiver.anomaly")
+GAP_TOLERANCE = 1.5  # steps between samples before it counts as a gap
+CHUNK = 500
+
+
+def stream_config(s: SeriesSettings) -> StreamConfig:
+    return config_for_step(s.step_seconds, detector=s.detector, season_seconds=s.season_seconds,
+                           suppress_seconds=s.suppress_seconds, risk=s.risk,
+                           min_train=s.min_train, min_scores=s.min_scores)
+
+
+def first_score_after(cfg: StreamConfig) -> int:
+    """Points a series needs before its first score."""
+    return cfg.warmup + cfg.min_scores + cfg.tail_every
+
+
+@dataclass
+class SeriesState:
+    stream: SeriesStream
+    last_time: float
+
+
+@dataclass
+class Outcome:
+    series: str
+    status: str  # "scored", "up_to_date" or a skip reason
+    score: float | None = None
+    anomalous: bool = False
+
+
+def contiguous_tail(samples: Samples, step: float) -> tuple[Samples, str | None]:
+    """The longest run of finite, evenly spaced samples ending at the newest one."""
+    t, v = samples.times, samples.values
+    breaks = np.flatnonzero(~np.isfinite(v))
+    last_bad = int(breaks[-1]) if len(breaks) else -1
+    gaps = np.flatnonzero(np.diff(t) > GAP_TOLERANCE * step)
+    last_gap = int(gaps[-1]) if len(gaps) else -1  # break between last_gap and last_gap+1
+    start = max(last_bad + 1, last_gap + 1)
+    why = None
+    if start > 0:
+        why = "nan" if last_bad + 1 >= last_gap + 1 else "gap"
+    return Samples(t[start:], v[start:]), why
+
+
+class AnomalyJob:
+    def __init__(self, settings: AnomalySettings, store, session: requests.Session | None = None,
+                 progress: bool = False, background_refit: bool = True) -> None:
+        self.settings = settings
+        self.store = store
+        self.session = session or requests.Session()
+        self.progress = progress
+        self.executor = ThreadPoolExecutor(1, "anomaly-refit") if background_refit else None
+        self.states: dict[str, SeriesState] = {}
+
+    def close(self) -> None:
+        if self.executor:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+        self.session.close()
+
+    def run_once(self, now: float | None = None) -> list[Outcome]:
+        now = time.time() if now is None else now
+        return [self.run_series(s, now) for s in self.settings.series]
+
+    def run_forever(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            began = time.monotonic()
+            for outcome in self.run_once():
+                log.info("anomaly run", extra={"series": outcome.series, "status": outcome.status,
+                                               "score": outcome.score})
+            stop.wait(max(0.0, self.settings.interval_seconds - (time.monotonic() - began)))
+
+    def run_series(self, s: SeriesSettings, now: float) -> Outcome:
+        try:
+            return self._score(s, now)
+        except SkipSeries as skip:
+            if skip.reason != "prometheus_unreachable":  # else resume where it stopped
+                self.states.pop(s.name, None)
+            self._skip(s.name, skip.reason, skip.detail)
+            return Outcome(s.name, skip.reason)
+
+    def _skip(self, series: str, reason: str, detail: str) -> None:
+        log.warning("anomaly series skipped", extra={"series": series, "reason": reason,
+                                                     "detail": detail})
+        at = datetime.now(UTC)
+        with self.store.transaction() as conn:
+            anomaly_store.record_skip(conn, series, reason, detail, at)
+            anomaly_store.forget_score(conn, series)
+
+    def _score(self, s: SeriesSettings, now: float) -> Outcome:
+        step = s.step_seconds
+        end = math.floor(now / step) * step
+        state = self.states.get(s.name)
+        start = end - s.history_seconds if state is None else state.last_time + step
+        if start > end:
+            return Outcome(s.name, "up_to_date")
+        samples = query_range(self.session, self.settings.prometheus_url, s.query, start, end,
+                              step, self.settings.timeout_seconds)
+        if state is None:
+            result = self._backfill(s, samples)
+        else:
+            result = self._advance(s, state, samples)
+        if result is None:
+            return Outcome(s.name, "up_to_date")
+        scores, flags, values, last_time = result
+        if not np.isfinite(scores[-1]):
+            raise SkipSeries("too_little_history", "still warming up")
+        anomalous = bool(flags.any() or scores[-1] >= 1 - s.risk)
+        latest = anomaly_store.LatestScore(
+            s.name, float(scores[-1]), anomalous, float(values[-1]),
+            datetime.fromtimestamp(last_time, UTC),
+            [sel.model_dump(exclude_none=True) for sel in s.relates_to])
+        with self.store.transaction() as conn:
+            anomaly_store.save_score(conn, latest, datetime.now(UTC))
+        return Outcome(s.name, "scored", float(scores[-1]), anomalous)
+
+    def _backfill(self, s: SeriesSettings, samples: Samples):
+        cfg = stream_config(s)
+        tail, why = contiguous_tail(samples, s.step_seconds)
+        need = first_score_after(cfg)
+        if len(tail.values) < need:
+            reason = why or "too_little_history"
+            raise SkipSeries(reason, f"{len(tail.values)} usable points, need {need}")
+        if np.ptp(tail.values) == 0:
+            raise SkipSeries("constant", f"value {tail.values[0]:g} throughout the history")
+        stream = SeriesStream(cfg, self.executor)
+        scores, flags = self._push(stream, tail.values, s.name)
+        self.states[s.name] = SeriesState(stream, float(tail.times[-1]))
+        return scores, flags, tail.values, float(tail.times[-1])
+
+    def _advance(self, s: SeriesSettings, state: SeriesState, samples: Samples):
+        if not len(samples.times):
+            return None
+        times = np.concatenate(([state.last_time], samples.times))
+        if np.any(np.diff(times) > GAP_TOLERANCE * s.step_seconds):
+            raise SkipSeries("gap", "samples missing since the last run")
+        if not np.all(np.isfinite(samples.values)):
+            raise SkipSeries("nan", "the series returned NaN")
+        scores, flags = self._push(state.stream, samples.values, s.name)
+        state.last_time = float(samples.times[-1])
+        return scores, flags, samples.values, state.last_time
+
+    def _push(self, stream: SeriesStream, values: np.ndarray, name: str):
+        chunks = range(0, len(values), CHUNK)
+        if self.progress and len(values) > CHUNK:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(values), desc=f"backfill {name}", unit="pt", leave=False)
+        else:
+            bar = None
+        results = []
+        for i in chunks:
+            results.append(stream.push(values[i : i + CHUNK]))
+            if bar:
+                bar.update(len(values[i : i + CHUNK]))
+        if bar:
+            bar.close()
+        return (np.concatenate([r.scores for r in results]),
+                np.concatenate([r.flags for r in results]))

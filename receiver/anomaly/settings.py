@@ -1,0 +1,100 @@
+"""Settings of the anomaly job: where Prometheus is, and which series to score how.
+
+The default series are the platform's, written against the metric catalog; each says
+which alerts it relates to, so an incident opened by those alerts shows its score.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from receiver.anomaly.prometheus_source import MAX_POINTS
+from ticketmon.config import Settings
+
+
+class AlertSelector(Settings):
+    """Alerts a series relates to: an alertname and/or labels that must all match."""
+
+    alertname: str | None = Field(default=None, min_length=1, max_length=200)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class SeriesSettings(Settings):
+    name: str = Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]{0,99}$")
+    query: str = Field(min_length=1, max_length=4000)  # PromQL returning ONE series
+    step_seconds: float = Field(default=60, ge=1, le=86400)
+    history_seconds: float = Field(default=7 * 86400, gt=0)
+    detector: Literal["ecod", "copod", "hbos", "iforest"] = "ecod"
+    risk: float = Field(default=1e-4, gt=0, lt=0.1)
+    season_seconds: float = Field(default=86400, ge=0)  # 0: no seasonal feature
+    suppress_seconds: float = Field(default=6 * 3600, ge=0)
+    min_train: int = Field(default=200, ge=10, le=100_000)  # points before the first fit
+    min_scores: int = Field(default=100, ge=20, le=100_000)  # scores before the first flag
+    relates_to: list[AlertSelector] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _bounded_query(self) -> SeriesSettings:
+        if self.history_seconds / self.step_seconds + 1 > MAX_POINTS:
+            raise ValueError(f"history_seconds / step_seconds must stay under {MAX_POINTS} "
+                             "points (Prometheus's query_range limit)")
+        return self
+
+
+def _ratio(part: str, whole: str) -> str:
+    return f"({part}) / ({whole})"
+
+
+DEFAULT_SERIES = [
+    SeriesSettings(
+        name="ticket_sales_rate",
+        query="sum(rate(ticketmon_tickets_sold_total[5m]))",
+        relates_to=[AlertSelector(alertname="TicketSalesStalled"),
+                    AlertSelector(labels={"domain": "business"})],
+    ),
+    SeriesSettings(
+        name="payment_failure_ratio",
+        query=_ratio('sum(rate(ticketmon_payments_total{outcome!="succeeded"}[5m]))',
+                     "sum(rate(ticketmon_payments_total[5m]))"),
+        relates_to=[AlertSelector(alertname="PaymentFailureRatioHigh"),
+                    AlertSelector(labels={"service": "payments"})],
+    ),
+    SeriesSettings(
+        name="checkout_latency_p95",
+        query='histogram_quantile(0.95, sum by (le) '
+              '(rate(http_request_duration_seconds_bucket{service="checkout"}[5m])))',
+        relates_to=[AlertSelector(labels={"service": "checkout"})],
+    ),
+    SeriesSettings(
+        name="solana_rpc_latency_p95",
+        query="histogram_quantile(0.95, sum by (le) "
+              "(rate(ticketmon_solana_rpc_request_duration_seconds_bucket[5m])))",
+        relates_to=[AlertSelector(labels={"domain": "blockchain"})],
+    ),
+    SeriesSettings(
+        name="fraud_high_risk_ratio",
+        query=_ratio('sum(rate(ticketmon_fraud_checks_total{risk_level=~"high|critical"}[5m]))',
+                     "sum(rate(ticketmon_fraud_checks_total[5m]))"),
+        relates_to=[AlertSelector(labels={"domain": "fraud"})],
+    ),
+]
+
+
+class AnomalySettings(Settings):
+    database_url: str = "sqlite:///ticketmon-receiver.db"  # the receiver's database
+    prometheus_url: str = Field(default="http://127.0.0.1:9090", pattern=r"^https?://")
+    interval_seconds: float = Field(default=60, ge=1, le=3600)
+    timeout_seconds: float = Field(default=10, gt=0, le=120)
+    series: list[SeriesSettings] = Field(default_factory=lambda: list(DEFAULT_SERIES),
+                                         max_length=200)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("series")
+    @classmethod
+    def _unique_names(cls, value: list[SeriesSettings]) -> list[SeriesSettings]:
+        names = [s.name for s in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"series names must be unique: {', '.join(dupes)}")
+        return value

@@ -1,0 +1,104 @@
+"""The scorer on its own: no look-ahead, chunking does not matter, PyOD equivalence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from receiver.anomaly import features
+from receiver.anomaly.detectors import FittedDetector
+from receiver.anomaly.stream import SeriesStream, StreamConfig, config_for_step
+from receiver.anomaly.thresholds import TailModel, suppress
+
+CFG = StreamConfig(min_train=100, min_scores=100, refit_every=50, tail_every=10, period=48)
+
+
+def series(n: int = 900, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    return 50 + 10 * np.sin(2 * np.pi * t / 48) + rng.normal(0, 1, n)
+
+
+def scores_of(values: np.ndarray, chunk: int, cfg: StreamConfig = CFG):
+    stream = SeriesStream(cfg)
+    parts = [stream.push(values[i : i + chunk]) for i in range(0, len(values), chunk)]
+    return (np.concatenate([p.scores for p in parts]), np.concatenate([p.flags for p in parts]))
+
+
+def test_score_of_a_point_ignores_every_later_point():
+    x = series()
+    t = 700
+    base, base_flags = scores_of(x, 37)
+    changed = x.copy()
+    changed[t + 1 :] = np.random.default_rng(9).normal(500, 100, len(x) - t - 1)  # wild future
+    after, after_flags = scores_of(changed, 37)
+    np.testing.assert_array_equal(base[: t + 1], after[: t + 1])
+    np.testing.assert_array_equal(base_flags[: t + 1], after_flags[: t + 1])
+    assert not np.allclose(base[t + 1 :], after[t + 1 :])  # the future did change
+
+
+def test_chunking_does_not_change_scores():
+    x = series()
+    one, _ = scores_of(x, 1)
+    big, _ = scores_of(x, 900)
+    np.testing.assert_allclose(one, big, rtol=1e-12)  # only float rounding differs
+
+
+def test_spike_is_flagged_once_and_flat_noise_is_not():
+    x = series(1200)
+    x[1000] += 40
+    scores, flags = scores_of(x, 100)
+    assert flags[1000] and scores[1000] > 0.999
+    assert flags.sum() == 1
+    quiet, quiet_flags = scores_of(series(1200, seed=2), 100)
+    assert not quiet_flags.any()
+    assert np.nanmedian(quiet) < 0.9
+
+
+def test_warm_up_has_no_scores():
+    scores, _ = scores_of(series(), 50)
+    assert np.isnan(scores[: CFG.warmup]).all()
+    assert np.isfinite(scores[-100:]).all()
+
+
+@pytest.mark.parametrize("kind", ["ecod", "copod"])
+def test_scores_equal_pyod_for_a_batch_of_one(kind):
+    from pyod.models.copod import COPOD
+    from pyod.models.ecod import ECOD
+
+    rng = np.random.default_rng(3)
+    train = rng.gamma(2.0, 1.0, size=(300, 4))  # skewed, so the skew correction matters
+    rows = np.vstack([rng.gamma(2.0, 1.0, size=(20, 4)), [[0.5, 1, 2, 3]]])
+    ours = FittedDetector(kind, train).score(rows)
+    model = (ECOD if kind == "ecod" else COPOD)().fit(train)
+    # inside the training range our score is PyOD's for that row alone
+    inside = np.all((rows >= train.min(0)) & (rows <= train.max(0)), axis=1)
+    theirs = np.array([model.decision_function(r[None, :])[0] for r in rows])
+    np.testing.assert_allclose(ours[inside], theirs[inside], rtol=1e-9)
+
+
+def test_scores_keep_growing_past_the_training_range():
+    train = np.random.default_rng(4).normal(size=(300, 2))
+    det = FittedDetector("ecod", train)
+    a, b = det.score(np.array([[5.0, 0.0], [50.0, 0.0]]))
+    assert b > a + 10
+
+
+def test_bad_input_is_refused():
+    with pytest.raises(ValueError, match="finite"):
+        SeriesStream(CFG).push(np.array([1.0, np.nan]))
+    with pytest.raises(ValueError, match="unknown detector"):
+        StreamConfig(detector="lof")
+    with pytest.raises(ValueError, match="step"):
+        config_for_step(0)
+    with pytest.raises(ValueError, match="need"):
+        features.build(np.arange(10.0), 2, features.FeatureSpec())
+
+
+def test_tail_model_and_suppression():
+    past = np.random.default_rng(5).exponential(size=2000)
+    tail = TailModel.fit(past)
+    p = tail.tail_probability(np.array([0.0, 3.0, 20.0]))
+    assert p[0] > 0.99 and 0.01 < p[1] < 0.1 and p[2] < 1e-5
+    flags, last = suppress(np.array([1, 1, 0, 0, 0, 1, 0, 1], bool), 100, -10**9, 2)
+    assert flags.tolist() == [1, 0, 0, 0, 0, 1, 0, 0] and last == 107
