@@ -10,6 +10,7 @@ import uuid
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from receiver.anomaly.store import anomaly_gauges
 from receiver.api import admin, alerts, escalation, incidents, openapi, ops, webhook
 from receiver.api.common import ApiError, Receiver, error_body
 from receiver.auth import Authenticator, AuthError, Forbidden
@@ -51,6 +52,7 @@ def create_app(settings: ReceiverSettings | None = None) -> Flask:
         store.add_hook(_load_hook(spec))
     metrics = ReceiverMetrics(store)
     metrics.store_collector.add(outbox_gauges)  # dead letters and pending, from the DB
+    metrics.store_collector.add(anomaly_gauges)  # latest scores written by the anomaly job
     store.observe = metrics.store_duration.observe
     auth = Authenticator(settings.jwt, settings.api_tokens,
                          lookup=lambda digest: store.read(queries.find_token, digest))

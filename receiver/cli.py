@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 from ticketmon.config import ConfigError
 
-EXTENSIONS: list[str] = ["receiver.worker"]  # modules with register(receiver_subparsers)
+# modules with register(receiver_subparsers)
+EXTENSIONS: list[str] = ["receiver.worker", "receiver.anomaly.cli"]
 
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 

@@ -98,7 +98,8 @@ class ReceiverSettings(Settings):
     metrics_guard: GuardSettings = Field(default_factory=GuardSettings)  # basic auth, allowlist
     # "module:function" plug-ins run in the incident's transaction; escalation is on by default
     incident_hooks: list[str] = Field(
-        default_factory=lambda: ["receiver.escalation.hooks:on_incident_event"])
+        default_factory=lambda: ["receiver.escalation.hooks:on_incident_event",
+                                 "receiver.anomaly.store:on_incident_event"])
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("database_url")

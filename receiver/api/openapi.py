@@ -92,7 +92,7 @@ DOCUMENT = {
         "/api/v1/incidents/{incident_id}": {"get": {
             "summary": "One incident with its alerts and timeline (viewer)",
             "tags": ["incidents"], "parameters": [_path("incident_id")],
-            "responses": {**_ok("{incident: {..., alerts, timeline}}", OBJ),
+            "responses": {**_ok("{incident: {..., alerts, timeline, anomaly_scores}}", OBJ),
                           **_errors(401, 403, 404, 503)}}},
         "/api/v1/incidents/{incident_id}/acknowledge": _change("acknowledge"),
         "/api/v1/incidents/{incident_id}/resolve": _change("resolve"),
