@@ -18,6 +18,11 @@ SECRETS_ENV = {
     "TICKETMON_GRAFANA_API_TOKEN": "test-grafana-token",
     "TICKETMON_ACK_LINK_SECRET": "test-ack-secret-0123456789abcdef",
     "GRAFANA_ADMIN_PASSWORD": "test-admin",
+    "TICKETMON_PAGERDUTY_ROUTING_KEY": "R0123456789ABCDEF0123456789ABCDEF",
+    "TICKETMON_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T000/B000/XXXX",
+    "TICKETMON_SMTP_PASSWORD": "test-smtp-password",
+    "TICKETMON_WEBHOOK_CHANNEL_URL": "https://hooks.example.com/ticketmon",
+    "TICKETMON_WEBHOOK_CHANNEL_SECRET": "test-webhook-channel-secret-0123456789",
 }
 
 

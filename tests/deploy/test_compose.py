@@ -146,7 +146,12 @@ def test_every_service_config_validates_with_its_settings_model(compose_model):
             continue
         model, path, env = found
         env.pop("TICKETMON_CONFIG", None)
-        config.load(_model(model), path, environ=env)  # raises ConfigError naming the key
+        settings = config.load(_model(model), path, environ=env)  # ConfigError names the key
+        if model == SETTINGS[("receiver", "worker")]:
+            # the worker also refuses to start when a policy names an unbound channel
+            from receiver.escalation.policy import load_policies
+
+            load_policies(settings.policies_file).check_channels(set(settings.channels))
         validated.append(name)
     assert len(validated) >= 7, validated
 
