@@ -14,6 +14,23 @@ def _up(args: argparse.Namespace) -> int:
     return up.run(workdir=args.workdir, keep=args.keep, interval=args.interval)
 
 
+def _scenario(args: argparse.Namespace) -> int:
+    import sys
+
+    from ticketmon.stack import scenario
+
+    if args.name == "list":
+        for name, (what, expect, _) in scenario.SCENARIOS.items():
+            print(f"{name:18} {what}; expect {expect}")
+        return 0
+    try:
+        print(scenario.run(args.name, args.target))
+    except scenario.ScenarioError as exc:
+        print(f"ticketmon: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     stack = sub.add_parser("stack", help="run the whole stack on loopback")
     stack_sub = stack.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -24,3 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="Prometheus scrape and evaluation interval for the demo (default 5s)")
     up.add_argument("--log-level", default="info")
     up.set_defaults(func=_up)
+    sc = stack_sub.add_parser("scenario", help="break something in the running stack ('list')")
+    sc.add_argument("name", help="scenario name, or 'list'")
+    sc.add_argument("target", nargs="?", help="service or Solana node it applies to")
+    sc.set_defaults(func=_scenario)

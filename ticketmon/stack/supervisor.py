@@ -33,7 +33,17 @@ class Supervisor:
     def __init__(self, out: Callable[[str], None] = print) -> None:
         self.running: list[Running] = []
         self._stop = threading.Event()
+        self._waiting = False
         self._out = out
+        # Until everything is up, SIGTERM interrupts start-up like Ctrl-C does, so the
+        # caller's cleanup still stops what was already started.
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, *_: object) -> None:
+        if not self._waiting:
+            raise KeyboardInterrupt
+        self._stop.set()
 
     def add(self, name: str, url: str, stop: Callable[[], None], alive: Callable[[], bool],
             log_path: Path | None = None) -> None:
@@ -43,13 +53,9 @@ class Supervisor:
     def add_process(self, proc: ManagedProcess, url: str) -> None:
         self.add(proc.name, url, proc.stop, proc.alive, proc.log_path)
 
-    def request_stop(self, *_: object) -> None:
-        self._stop.set()
-
     def wait(self, poll: float = 1.0) -> None:
         """Block until asked to stop; report components that exit on their own."""
-        signal.signal(signal.SIGTERM, self.request_stop)
-        signal.signal(signal.SIGINT, self.request_stop)
+        self._waiting = True
         while not self._stop.wait(poll):
             for comp in self.running:
                 if not comp.reported_dead and not comp.alive():

@@ -1,23 +1,30 @@
 """`ticketmon stack up`: the whole stack on loopback, nothing to configure.
 
-Starts, in dependency order, the platform simulator, the receiver, the exporters,
-then real Alertmanager and Prometheus fed the repository's own deploy/ config and
-rules/, prints `name url` per component, and stops everything on Ctrl-C or SIGTERM.
+Starts, in dependency order, the platform simulator (a SQLite ticketing database with
+live sales, simulated services, a Solana JSON-RPC simulator, checkout traffic), the
+receiver (gunicorn) and its worker, the four exporters, node_exporter, then real
+Alertmanager and Prometheus fed the repository's own deploy/ config and rules/. It prints
+`name url` per component and stops everything on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from ticketmon.servers.alertmanager import Alertmanager
-from ticketmon.servers.process import ManagedProcess, free_port
+from ticketmon.servers.process import ManagedProcess, ServerError, find_binary, free_port
 from ticketmon.servers.prometheus import Prometheus
 from ticketmon.stack import deploy_config
 from ticketmon.stack.supervisor import Supervisor
@@ -26,19 +33,25 @@ log = logging.getLogger("ticketmon.stack")
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
-STATE_FILE = "stack.json"
+# Where `ticketmon stack scenario` finds the running stack.
+STATE_POINTER = Path(tempfile.gettempdir()) / "ticketmon-stack.json"
+SERVICES = {"checkout": 10201, "payments": 10202, "inventory": 10203, "marketplace": 10204}
+# The demo's fraud API token: the checkout simulator presents it (demo only, never prod).
+CHECKOUT_TOKEN = "tm_demo_checkout_" + secrets.token_hex(8)
 
 
-def pick_port(preferred: int) -> int:
+def pick_port(preferred: int, taken: set[int]) -> int:
     """The component's default port when free, so URLs are familiar; else any free one."""
-    import socket
-
     with socket.socket() as sock:
         try:
             sock.bind(("127.0.0.1", preferred))
+            port = preferred
         except OSError:
-            return free_port()
-    return preferred
+            port = free_port()
+    if port in taken:
+        port = free_port()
+    taken.add(port)
+    return port
 
 
 @dataclass
@@ -48,45 +61,233 @@ class Stack:
     interval: str
     addresses: dict[str, str] = field(default_factory=dict)  # compose host -> 127.0.0.1:port
     state: dict = field(default_factory=dict)
+    ports: set[int] = field(default_factory=set)
+    secrets: dict[str, str] = field(default_factory=dict)
 
-    def ticketmon(self, name: str, args: list[str], host: str, port: int, ready_path: str,
-                  env: dict[str, str] | None = None, url_path: str = "") -> str:
-        """Start one `ticketmon …` process, wait until it answers, register it."""
-        url = f"http://127.0.0.1:{port}"
-        proc = ManagedProcess(name, [sys.executable, "-m", "ticketmon", *args],
-                              self.workdir / f"{name}.log", env=env, cwd=self.workdir)
+    def port(self, preferred: int) -> int:
+        return pick_port(preferred, self.ports)
+
+    def write_config(self, name: str, data: dict) -> Path:
+        return deploy_config.write_yaml(data, self.workdir / f"{name}.yaml")
+
+    def spawn(self, name: str, argv: list[str], ready_url: str | None = None,
+              ready_log: str | None = None, env: dict[str, str] | None = None,
+              url: str | None = None, host: str | None = None) -> ManagedProcess:
+        """Start a process, wait until it answers (HTTP or a log line), register it."""
+        proc = ManagedProcess(name, argv, self.workdir / f"{name}.log", env=env, cwd=self.workdir)
         try:
-            proc.wait_http(url + ready_path, timeout=60)
+            if ready_url:
+                proc.wait_http(ready_url, timeout=90)
+            elif ready_log:
+                proc.wait_until(lambda: ready_log in proc.log_tail(200), timeout=90)
         except Exception:
             proc.stop()
             raise
-        self.supervisor.add_process(proc, url + url_path)
-        self.addresses[host] = f"127.0.0.1:{port}"
-        self.state[name] = url
-        return url
+        shown = url or ready_url or ""
+        self.supervisor.add_process(proc, shown)
+        self.state[name] = shown
+        if host and ready_url:
+            self.addresses[host] = ready_url.split("/")[2]
+        return proc
 
-    def write_state(self) -> None:
-        (self.workdir / STATE_FILE).write_text(json.dumps(self.state, indent=2))
+    def ticketmon(self, name: str, args: list[str], **kw) -> ManagedProcess:
+        return self.spawn(name, [sys.executable, "-m", "ticketmon", *args], **kw)
+
+    def run_once(self, args: list[str], env: dict[str, str]) -> str:
+        result = subprocess.run([sys.executable, "-m", "ticketmon", *args], capture_output=True,
+                                text=True, env={**os.environ, **env}, cwd=self.workdir)
+        if result.returncode != 0:
+            raise ServerError(f"ticketmon {' '.join(args)} failed:\n{result.stderr}")
+        return result.stdout
 
 
-def start_prometheus_and_alertmanager(stack: Stack) -> None:
-    token_file = stack.workdir / "webhook-token"
+def start_simulators(stack: Stack) -> None:
+    sink, sink_tls = stack.port(10196), stack.port(10198)
+    stack.spawn("notification-sink",
+                [sys.executable, "-m", "ticketmon.simulator.notification_sink", "--port",
+                 str(sink), "--tls-port", str(sink_tls), "--tls-dir",
+                 str(stack.workdir / "sink-tls")],
+                ready_url=f"http://127.0.0.1:{sink}/healthz", url=f"http://127.0.0.1:{sink}/")
+    stack.secrets["sink"] = f"127.0.0.1:{sink}"
+    stack.secrets["sink_tls"] = f"127.0.0.1:{sink_tls}"
+
+    control = stack.port(10200)
+    services = []
+    for name, preferred in SERVICES.items():
+        services.append({"name": name, "port": stack.port(preferred)})
+    default_specs = {s["name"]: s for s in _default_service_specs()}
+    cfg = stack.write_config("services", {
+        "control_port": control,
+        "services": [{**default_specs[s["name"]], **s} for s in services],
+    })
+    stack.ticketmon("services", ["simulator", "services", "--config", str(cfg)],
+                    ready_url=f"http://127.0.0.1:{control}/control")
+    stack.state["services_control"] = f"http://127.0.0.1:{control}"
+    for s in services:
+        stack.addresses[s["name"]] = f"127.0.0.1:{s['port']}"
+
+    rpc = stack.port(10197)
+    cfg = stack.write_config("solana-rpc", {
+        "port": rpc,
+        "balances": {"4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T": 42_000_000_000,
+                     "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM": 950_000_000_000},
+        "programs": {"TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA": {}},
+    })
+    stack.ticketmon("solana-rpc", ["simulator", "solana-rpc", "--config", str(cfg)],
+                    ready_url=f"http://127.0.0.1:{rpc}/healthz")
+
+    cfg = stack.write_config("platform-db", {
+        "platform_database_url": f"sqlite:///{stack.workdir / 'platform.db'}",
+        "control_file": str(stack.workdir / "platform-knobs.json"),
+    })
+    stack.ticketmon("platform-db", ["simulator", "platform-db", "--config", str(cfg)],
+                    ready_log="platform database ready",
+                    url=f"sqlite:///{stack.workdir / 'platform.db'}")
+
+
+def _default_service_specs() -> list[dict]:
+    from ticketmon.simulator.services import ServicesSettings
+
+    return [s.model_dump() for s in ServicesSettings().services]
+
+
+def start_receiver(stack: Stack) -> None:
+    port = stack.port(10190)
+    db = f"sqlite:///{stack.workdir / 'receiver.db'}"
+    stack.secrets.update(webhook_token=secrets.token_urlsafe(24),
+                         admin_token="tm_admin_" + secrets.token_urlsafe(24),
+                         ack_link_secret=secrets.token_urlsafe(32))
+    (stack.workdir / "webhook-token").write_text(stack.secrets["webhook_token"])
+    cfg = stack.write_config("receiver", {
+        "database_url": db,
+        "api_tokens": [{"name": "stack-admin", "role": "admin", "tenant": "*",
+                        "token": stack.secrets["admin_token"]}],
+    })
+    metrics_dir = stack.workdir / "receiver-metrics"
+    metrics_dir.mkdir(exist_ok=True)
+    env = {"TICKETMON_CONFIG": str(cfg),
+           "TICKETMON_WEBHOOK_TOKEN": stack.secrets["webhook_token"],
+           "TICKETMON_ACK_LINK_SECRET": stack.secrets["ack_link_secret"],
+           "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    stack.run_once(["receiver", "db", "upgrade"], env)
+    stack.spawn("receiver",
+                [sys.executable, "-m", "gunicorn", "-c", "python:receiver.gunicorn_conf",
+                 "-w", "2", "-b", f"127.0.0.1:{port}", "--no-control-socket",
+                 "receiver.wsgi:app"],
+                ready_url=f"http://127.0.0.1:{port}/readyz", env=env, host="receiver",
+                url=f"http://127.0.0.1:{port}/api/v1/incidents")
+    stack.state["receiver_url"] = f"http://127.0.0.1:{port}"
+    stack.state["db"] = db
+
+
+def start_worker(stack: Stack, alertmanager_url: str) -> None:
+    port = stack.port(10195)
+    sink, tls = stack.secrets["sink"], stack.secrets["sink_tls"]
+    hook_secret = secrets.token_urlsafe(24)
+    cfg = stack.write_config("worker", {
+        "database_url": stack.state["db"],
+        "public_url": stack.state["receiver_url"],
+        "alertmanager_url": alertmanager_url,
+        "ack_link_secret": stack.secrets["ack_link_secret"],
+        "metrics_port": port,
+        "channels": {
+            "pagerduty": {"type": "pagerduty", "routing_key": "demo-routing-key",
+                          "base_url": f"https://{tls}/pagerduty",
+                          "verify": str(stack.workdir / "sink-tls" / "sink-cert.pem")},
+            "slack": {"type": "slack", "webhook_url": f"http://{sink}/slack/demo"},
+            # The demo has no mail server: email is shown through the sink as a webhook.
+            "email": {"type": "webhook", "url": f"http://{sink}/email", "secret": hook_secret},
+            "webhook": {"type": "webhook", "url": f"http://{sink}/webhook",
+                        "secret": hook_secret},
+        },
+    })
+    stack.ticketmon("worker", ["receiver", "worker", "--config", str(cfg)],
+                    ready_url=f"http://127.0.0.1:{port}/metrics", host="receiver-worker")
+
+
+def start_exporters(stack: Stack) -> None:
+    port = stack.port(10191)
+    cfg = stack.write_config("business", {
+        "http": {"host": "127.0.0.1", "port": port},
+        "platform_database_url": f"sqlite:///{stack.workdir / 'platform.db'}",
+        "interval_seconds": 5,
+    })
+    stack.ticketmon("business-exporter", ["exporter", "business", "--config", str(cfg)],
+                    ready_url=f"http://127.0.0.1:{port}/metrics", host="business-exporter")
+
+    port = stack.port(10192)
+    services = [{"name": n, "url": f"http://{stack.addresses[n]}/health"} for n in SERVICES]
+    cfg = stack.write_config("system", {
+        "http": {"host": "127.0.0.1", "port": port},
+        "interval_seconds": 5,
+        "services": services,
+        "dependencies": [
+            {"name": "receiver", "kind": "http", "url": f"{stack.state['receiver_url']}/readyz"},
+            {"name": "receiver-db", "kind": "tcp", "address": stack.addresses["receiver"]},
+        ],
+    })
+    stack.ticketmon("system-exporter", ["exporter", "system", "--config", str(cfg)],
+                    ready_url=f"http://127.0.0.1:{port}/metrics", host="system-exporter")
+
+    port = stack.port(10193)
+    rpc = stack.state["solana-rpc"].rsplit("/", 1)[0]
+    demo = yaml.safe_load((REPO / "exporters" / "blockchain" / "demo.yaml").read_text())
+    demo["http"]["port"] = port
+    demo["endpoints"] = [{"name": "primary", "url": f"{rpc}/", "timeout": 2},
+                         {"name": "reference", "url": f"{rpc}/reference", "timeout": 2}]
+    cfg = stack.write_config("blockchain", demo)
+    stack.ticketmon("blockchain-exporter", ["exporter", "blockchain", "--config", str(cfg)],
+                    ready_url=f"http://127.0.0.1:{port}/metrics", host="blockchain-exporter")
+
+    port = stack.port(10194)
+    demo = yaml.safe_load((REPO / "exporters" / "fraud" / "demo.yaml").read_text())
+    demo.update(port=port, database_url=f"sqlite:///{stack.workdir / 'fraud.db'}")
+    demo["auth"]["tokens"] = [{"name": "stack-checkout", "role": "operator",
+                               "token": CHECKOUT_TOKEN},
+                              {"name": "stack-admin", "role": "admin", "tenant": "*",
+                               "token": stack.secrets["admin_token"]}]
+    cfg = stack.write_config("fraud", demo)
+    stack.ticketmon("fraud", ["exporter", "fraud", "--config", str(cfg)],
+                    ready_url=f"http://127.0.0.1:{port}/healthz", host="fraud",
+                    url=f"http://127.0.0.1:{port}/api/v1/fraud/events")
+    cfg = stack.write_config("checkout", {
+        "url": f"http://127.0.0.1:{port}/api/v1/fraud/check", "token": CHECKOUT_TOKEN,
+    })
+    stack.ticketmon("checkout-traffic", ["simulator", "checkout", "--config", str(cfg)],
+                    url=f"-> http://127.0.0.1:{port}/api/v1/fraud/check")
+
+
+def start_node_exporter(stack: Stack) -> None:
+    try:
+        binary = find_binary("prometheus-node-exporter", "NODE_EXPORTER",
+                             "prometheus-node-exporter")
+    except ServerError as exc:
+        log.warning("node_exporter not started", extra={"error": str(exc)})
+        return
+    port = stack.port(9100)
+    stack.spawn("node-exporter", [binary, f"--web.listen-address=127.0.0.1:{port}"],
+                ready_url=f"http://127.0.0.1:{port}/metrics", host="node-exporter")
+
+
+def start_alertmanager(stack: Stack) -> str:
     am_cfg = deploy_config.alertmanager_config(
-        DEPLOY / "alertmanager" / "alertmanager.yml", stack.addresses, token_file
-    )
+        DEPLOY / "alertmanager" / "alertmanager.yml", stack.addresses,
+        stack.workdir / "webhook-token")
     am = Alertmanager(deploy_config.write_yaml(am_cfg, stack.workdir / "alertmanager.yml"),
-                      stack.workdir, port=pick_port(9093))
+                      stack.workdir, port=stack.port(9093))
     stack.supervisor.add("alertmanager", am.url, am.stop, am.process.alive, am.process.log_path)
     stack.addresses["alertmanager"] = f"127.0.0.1:{am.port}"
     stack.state["alertmanager"] = am.url
+    return am.url
 
-    prom_port = pick_port(9090)
-    stack.addresses["prometheus"] = f"127.0.0.1:{prom_port}"
-    prom_cfg = deploy_config.prometheus_config(
-        DEPLOY / "prometheus" / "prometheus.yml", stack.addresses, stack.interval
-    )
-    prom = Prometheus(deploy_config.write_yaml(prom_cfg, stack.workdir / "prometheus.yml"),
-                      stack.workdir, port=prom_port)
+
+def start_prometheus(stack: Stack) -> None:
+    port = stack.port(9090)
+    stack.addresses["prometheus"] = f"127.0.0.1:{port}"
+    cfg = deploy_config.prometheus_config(DEPLOY / "prometheus" / "prometheus.yml",
+                                          stack.addresses, stack.interval)
+    prom = Prometheus(deploy_config.write_yaml(cfg, stack.workdir / "prometheus.yml"),
+                      stack.workdir, port=port)
     stack.supervisor.add("prometheus", prom.url, prom.stop, prom.process.alive,
                          prom.process.log_path)
     stack.state["prometheus"] = prom.url
@@ -94,20 +295,28 @@ def start_prometheus_and_alertmanager(stack: Stack) -> None:
 
 def run(workdir: Path | None = None, keep: bool = False, interval: str = "5s") -> int:
     own_dir = workdir is None
-    workdir = Path(workdir or tempfile.mkdtemp(prefix="ticketmon-stack-"))
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="ticketmon-stack-")).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    supervisor = Supervisor()
-    stack = Stack(workdir, supervisor, interval)
-    webhook_token = secrets.token_urlsafe(24)
-    (workdir / "webhook-token").write_text(webhook_token)
+    stack = Stack(workdir, Supervisor(), interval)
     print(f"workdir {workdir}", flush=True)
     try:
-        start_prometheus_and_alertmanager(stack)
-        stack.write_state()
-        print("ready: Ctrl-C stops everything", flush=True)
-        supervisor.wait()
+        start_simulators(stack)
+        start_receiver(stack)
+        start_exporters(stack)
+        start_node_exporter(stack)
+        am_url = start_alertmanager(stack)
+        start_worker(stack, am_url)
+        start_prometheus(stack)
+        stack.state.update(workdir=str(workdir), admin_token=stack.secrets["admin_token"],
+                           platform_knobs=str(workdir / "platform-knobs.json"))
+        STATE_POINTER.write_text(json.dumps(stack.state, indent=2))
+        print(f"admin-token {stack.secrets['admin_token']}", flush=True)
+        print("ready: try `ticketmon stack scenario service-down checkout`; Ctrl-C stops "
+              "everything", flush=True)
+        stack.supervisor.wait()
     finally:
-        supervisor.stop_all()
+        stack.supervisor.stop_all()
+        STATE_POINTER.unlink(missing_ok=True)
         if own_dir and not keep:
             shutil.rmtree(workdir, ignore_errors=True)
     return 0

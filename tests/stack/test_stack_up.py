@@ -1,0 +1,120 @@
+"""The main job end to end: `ticketmon stack up` starts everything, a scenario makes a
+real alert travel Prometheus -> Alertmanager -> receiver -> worker -> notification sink,
+and SIGTERM stops every process it started."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+import requests
+
+from ticketmon.stack import scenario, up
+
+
+def _lines_until_ready(proc: subprocess.Popen, timeout: float = 180) -> dict[str, str]:
+    urls: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            pytest.fail(f"stack exited early ({proc.poll()}):\n{proc.stderr.read()[-4000:]}")
+        name, _, rest = line.strip().partition(" ")
+        if name == "ready:":
+            return urls
+        urls[name] = rest
+    pytest.fail("stack not ready in time")
+
+
+def _wait(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def stack(tmp_path):
+    if up.STATE_POINTER.exists():
+        pytest.fail(f"another stack is running ({up.STATE_POINTER})")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ticketmon", "stack", "up", "--interval", "1s",
+         "--workdir", str(tmp_path / "stack")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        urls = _lines_until_ready(proc)
+        yield proc, urls, json.loads(up.STATE_POINTER.read_text())
+    finally:
+        if proc.poll() is None:
+            children = psutil.Process(proc.pid).children(recursive=True)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+            gone, alive = psutil.wait_procs(children, timeout=15)
+            for p in alive:
+                p.kill()
+            assert not alive, f"left running after SIGTERM: {[p.cmdline() for p in alive]}"
+
+
+def test_stack_up_runs_everything_and_an_alert_reaches_a_notification(stack):
+    proc, urls, state = stack
+    for name in ["prometheus", "alertmanager", "receiver", "worker", "business-exporter",
+                 "system-exporter", "blockchain-exporter", "fraud", "notification-sink"]:
+        assert urls[name].startswith("http://127.0.0.1:"), name
+    prom = urls["prometheus"]
+
+    def targets_up():
+        active = requests.get(f"{prom}/api/v1/targets", timeout=5).json()["data"]
+        health = {t["scrapeUrl"]: t["health"] for t in active["activeTargets"]}
+        return health if health and all(h == "up" for h in health.values()) else None
+
+    health = _wait(targets_up, 60, "every scrape target up")
+    assert len(health) >= 12
+
+    print(scenario.run("service-down", "checkout"))
+    headers = {"Authorization": f"Bearer {state['admin_token']}"}
+
+    def incident():
+        resp = requests.get(f"{state['receiver_url']}/api/v1/incidents", headers=headers,
+                            params={"status": "open"}, timeout=5)
+        resp.raise_for_status()
+        return [i for i in resp.json()["incidents"] if "ServiceDown" in json.dumps(i)]
+
+    found = _wait(incident, 150, "a ServiceDown incident in the receiver")
+    assert found[0]["severity"] == "critical"
+
+    def paged():
+        msgs = requests.get(f"{state['notification-sink'].rstrip('/')}/messages", timeout=5).json()
+        return [m for m in msgs if "pagerduty" in json.dumps(m) and "checkout" in json.dumps(m)]
+
+    _wait(paged, 60, "a PagerDuty event for checkout in the notification sink")
+
+
+def test_scenario_without_a_stack_says_so(tmp_path):
+    with pytest.raises(scenario.ScenarioError, match="no running stack"):
+        scenario.run("service-down", None, state_path=tmp_path / "absent.json")
+    with pytest.raises(scenario.ScenarioError, match="unknown scenario"):
+        scenario.run("meteor", None)
+
+
+def test_sigterm_during_start_up_stops_what_was_started(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ticketmon", "stack", "up", "--workdir", str(tmp_path / "s")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # wait for the first component, then interrupt the start-up
+    assert proc.stdout.readline().startswith("workdir")
+    proc.stdout.readline()
+    children = psutil.Process(proc.pid).children(recursive=True)
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.wait(60)
+    _, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive
+    assert not up.STATE_POINTER.exists()
