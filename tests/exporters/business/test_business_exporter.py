@@ -31,8 +31,10 @@ def platform(database_url):
 
 
 def make(url: str, **overrides):
-    options = {"counters_start": "beginning", "interval_seconds": 60, "timeout_seconds": 10}
-    settings = BusinessSettings(platform_database_url=url, **{**options, **overrides})
+    options = {"counters_start": "beginning", "interval_seconds": 60, "timeout_seconds": 10,
+               "http": {"port": 0}}
+    settings = BusinessSettings.model_validate(
+        {"platform_database_url": url, **options, **overrides})
     return build(settings)
 
 
