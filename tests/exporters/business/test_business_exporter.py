@@ -222,3 +222,52 @@ def test_bad_settings_are_named(tmp_path):
     cfg.write_text("platform_database_url: 'not a url'\n")
     with pytest.raises(ConfigError, match="platform_database_url"):
         build(load(BusinessSettings, cfg, environ={}))
+
+
+BAD_QUERY = """
+queries:
+  - name: broken_sql
+    metric: ticketmon_broken
+    type: gauge
+    help: Refers to a missing table.
+    sql: SELECT count(*) AS value FROM no_such_table
+"""
+
+
+def test_cli_check_and_start_report_name_the_bad_query(tmp_path):
+    import subprocess
+    import sys
+
+    from ticketmon.servers.process import ManagedProcess, free_port
+
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    seed(create_engine(db), history_hours=1, orders_per_hour=20, rng=random.Random(2))
+    (tmp_path / "extra.yaml").write_text(BAD_QUERY)
+    cfg = tmp_path / "business.yaml"
+    port = free_port()
+    cfg.write_text(f"platform_database_url: {db}\nhttp: {{port: {port}}}\n")
+    argv = [sys.executable, "-m", "ticketmon", "exporter", "business", "--config", str(cfg)]
+    good = subprocess.run(argv + ["--check"], capture_output=True, text=True, timeout=60)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "tickets_sold: ok" in good.stdout
+
+    cfg.write_text(cfg.read_text() + f"query_files: ['{tmp_path / 'extra.yaml'}']\n")
+    bad = subprocess.run(argv + ["--check"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1
+    assert "broken_sql: FAILED" in bad.stdout and "no_such_table" in bad.stdout
+    assert "tickets_sold: ok" in bad.stdout
+
+    proc = ManagedProcess("business", argv, tmp_path / "business.log")
+    try:
+        proc.wait_http(f"http://127.0.0.1:{port}/healthz")
+        proc.wait_until(lambda: "queries failed at start: broken_sql" in proc.log_tail(50))
+        body = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert 'ticketmon_collector_up{collector="broken_sql",exporter="business"} 0.0' in body
+        assert 'ticketmon_collector_up{collector="tickets_sold",exporter="business"} 1.0' in body
+    finally:
+        proc.stop()
+    assert proc.proc.returncode == 0
+
+    cfg.write_text("cardinality_limit: -3\n")
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "cardinality_limit" in done.stderr
