@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -51,7 +52,7 @@ def deadline_check(deadline: float, what: str) -> None:
 
 
 def load_segment(cur, t_lo: int, t_hi: int, e_lo: int, e_hi: int, days_from: float,
-                 days_to: float) -> None:
+                 days_to: float, active_from: int = 0) -> None:
     """Tickets t_lo..t_hi over events e_lo..e_hi, sold between now-days_from and now-days_to
     (ids and time both increasing), with their orders, payments, mints, listings, refunds."""
     span = t_hi - t_lo + 1
@@ -85,7 +86,7 @@ def load_segment(cur, t_lo: int, t_hi: int, e_lo: int, e_hi: int, days_from: flo
         INSERT INTO marketplace_listings (id, ticket_id, seller_id, price_minor, currency, status,
                                           created_at, updated_at)
         SELECT g / 20, g, g % 100000, 6000, 'USD',
-               CASE WHEN g > {t_hi} - {span} / 10 THEN 'active' ELSE 'sold' END, {when}, {when}
+               CASE WHEN g > {active_from} THEN 'active' ELSE 'sold' END, {when}, {when}
           FROM generate_series({t_lo}, {t_hi}) g WHERE g % 20 = 0""")
     cur.execute(f"""
         INSERT INTO refunds (id, payment_id, reason, amount_minor, currency, created_at)
@@ -138,12 +139,14 @@ def build_database(cluster: PostgresCluster, name: str, old: int, recent: int) -
             # old history: 9 years back, spread evenly
             d_from = 365 + 9 * 365 * (old - lo + 1) / old
             d_to = 365 + 9 * 365 * (old - hi) / old
-            load_segment(cur, lo, hi, 1, old_events, d_from, d_to)
+            load_segment(cur, lo, hi, 1, old_events, d_from, d_to, active_from=old + recent)
     for lo in range(old + 1, old + recent + 1, chunk):
         hi = min(old + recent, lo + chunk - 1)
         d_from = 365 * (old + recent - lo + 1) / recent
         d_to = 365 * (old + recent - hi) / recent
-        load_segment(cur, lo, hi, old_events + 1, n_events, d_from, d_to)
+        # listings of the last ~5 weeks' tickets are still active
+        load_segment(cur, lo, hi, old_events + 1, n_events, d_from, d_to,
+                     active_from=old + recent - recent // 10)
     cur.execute(f"""INSERT INTO user_sessions (id, user_id, started_at, last_seen_at)
                     SELECT g, g, {NOW} - interval '2 hours',
                            {NOW} - make_interval(secs => g % 3600)
@@ -172,7 +175,8 @@ def add_activity(dsn: str, tickets: int = 2000) -> None:
     cur.execute("SELECT max(id) FROM events")
     n_events = cur.fetchone()[0]
     lo = top + 1 + (top % 2)  # keep (g + 1) / 2 order ids fresh
-    load_segment(cur, lo, lo + tickets - 1, n_events - RECENT_EVENTS + 1, n_events, 0.0001, 0)
+    load_segment(cur, lo, lo + tickets - 1, n_events - RECENT_EVENTS + 1, n_events, 0.0001, 0,
+                 active_from=lo)
     conn.close()
 
 
@@ -294,7 +298,8 @@ def query_exporter_bench(binary: str, url: str, workdir: Path, scrapes: int) -> 
 
     config = {
         "databases": {"platform": {"dsn": url}},
-        "metrics": {name: {"type": "gauge", "description": name, "labels": labels}
+        "metrics": {name: {"type": "gauge", "description": name, **({"labels": labels}
+                                                                      if labels else {})}
                     for name, (_, labels) in QE_QUERIES.items()},
         "queries": {f"q_{name}": {"databases": ["platform"], "metrics": [name], "sql": sql}
                     for name, (sql, _) in QE_QUERIES.items()},
@@ -349,9 +354,11 @@ def main() -> int:
             print(f"# built {label} in {entry['build_s']} s", file=sys.stderr, flush=True)
             deadline_check(deadline, f"collection at {label}")
             entry["ours_collection_per_run"] = collection_times(url, cluster.dsn(name), a.runs)
+            print(json.dumps({label: entry}), file=sys.stderr, flush=True)
             if label == "1M":
                 deadline_check(deadline, "scrape bench")
                 entry["scrape"] = scrape_bench(url, a.scrapes)
+                print(json.dumps({label: entry}), file=sys.stderr, flush=True)
             if Path(a.query_exporter).exists():
                 deadline_check(deadline, f"query-exporter at {label}")
                 entry["query_exporter_on_scrape"] = query_exporter_bench(
@@ -370,6 +377,7 @@ def main() -> int:
         print(json.dumps({"summary": summary}), flush=True)
     finally:
         cluster.stop()
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
