@@ -8,6 +8,7 @@ dashboards are linted against it, and exporters check their own /metrics output 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Literal
 
@@ -90,15 +91,16 @@ class Catalog:
     def by_source(self, source: str) -> list[MetricSpec]:
         return [m for m in self.metrics.values() if m.source == source]
 
-    def check_exposition(self, text: str, source: str | None = None,
+    def check_exposition(self, text: str, source: str | Collection[str] | None = None,
                          require_all: bool = False) -> list[str]:
         """Problems of an exporter's text-format output against the catalog; [] if it conforms.
 
-        Checks each `ticketmon_` family is catalogued (under `source`, or the shared
-        exporter-health source), has the catalogued type and exactly the catalogued
-        labels, and uses only the listed label values. With require_all, every family
-        of `source` must be present.
+        Checks each `ticketmon_` family is catalogued (under `source` - one name or
+        several for an endpoint serving more than one - or the shared exporter-health
+        source), has the catalogued type and exactly the catalogued labels, and uses only
+        the listed label values. With require_all, every family of `source` must be present.
         """
+        sources = {source} if isinstance(source, str) else set(source or ())
         from prometheus_client.parser import text_string_to_metric_families
 
         problems: list[str] = []
@@ -106,7 +108,7 @@ class Catalog:
             families = list(text_string_to_metric_families(text))
         except ValueError as exc:
             return [f"not valid Prometheus text format: {exc}"]
-        allowed_sources = {source, "exporters"} if source else None
+        allowed_sources = sources | {"exporters"} if sources else None
         seen: set[str] = set()
         for family in families:
             name = family.name + "_total" if family.type == "counter" else family.name
@@ -118,14 +120,16 @@ class Catalog:
                 continue
             seen.add(name)
             if allowed_sources and spec.source not in allowed_sources:
-                problems.append(f"{name}: catalogued under source {spec.source!r}, not {source!r}")
+                problems.append(f"{name}: catalogued under source {spec.source!r}, "
+                                f"not {' or '.join(sorted(sources))!r}")
             if spec.type != family.type:
                 problems.append(f"{name}: type {family.type}, catalog says {spec.type}")
             problems.extend(_label_problems(spec, family.samples))
-        if require_all and source:
-            for spec in self.by_source(source):
+        if require_all:
+            for spec in (m for s in sorted(sources) for m in self.by_source(s)):
                 if spec.name not in seen:
-                    problems.append(f"{spec.name}: in the catalog for {source} but not exposed")
+                    problems.append(f"{spec.name}: in the catalog for {spec.source} "
+                                    "but not exposed")
         return problems
 
 

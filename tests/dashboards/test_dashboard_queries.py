@@ -1,0 +1,163 @@
+"""Every dashboard query against a real Prometheus scraping the real components.
+
+No query may fail, and every panel whose metrics come from a component running here
+must return data. Exporter outputs are checked against the metric catalog on the way.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+
+from ticketmon.dashboards import build
+from ticketmon.rules import lint, promtool
+from ticketmon.rules.catalog import load_catalog
+from ticketmon.rules.promql import selectors
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def boards():
+    return build.evaluate()
+
+
+@pytest.fixture(scope="module")
+def recorded_inputs() -> dict[str, set[str]]:
+    """Recorded name -> the raw metric names it is computed from (through other records)."""
+    direct: dict[str, set[str]] = {}
+    for _, _, rule in lint.load_rules(promtool.rule_files()):
+        if "record" in rule:
+            direct.setdefault(rule["record"], set()).update(
+                s.metric for s in selectors(rule["expr"]))
+
+    def expand(name: str, seen: frozenset = frozenset()) -> set[str]:
+        if name not in direct or name in seen:
+            return {name}
+        return {m for dep in direct[name] for m in expand(dep, seen | {name})}
+
+    return {name: expand(name) for name in direct}
+
+
+def _variables(board: dict) -> list[str]:
+    return [v["name"] for v in board["templating"]["list"] if v["type"] == "query"]
+
+
+def substitute(expr: str, variables: list[str]) -> str:
+    """Grafana's variables as a dashboard opened with defaults would send them."""
+    expr = expr.replace("$__rate_interval", "1m").replace("${__rate_interval}", "1m")
+    for name in variables:  # every query variable defaults to All (.*)
+        expr = re.sub(rf"\$\{{{name}\}}|\${name}\b", ".*", expr)
+    return expr
+
+
+def _prom_panels(boards):
+    for file, board in sorted(boards.items()):
+        for panel in board["panels"]:
+            targets = [t for t in panel.get("targets", [])
+                       if t.get("datasource", {}).get("type") == "prometheus"]
+            if panel["type"] != "row" and targets:
+                yield file, board, panel, targets
+
+
+def _query(prom_url: str, expr: str) -> tuple[list | None, str | None]:
+    body = requests.get(f"{prom_url}/api/v1/query", params={"query": expr}, timeout=30).json()
+    if body.get("status") != "success":
+        return None, body.get("error")
+    return body["data"]["result"], None
+
+
+def _sources(exprs, catalog, recorded_inputs) -> set[str]:
+    out = set()
+    for expr in exprs:
+        for sel in selectors(expr):
+            for name in recorded_inputs.get(sel.metric, {sel.metric}):
+                spec = catalog.resolve(name)
+                out.add(spec.source if spec else f"uncatalogued:{name}")
+    return out
+
+
+def test_every_query_runs(live_stack, boards):
+    errors = []
+    for file, board, panel, targets in _prom_panels(boards):
+        for target in targets:
+            expr = substitute(target["expr"], _variables(board))
+            _, error = _query(live_stack.prometheus.url, expr)
+            if error:
+                errors.append(f"{file} panel {panel['id']} {panel['title']!r}: {error}")
+        for annotation in board["annotations"]["list"]:
+            if annotation.get("expr"):
+                _, error = _query(live_stack.prometheus.url, annotation["expr"])
+                if error:
+                    errors.append(f"{file} annotation {annotation['name']}: {error}")
+    assert errors == []
+
+
+def test_panels_whose_sources_run_return_data(live_stack, boards, recorded_inputs, capsys):
+    catalog = load_catalog()
+    proven, empty, not_expected = [], [], []
+    for file, board, panel, targets in _prom_panels(boards):
+        name = f"{file} panel {panel['id']} {panel['title']!r}"
+        needed = _sources([t["expr"] for t in targets], catalog, recorded_inputs)
+        if not needed <= live_stack.sources:
+            not_expected.append(f"{name}: needs {sorted(needed - live_stack.sources)}")
+            continue
+        results = [_query(live_stack.prometheus.url,
+                          substitute(t["expr"], _variables(board)))[0] for t in targets]
+        (proven if any(results) else empty).append(name)
+    with capsys.disabled():
+        print(f"\ndashboard panels: {len(proven)} returned data, {len(empty)} empty, "
+              f"{len(not_expected)} not expected (source not running); "
+              f"components not started: {live_stack.missing or 'none'}")
+        for line in not_expected:
+            print(f"  not expected: {line}")
+    assert empty == []
+    assert len(proven) >= 90
+
+
+def test_template_variables_have_values(live_stack, boards):
+    catalog = load_catalog()
+    for file, board in boards.items():
+        for var in board["templating"]["list"]:
+            if var["type"] != "query":
+                continue
+            metric, label = re.fullmatch(r"label_values\((.+), (\w+)\)",
+                                         var["query"]["query"]).groups()
+            spec = catalog.resolve(metric)
+            if spec and spec.source not in live_stack.sources:
+                continue
+            result, error = _query(live_stack.prometheus.url, f"group by ({label}) ({metric})")
+            assert error is None and result, f"{file}: variable {var['name']} has no values"
+
+
+def test_receiver_tables_read_the_real_api(live_stack, boards):
+    if not live_stack.receiver_url:
+        pytest.fail("the receiver is part of the repository; it must run here")
+    checked = 0
+    for file, board in boards.items():
+        for panel in board["panels"]:
+            for target in panel.get("targets", []):
+                if target.get("datasource", {}).get("type") != "yesoreyeram-infinity-datasource":
+                    continue
+                params = {p["key"]: p["value"] for p in target["url_options"]["params"]}
+                resp = requests.get(live_stack.receiver_url + target["url"], params=params,
+                                    timeout=10)
+                assert resp.status_code == 200, (file, resp.text)
+                rows = resp.json()[target["root_selector"]]
+                assert rows, f"{file} panel {panel['title']!r}: no rows (an incident is open)"
+                for column in target["columns"]:
+                    assert all(column["selector"] in row for row in rows), \
+                        f"{file}: column {column['selector']!r} is not in the API's rows"
+                checked += 1
+    assert checked >= 1
+
+
+def test_component_metrics_match_the_catalog(live_stack):
+    catalog = load_catalog()
+    problems = []
+    for name, (url, sources) in sorted(live_stack.endpoints.items()):
+        text = requests.get(url, timeout=10).text
+        problems += [f"{name}: {p}" for p in catalog.check_exposition(text, sources)]
+    assert problems == [], "\n".join(problems)
