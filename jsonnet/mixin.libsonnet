@@ -20,6 +20,7 @@ local ruleFiles = [
   importstr '../rules/system.yml',
   importstr '../rules/fraud.yml',
   importstr '../rules/meta.yml',
+  importstr '../rules/anomaly.yml',
   importstr '../rules/generated/slos.yml',
 ];
 

@@ -53,3 +53,19 @@ def test_jsonnet_error_is_reported(tmp_path):
     with pytest.raises(build.BuildError) as err:
         build.evaluate(src)
     assert "fraud.libsonnet" in str(err.value)
+
+
+def test_mixin_carries_every_rule_file():
+    import json
+
+    import _jsonnet
+    import yaml
+
+    from ticketmon.rules import promtool
+
+    groups = json.loads(_jsonnet.evaluate_snippet(
+        "alerts", '[g.name for g in (import "mixin.libsonnet").prometheusAlerts.groups]',
+        jpathdir=[str(JSONNET_DIR)]))
+    expected = [g["name"] for f in promtool.rule_files()
+                for g in yaml.safe_load(f.read_text())["groups"]]
+    assert sorted(groups) == sorted(expected)

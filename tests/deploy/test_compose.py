@@ -66,7 +66,7 @@ def test_every_component_is_there(compose_model):
     assert set(compose_model["services"]) >= {
         "prometheus", "alertmanager", "grafana", "postgres", "node-exporter", "receiver",
         "receiver-worker", "business-exporter", "system-exporter", "blockchain-exporter",
-        "fraud"}
+        "fraud", "anomaly"}
 
 
 def test_images_are_pinned(compose_model):
@@ -119,7 +119,7 @@ def test_every_ticketmon_command_is_a_real_subcommand(compose_model):
             assert importlib.util.find_spec(app.split(":")[0]), f"{name}: no module {app}"
             conf = argv[argv.index("--config") + 1].removeprefix("python:")
             assert importlib.util.find_spec(conf), f"{name}: no gunicorn config {conf}"
-    assert checked >= 6
+    assert checked >= 7
 
 
 def _config_of(service: dict) -> tuple[str, Path, dict[str, str]] | None:
@@ -153,7 +153,7 @@ def test_every_service_config_validates_with_its_settings_model(compose_model):
 
             load_policies(settings.policies_file).check_channels(set(settings.channels))
         validated.append(name)
-    assert len(validated) >= 7, validated
+    assert len(validated) >= 8, validated
 
 
 def test_prometheus_targets_are_compose_services_or_probed_platform_services(compose_model):
