@@ -67,8 +67,13 @@ def test(args: argparse.Namespace) -> int:
     from ticketmon.rules import promtool
 
     tests = promtool.test_files(args.rules_dir)
-    coverage = lint_mod.lint_tests(promtool.rule_files(args.rules_dir), tests)
+    rule_files = promtool.rule_files(args.rules_dir)
+    coverage = lint_mod.lint_tests(rule_files, tests)
     status = _promtool(promtool.test_rules, tests) if tests else 1
+    counts = lint_mod.test_case_counts(tests)
+    print(f"{len(lint_mod.alert_names(rule_files))} alerts; {len(tests)} test files with "
+          f"{counts['firing']} firing and {counts['quiet']} quiet alert cases and "
+          f"{counts['promql']} PromQL cases")
     return max(status, _report("rules test coverage", coverage))
 
 

@@ -122,6 +122,17 @@ def lint_rule_metrics(files: list[Path], catalog: Catalog) -> list[str]:
     return problems
 
 
+def test_case_counts(test_files: list[Path]) -> dict[str, int]:
+    """How many unit-test cases there are: firing and quiet alert cases, PromQL cases."""
+    counts = {"firing": 0, "quiet": 0, "promql": 0}
+    for test_file in test_files:
+        for test in (yaml.safe_load(test_file.read_text()) or {}).get("tests", []):
+            for case in test.get("alert_rule_test", []):
+                counts["firing" if case.get("exp_alerts") else "quiet"] += 1
+            counts["promql"] += len(test.get("promql_expr_test", []))
+    return counts
+
+
 def lint_tests(rule_files: list[Path], test_files: list[Path]) -> list[str]:
     """Every alert has a firing and a non-firing unit test; tests name only real alerts.
 
