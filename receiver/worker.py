@@ -1,10 +1,13 @@
 """`ticketmon receiver worker`: escalates by policy and delivers the notification outbox.
 
 A separate process from the web app; any number of them may share one PostgreSQL (on
-SQLite, one at a time). Each loop: fire due escalation steps into the outbox, claim due
-notifications, deliver them in a small thread pool, record outcomes. All state is in
-the database, so a restart loses nothing; its own /metrics (default port 10195) shows
-deliveries, step lateness and the dead-letter/pending counts.
+SQLite, one at a time). Two loops that never wait for each other: the step loop turns
+due escalation steps into outbox rows in batches (one transaction per batch, waking
+when the next step falls due), and the dispatcher (escalation.dispatch) claims and
+delivers notifications with a share of threads per channel. A backlog of deliveries
+therefore never delays a step, and one slow channel never holds back another. All
+state is in the database, so a restart loses nothing; its own /metrics (default port
+10195) shows deliveries, step and delivery lateness.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import os
 import signal
 import socket
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -45,8 +47,8 @@ class WorkerSettings(Settings):
     ack_link_secret: SecretStr | None = None  # the receiver must have the same one
     ack_link_ttl: Duration = 24 * 3600.0
     poll_interval: Duration = 0.5
-    batch_size: int = Field(default=100, ge=1, le=10_000)
-    concurrency: int = Field(default=8, ge=1, le=64)
+    batch_size: int = Field(default=100, ge=1, le=10_000)  # escalation timers per transaction
+    concurrency: int = Field(default=4, ge=1, le=64)  # deliveries in flight per channel
     lease: Duration = 120.0
     retry_base: Duration = 2.0
     retry_cap: Duration = 300.0
@@ -75,6 +77,8 @@ class Worker:
         from receiver.channels.registry import build_channels
         from receiver.channels.templates import Templates
         from receiver.escalation.ack_links import AckLinks
+        from receiver.escalation.dispatch import Dispatcher
+        from receiver.escalation.hooks import ALERTMANAGER
         from receiver.escalation.metrics import WorkerMetrics
         from receiver.escalation.outbox import RetryPolicy
         from receiver.escalation.policy import load_policies
@@ -96,46 +100,78 @@ class Worker:
         self.owner = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
         self.engine = make_engine(settings.database_url, pool_size=2)
         self.metrics = WorkerMetrics(registry)
-        self.pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="deliver")
         self.stopping = threading.Event()
+        self.dispatcher = Dispatcher(
+            self.engine, self.owner, [*self.channels, ALERTMANAGER], settings.concurrency,
+            settings.lease, self.retry, self.send, self.recorded, settings.poll_interval)
 
-    # -- one pass ------------------------------------------------------------------------
+    # -- escalation steps --------------------------------------------------------------
+    def fire_due_steps(self) -> int:
+        """Carry out every due step, a batch per transaction; returns steps fired."""
+        from receiver.escalation.outbox import advance_escalations
+
+        fired = 0
+        while True:
+            with self.engine.begin() as conn:
+                batch = advance_escalations(conn, self.policies, utcnow(),
+                                            self.settings.batch_size)
+            written = utcnow()
+            for due in batch.fired:
+                self.metrics.step_lateness.observe(max(0.0, (written - due).total_seconds()))
+            if batch.fired:
+                fired += len(batch.fired)
+                self.dispatcher.nudge()  # deliver these while the next batch is written
+            if batch.taken < self.settings.batch_size or self.stopping.is_set():
+                return fired
+
+    def next_step_in(self) -> float:
+        """Seconds until the next step falls due, capped by the poll interval (new
+        incidents appear in the database without telling us)."""
+        import sqlalchemy as sa
+
+        from receiver.escalation.tables import escalations
+
+        e = escalations.c
+        with self.engine.connect() as conn:
+            due = conn.execute(sa.select(sa.func.min(e.due_at)).where(
+                e.state == "active")).scalar()
+        if due is None:
+            return self.settings.poll_interval
+        wait = (due - utcnow()).total_seconds()
+        # due but not ours (another worker holds it): look again shortly
+        return min(self.settings.poll_interval, max(wait, 0.05))
+
+    def step_loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.fire_due_steps()
+                wait = self.next_step_in()
+            except Exception as exc:  # database away: keep trying, state is in the DB
+                self.failed(exc)
+                wait = self.settings.poll_interval
+            self.stopping.wait(wait)
+
+    # -- one pass (tests) ----------------------------------------------------------------
     def run_once(self) -> int:
-        """Fire due steps, then deliver one batch; returns how much work was done."""
-        from receiver.escalation.outbox import advance_escalations, claim
+        """Fire due steps, then deliver one round and write the outcomes; returns how
+        much work was done."""
+        fired = self.fire_due_steps()
+        self.dispatcher.nudge()
+        claimed = self.dispatcher.pump()
+        self.dispatcher.settle()
+        return fired + claimed
 
-        with self.engine.begin() as conn:
-            fired = advance_escalations(conn, self.policies, utcnow(), self.settings.batch_size)
-        with self.engine.begin() as conn:
-            batch = claim(conn, self.owner, utcnow(), self.settings.lease,
-                          self.settings.batch_size)
-        if batch:
-            list(self.pool.map(self.deliver, batch))
-        return fired + len(batch)
-
-    def deliver(self, item) -> None:
-        from receiver.escalation.outbox import finish
-
-        row = item.row
-        silence_id = None
-        try:
-            result, silence_id = self.send(item)
-        except Exception as exc:  # a bug in a channel must not kill the worker or the row
-            log.exception("delivery %s crashed", row["key"])
-            result = DeliveryResult(Outcome.RETRY, f"internal error: {type(exc).__name__}")
-        now = utcnow()
-        outcome = "cancelled" if result.detail == "skipped" else result.outcome.value
-        with self.engine.begin() as conn:
-            state = finish(conn, row, self.owner, now, outcome, result.detail, self.retry,
-                           result.retry_after, silence_id)
+    # -- deliveries --------------------------------------------------------------------
+    def recorded(self, done, state: str | None) -> None:
+        row = done.item.row
         if state is None:
             log.warning("lease on %s lost before its outcome was written", row["key"])
             return
-        self.metrics.record(row, state, outcome, now)
+        self.metrics.record(row, state, done.outcome, done.at)
         log.info("notification %s", state, extra={
             "notification": row["id"], "incident": row["incident_id"],
             "channel": row["channel"], "action": row["action"], "attempt": row["attempts"],
-            "detail": result.detail})
+            "detail": done.result.detail})
 
     def send(self, item) -> tuple[DeliveryResult, str | None]:
         row, incident = item.row, item.incident
@@ -176,20 +212,18 @@ class Worker:
                        step=row["step"], round=row["round"], actor=row["actor"], links=links)
 
     # -- loop --------------------------------------------------------------------------
+    def failed(self, exc: Exception) -> None:
+        log.warning("worker pass failed: %s", type(exc).__name__)
+        self.metrics.errors.inc()
+
     def run(self) -> None:
         log.info("worker started", extra={"worker": self.owner,
                                           "channels": sorted(self.channels),
                                           "policies": [p.name for p in self.policies.policies]})
-        while not self.stopping.is_set():
-            try:
-                busy = self.run_once()
-            except Exception as exc:  # database away: keep trying, state is in the DB
-                log.warning("worker pass failed: %s", type(exc).__name__)
-                self.metrics.errors.inc()
-                busy = 0
-            if not busy:
-                self.stopping.wait(self.settings.poll_interval)
-        self.pool.shutdown(wait=True)
+        steps = threading.Thread(target=self.step_loop, name="steps", daemon=True)
+        steps.start()
+        self.dispatcher.run(self.stopping, self.failed)
+        steps.join()
         self.engine.dispose()
         log.info("worker stopped", extra={"worker": self.owner})
 

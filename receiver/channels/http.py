@@ -1,10 +1,24 @@
-"""One HTTP POST with a timeout, mapped onto a delivery outcome (shared by Slack and webhook)."""
+"""One HTTP POST with a timeout, mapped onto a delivery outcome (shared by Slack and webhook),
+over a keep-alive session shared by a channel's delivery threads."""
 
 from __future__ import annotations
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from receiver.channels.base import DeliveryResult, Outcome, classify_status
+
+MAX_THREADS = 64  # WorkerSettings.concurrency's upper bound
+
+
+def session() -> requests.Session:
+    """A session whose pool keeps a connection per delivery thread: requests' default of
+    10 would close and reopen connections beyond that under a backlog."""
+    http = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=MAX_THREADS)
+    http.mount("https://", adapter)
+    http.mount("http://", adapter)
+    return http
 
 
 def post(

@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-import requests
 from pydantic import SecretStr, field_validator
 
 from receiver.channels.base import DeliveryResult, Message
-from receiver.channels.http import post
+from receiver.channels.http import post, session
 from receiver.channels.templates import Templates
 from ticketmon.config import Settings
 
@@ -44,7 +43,7 @@ class SlackChannel:
         self.name = name
         self.settings = settings
         self.templates = templates
-        self.session = requests.Session()
+        self.session = session()
 
     def send(self, message: Message) -> DeliveryResult:
         body = json.dumps(self.payload(message)).encode()

@@ -15,11 +15,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Literal
 
-import requests
 from pydantic import SecretStr
 
 from receiver.channels.base import DeliveryResult, Message
-from receiver.channels.http import post
+from receiver.channels.http import post, session
 from receiver.channels.templates import Templates
 from ticketmon.config import Settings
 
@@ -86,7 +85,7 @@ class WebhookChannel:
         self.name = name
         self.settings = settings
         self.templates = templates
-        self.session = requests.Session()
+        self.session = session()
 
     def body(self, message: Message) -> dict:
         ctx = message.context()

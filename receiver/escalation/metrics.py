@@ -1,7 +1,8 @@
-"""Escalation metrics: deliveries by outcome and step lateness (the worker's /metrics),
-dead letters and pending notifications (the receiver's /metrics).
+"""Escalation metrics: deliveries by outcome, step lateness (due -> outbox rows written)
+and delivery lateness (due -> delivered) on the worker's /metrics; dead letters and
+pending notifications on the receiver's /metrics.
 
-Counters and the lateness histogram are live in each worker process. Dead and pending
+Counters and the lateness histograms are live in each worker process. Dead and pending
 notifications are counted in the database at scrape time (`outbox_gauges`, added to the
 receiver's StoreCollector), so the numbers are right however many workers run.
 """
@@ -47,15 +48,20 @@ class WorkerMetrics:
         self.notifications = Counter(
             "ticketmon_receiver_notifications", "Notification delivery attempts by outcome",
             ["channel", "outcome"], registry=registry)
-        self.lateness = Histogram(
+        self.step_lateness = Histogram(
             "ticketmon_receiver_escalation_lateness_seconds",
-            "Delay between an escalation step falling due and its notification delivered",
-            buckets=LATENESS_BUCKETS, registry=registry)
+            "Delay between an escalation step falling due and its notifications written "
+            "to the outbox", buckets=LATENESS_BUCKETS, registry=registry)
+        self.delivery_lateness = Histogram(
+            "ticketmon_receiver_notification_lateness_seconds",
+            "Delay between a notification falling due and its delivery, retries included",
+            ["channel"], buckets=LATENESS_BUCKETS, registry=registry)
         self.errors = Counter("ticketmon_receiver_worker_errors",
                               "Worker passes that failed (database unreachable, ...)",
                               registry=registry)
 
     def record(self, row: dict, state: str, outcome: str, now: datetime) -> None:
         self.notifications.labels(row["channel"], OUTCOME.get(state, outcome)).inc()
-        if state == "delivered" and row["action"] == "trigger":
-            self.lateness.observe(max(0.0, (now - row["due_at"]).total_seconds()))
+        if state == "delivered":
+            self.delivery_lateness.labels(row["channel"]).observe(
+                max(0.0, (now - row["due_at"]).total_seconds()))

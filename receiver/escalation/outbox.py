@@ -1,6 +1,6 @@
 """Database side of the worker: advance due timers, claim outbox rows, record outcomes.
 
-Every function is one short transaction. Rows are claimed with
+Each function runs in one short transaction of the caller. Rows are claimed with
 `FOR UPDATE SKIP LOCKED` on PostgreSQL, so any number of workers share the work and
 each timer step or notification is taken by exactly one of them; on SQLite one worker
 runs at a time (see worker.single_worker_lock). A claimed notification carries a lease
@@ -12,8 +12,9 @@ which another worker delivers the row again with the same delivery id.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -40,27 +41,41 @@ def incident_labels(incident: dict) -> dict[str, str]:
     return {k: str(v) for k, v in labels.items()}
 
 
+@dataclass
+class StepBatch:
+    """What one step transaction did: escalation rows taken, and the due time of every
+    step it carried out (for the lateness histogram, observed after the commit)."""
+
+    taken: int = 0
+    fired: list[datetime] = field(default_factory=list)
+
+
 def advance_escalations(conn: Connection, policies: PolicySet, now: datetime,
-                        limit: int = 100) -> int:
-    """Turn every due step into outbox rows and move its timer on; returns steps fired."""
+                        limit: int = 100) -> StepBatch:
+    """Turn every due step of up to `limit` timers into outbox rows and move the timers
+    on: one batched update and one batched insert, committed with the caller's
+    transaction. Rows another worker holds are skipped (PostgreSQL)."""
     e = escalations.c
     query = (sa.select(escalations).where(e.state == "active", e.due_at <= now)
              .order_by(e.due_at).limit(limit))
     rows = conn.execute(_skip_locked(query, conn)).mappings().all()
+    batch = StepBatch(taken=len(rows))
     if not rows:
-        return 0
+        return batch
     incident_rows = conn.execute(sa.select(incidents).where(
         incidents.c.id.in_([r["incident_id"] for r in rows]))).mappings().all()
     by_id = {i["id"]: dict(i) for i in incident_rows}
-    fired, outbox = 0, []
+    updates, outbox = [], []
     for row in rows:
         incident = by_id.get(row["incident_id"])
         policy = policies.by_name.get(row["policy"] or "")
         if policy is None and incident is not None:
             policy = policies.match(incident_labels(incident))
+        timer = {"b_incident_id": row["incident_id"], "updated_at": now, "policy": row["policy"],
+                 "state": "unmatched", "step": row["step"], "round": row["round"],
+                 "due_at": None}
+        updates.append(timer)
         if policy is None:
-            conn.execute(escalations.update().where(e.incident_id == row["incident_id"])
-                         .values(state="unmatched", due_at=None, updated_at=now))
             continue
         step, round_ = row["step"], row["round"]
         position: tuple[int, int] | None = (step, round_)
@@ -71,20 +86,23 @@ def advance_escalations(conn: Connection, policies: PolicySet, now: datetime,
             due_at = row["started_at"] + timedelta(seconds=offset)
             if due_at > now:
                 break
-            fired += 1
+            batch.fired.append(due_at)
             for channel in policy.steps[step].channels:
                 outbox.append(outbox_row(row["incident_id"], row["tenant"], row["episode"],
-                                         round_, step, channel, "trigger", due_at, now=now))
+                                         round_, step, channel, "trigger", due_at))
             position = policy.next_position(step, round_)
-        values = {"policy": policy.name, "updated_at": now}
+        timer["policy"] = policy.name
         if position is None:
-            values.update(state="exhausted", due_at=None)
+            timer["state"] = "exhausted"
         else:
-            values.update(step=position[0], round=position[1], due_at=due_at)
-        conn.execute(escalations.update().where(e.incident_id == row["incident_id"])
-                     .values(values))
+            timer.update(state="active", step=position[0], round=position[1], due_at=due_at)
+    conn.execute(escalations.update().where(e.incident_id == sa.bindparam("b_incident_id")),
+                 updates)
+    written = datetime.now(UTC)  # the step is carried out when its rows are written
+    for item in outbox:
+        item["created_at"] = written
     insert_outbox(conn, outbox)
-    return fired
+    return batch
 
 
 @dataclass
@@ -95,9 +113,11 @@ class Claimed:
 
 
 def claim(conn: Connection, owner: str, now: datetime, lease: float,
-          limit: int = 100) -> list[Claimed]:
-    """Take due notifications (and ones whose lease ran out), oldest first, in order per
-    (incident, channel): a resolve never overtakes the trigger it follows."""
+          slots: Mapping[str | None, int]) -> list[Claimed]:
+    """Take due notifications (and ones whose lease ran out), oldest first, at most
+    `slots[channel]` per channel (key None: any channel not named), so a backlog on one
+    channel never fills another's share. Per (incident, channel) they go in order: a
+    resolve never overtakes the trigger it follows."""
     older = notifications.alias("older")
     blocked = sa.exists().where(
         older.c.incident_id == n.incident_id, older.c.channel == n.channel,
@@ -107,11 +127,17 @@ def claim(conn: Connection, owner: str, now: datetime, lease: float,
         sa.and_(n.state == "pending", n.next_attempt_at <= now),
         sa.and_(n.state == "delivering", n.lease_until < now),
     )
-    query = (sa.select(notifications).where(ready, ~blocked)
-             .order_by(n.next_attempt_at, n.id).limit(limit))
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=notifications)
-    rows = [dict(r) for r in conn.execute(query).mappings().all()]
+    named = [channel for channel in slots if channel is not None]
+    rows: list[dict] = []
+    for channel, limit in slots.items():
+        if limit <= 0:
+            continue
+        lane = n.channel == channel if channel is not None else n.channel.not_in(named)
+        query = (sa.select(notifications).where(lane, ready, ~blocked)
+                 .order_by(n.next_attempt_at, n.id).limit(limit))
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=notifications)
+        rows.extend(dict(r) for r in conn.execute(query).mappings().all())
     if not rows:
         return []
     ids = [r["id"] for r in rows]

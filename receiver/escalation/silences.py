@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import requests
 
 from receiver.channels.base import DeliveryResult, Outcome, classify_status
+from receiver.channels.http import session
 
 
 def matchers(incident: dict) -> list[dict]:
@@ -25,7 +26,7 @@ class Silencer:
         self.url = url.rstrip("/")
         self.duration = duration
         self.timeout = timeout
-        self.session = requests.Session()
+        self.session = session()
 
     def silence(self, incident: dict, actor: str | None,
                 now: datetime | None = None) -> tuple[DeliveryResult, str | None]:

@@ -142,7 +142,7 @@ def test_resolved_by_alertmanager_before_delivery_sends_nothing(store, sink, tmp
     with worker.engine.begin() as conn:  # the step fires but is not delivered yet
         from receiver.escalation.outbox import advance_escalations
         from receiver.worker import utcnow
-        assert advance_escalations(conn, worker.policies, utcnow()) == 1
+        assert len(advance_escalations(conn, worker.policies, utcnow()).fired) == 1
     store.ingest(parse(json.dumps(firing_payload(1, status="resolved")).encode()))
     drain(worker)
     assert sink.received("/") == []
