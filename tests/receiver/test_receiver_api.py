@@ -12,9 +12,9 @@ import time
 
 import jwt
 import pytest
-from conftest import WEBHOOK_TOKEN, count, payload, payload_bytes, post_webhook
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from support.receiver import WEBHOOK_TOKEN, count, payload, payload_bytes, post_webhook
 
 from receiver.api.openapi import DOCUMENT
 

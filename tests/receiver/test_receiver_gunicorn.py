@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 import requests
-from conftest import WEBHOOK_TOKEN, count, payload_bytes
+from support.receiver import WEBHOOK_TOKEN, count, payload_bytes
 
 from receiver.store import Store, migrate
 from ticketmon.servers.process import ManagedProcess, free_port

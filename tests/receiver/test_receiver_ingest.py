@@ -10,7 +10,7 @@ import threading
 
 import pytest
 import sqlalchemy as sa
-from conftest import ALL_PAYLOADS, count, payload, payload_bytes, snapshot
+from support.receiver import ALL_PAYLOADS, count, payload, payload_bytes, snapshot
 
 from receiver.payload import WebhookPayload, parse
 from receiver.store import queries

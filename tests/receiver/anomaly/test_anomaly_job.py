@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
-from conftest import STEP
+from support.anomaly_series import STEP
 
 from receiver.anomaly import store as anomaly_store
 from receiver.anomaly.job import AnomalyJob
