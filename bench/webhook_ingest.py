@@ -38,6 +38,7 @@ AMLOAD = SHARED / "amload.py"
 BASELINES = SHARED / "baselines"
 TOKEN = "bench-webhook-token-0123456789"
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
+RECEIVER_WORKERS = ["-w", "2", "-k", "sync"]
 
 
 def start_rawpg(cluster: PostgresCluster, workdir: Path) -> tuple[ManagedProcess, str]:
@@ -57,7 +58,7 @@ def start_receiver(cluster: PostgresCluster, workdir: Path) -> tuple[ManagedProc
     db = cluster.url("receiver_bench")
     migrate.upgrade(db)
     proc = ManagedProcess(
-        "receiver", [GUNICORN, "-c", "python:receiver.gunicorn_conf", "-w", "2", "-k", "sync",
+        "receiver", [GUNICORN, "-c", "python:receiver.gunicorn_conf", *RECEIVER_WORKERS,
                      "--no-control-socket", "-b", f"127.0.0.1:{port}", "receiver.wsgi:app"],
         workdir / "receiver.log", cwd=REPO,
         env={"TICKETMON_DATABASE_URL": db, "TICKETMON_WEBHOOK_TOKEN": TOKEN,
@@ -154,24 +155,44 @@ def main() -> int:
         values = [r[key] for r in results[name] if r.get(key) is not None]
         return statistics.median(values) if values else float("nan")
 
-    keys = ("alerts_per_s", "req_per_s", "p50_ms", "p95_ms", "p99_ms")
+    def cpu_ms(run: dict, pid: int) -> float:
+        """CPU ms per answered request of one watched process tree: load-independent-ish."""
+        pct = (run.get("watched_cpu_pct") or {}).get(str(pid))
+        if pct is None or not run.get("ok"):
+            return float("nan")
+        return 10 * pct * run["elapsed_s"] / run["ok"]
+
+    for name, pid in (("rawpg", rawpg.pid), ("receiver", receiver.pid)):
+        for run in results[name]:
+            run["server_cpu_ms_per_req"] = cpu_ms(run, pid)
+            run["postgres_cpu_ms_per_req"] = cpu_ms(run, pg_pid)
+            run["box_other_cpu_pct"] = run.get("other_cpu_pct")
+
+    keys = ("alerts_per_s", "req_per_s", "p50_ms", "p95_ms", "p99_ms",
+            "server_cpu_ms_per_req", "postgres_cpu_ms_per_req", "box_other_cpu_pct")
+    heads = ("alerts/s", "req/s", "p50 ms", "p95 ms", "p99 ms", "server CPU ms/req",
+             "pg CPU ms/req", "other CPU %")
     print(f"\nwebhook ingest, {args.alerts_per_request} alerts/request, concurrency "
           f"{args.concurrency}, {args.distinct} distinct fingerprints, resolve fraction "
           f"{args.resolve_fraction}, {args.rounds} x {args.duration:.0f} s each "
-          "(median of rounds)")
-    print(f"{'':12}" + "".join(f"{k:>14}" for k in keys) + f"{'errors':>10}")
+          f"(median of rounds); receiver: {' '.join(RECEIVER_WORKERS)}")
+    print("| run | " + " | ".join(heads) + " | errors |")
+    print("|---|" + "---:|" * (len(heads) + 1))
     for name in ("rawpg", "receiver"):
         errors = sum(sum(r.get("errors", {}).values()) for r in results[name])
-        print(f"{name:12}" + "".join(f"{med(name, k):>14.1f}" for k in keys) + f"{errors:>10}")
+        print(f"| {name} | " + " | ".join(f"{med(name, k):.1f}" for k in keys)
+              + f" | {errors} |")
     ratio = med("receiver", "alerts_per_s") / med("rawpg", "alerts_per_s")
     p99 = med("receiver", "p99_ms")
+    cpu_ratio = ((med("receiver", "server_cpu_ms_per_req")
+                  + med("receiver", "postgres_cpu_ms_per_req"))
+                 / (med("rawpg", "server_cpu_ms_per_req")
+                    + med("rawpg", "postgres_cpu_ms_per_req")))
     exact = (store["receiver_alerts"] == args.distinct
              and store["receiver_distinct_fingerprints"] == args.distinct)
-    for name in ("rawpg", "receiver"):
-        cpu = [r.get("watched_cpu_pct") for r in results[name]]
-        other = [r.get("other_cpu_pct") for r in results[name]]
-        print(f"{name}: CPU % of one core (server tree, postgres): {cpu}; "
-              f"other processes on the box: {other}")
+    print("\n'other CPU %' is what the rest of the box used meanwhile (200 = both cores): "
+          "a busy box lowers throughput and raises latency for both, CPU per request less.")
+    print(f"receiver / rawpg CPU per request (server + postgres): {cpu_ratio:.2f}x")
     print(f"\nreceiver / rawpg alerts/s: {ratio:.0%} (target >= 70%: "
           f"{'PASS' if ratio >= 0.7 else 'FAIL'})")
     print(f"receiver p99: {p99:.1f} ms (target <= 50 ms: {'PASS' if p99 <= 50 else 'FAIL'})")
