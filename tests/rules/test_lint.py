@@ -102,3 +102,20 @@ def test_dashboard_dangling_names_and_variables(rules_copy, tmp_path):
         "board.json: panel 1 'Sold': dangling metric name ticketmon_tickets_unsold",
         "board.json: variable event: dangling metric name ticketmon_event_on_sal",
     ]
+
+
+def test_unreadable_files_are_named_not_raised(rules_copy, tmp_path, capsys):
+    from ticketmon.cli import main
+
+    (rules_copy / "broken.yml").write_text("groups: [name: x\n")
+    assert main(["rules", "lint", "--rules-dir", str(rules_copy)]) == 2
+    assert "broken.yml: cannot read YAML" in capsys.readouterr().err
+    (rules_copy / "broken.yml").write_text("groups: {name: x}\n")
+    assert main(["rules", "lint", "--rules-dir", str(rules_copy)]) == 2
+    assert "broken.yml: groups must be a list of mappings" in capsys.readouterr().err
+    (rules_copy / "broken.yml").unlink()
+    board = tmp_path / "bad.json"
+    board.write_text("{not json")
+    catalog = load_catalog(rules_copy / "metrics-catalog.yaml")
+    problems = lint.lint_dashboards([board], catalog, set())
+    assert problems[0].startswith("bad.json: not valid JSON")

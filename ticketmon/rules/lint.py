@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from ticketmon.config import ConfigError
 from ticketmon.rules import REPO
 from ticketmon.rules.catalog import TARGET_LABELS, Catalog
 from ticketmon.rules.promql import regex_alternatives, selectors
@@ -27,12 +28,30 @@ RECORD_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z0-9_]+:[a-zA-Z0-9_]+$"
 ALERT_LABELS = ("severity", "service")
 
 
+def read_doc(path: Path) -> dict:
+    """A YAML mapping, or ConfigError naming the file (the CLI prints it, exit 2)."""
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read YAML: {exc}") from exc
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return doc
+
+
+def _mappings(value, what: str, path: Path) -> list[dict]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(f"{path}: {what} must be a list of mappings")
+    return value
+
+
 def load_rules(files: Iterable[Path]) -> Iterator[tuple[Path, str, dict]]:
     """(file, group name, rule) for every rule in the files."""
     for path in files:
-        doc = yaml.safe_load(path.read_text()) or {}
-        for group in doc.get("groups", []):
-            for rule in group.get("rules", []):
+        for group in _mappings(read_doc(path).get("groups", []), "groups", path):
+            for rule in _mappings(group.get("rules", []), "rules", path):
                 yield path, group.get("name", "?"), rule
 
 
@@ -126,7 +145,7 @@ def test_case_counts(test_files: list[Path]) -> dict[str, int]:
     """How many unit-test cases there are: firing and quiet alert cases, PromQL cases."""
     counts = {"firing": 0, "quiet": 0, "promql": 0}
     for test_file in test_files:
-        for test in (yaml.safe_load(test_file.read_text()) or {}).get("tests", []):
+        for test in read_doc(test_file).get("tests", []):
             for case in test.get("alert_rule_test", []):
                 counts["firing" if case.get("exp_alerts") else "quiet"] += 1
             counts["promql"] += len(test.get("promql_expr_test", []))
@@ -143,7 +162,7 @@ def lint_tests(rule_files: list[Path], test_files: list[Path]) -> list[str]:
     firing: dict[str, int] = defaultdict(int)
     quiet: dict[str, int] = defaultdict(int)
     for test_file in test_files:
-        doc = yaml.safe_load(test_file.read_text()) or {}
+        doc = read_doc(test_file)
         loaded: set[Path] = set()
         for pattern in doc.get("rule_files", []):
             loaded.update(test_file.parent.glob(pattern) if any(c in pattern for c in "*?[")
@@ -200,7 +219,14 @@ def dashboard_exprs(dashboard: dict) -> Iterator[tuple[str, str]]:
 def lint_dashboards(files: list[Path], catalog: Catalog, recorded: set[str]) -> list[str]:
     problems = []
     for path in files:
-        dashboard = json.loads(path.read_text())
+        try:
+            dashboard = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            problems.append(f"{path.name}: not valid JSON: {exc}")
+            continue
+        if not isinstance(dashboard, dict):
+            problems.append(f"{path.name}: a dashboard is a JSON object")
+            continue
         for where, expr in dashboard_exprs(dashboard):
             problems += lint_expr(expr, catalog, recorded, f"{path.name}: {where}")
     return problems
