@@ -15,8 +15,8 @@ import json
 import logging
 import math
 import os
+import threading
 import time
-import uuid
 from collections.abc import Callable
 
 from flask import Flask, Response, g, request
@@ -50,6 +50,8 @@ def _error(status: int, message: str, **extra: object) -> Response:
 class FraudService:
     """Everything a worker keeps between requests; background threads start per process."""
 
+    TICK_SECONDS = 1.0  # metrics fold-in and history gauge
+
     def __init__(self, settings: FraudSettings, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.clock = clock
@@ -57,28 +59,34 @@ class FraudService:
         self.metrics = FraudMetrics(names)
         self.history = UserHistory(settings.history.max_users, settings.history.ttl_seconds)
         o = settings.outlier
-        self.outlier = OutlierModel(o.detector, o.window, o.min_samples, o.refit_seconds,
-                                    on_refit=self._housekeeping)
+        self.outlier = OutlierModel(o.detector, o.window, len(patterns_mod.FEATURES),
+                                    o.min_samples, o.refit_seconds)
         r = settings.recorder
         self.recorder = Recorder(settings.database_url, r.queue_size, r.batch_size,
-                                 r.flush_seconds, on_drop=self.metrics.dropped.inc)
+                                 r.flush_seconds, on_drop=self.metrics.record_dropped)
         self.auth = None if settings.auth.disabled else Authenticator(
             settings.auth.jwt, settings.auth.tokens)
         self._pid: int | None = None
+        self._stop = threading.Event()
 
     def ensure_started(self) -> None:
-        """Start the refit and writer threads once per process (gunicorn forks after import)."""
+        """Start the background threads once per process (gunicorn forks after import)."""
         if self._pid != os.getpid():
             self._pid = os.getpid()
+            self._stop.clear()
             self.outlier.start()
             self.recorder.start()
+            threading.Thread(target=self._tick, name="fraud-metrics", daemon=True).start()
 
     def stop(self) -> None:
+        self._stop.set()
         self.outlier.stop()
         self.recorder.stop()
 
-    def _housekeeping(self) -> None:
-        self.metrics.history_users.set(len(self.history))
+    def _tick(self) -> None:
+        while not self._stop.wait(self.TICK_SECONDS):
+            self.metrics.flush()
+            self.metrics.history_users.set(len(self.history))
 
     def level(self, score: int) -> str:
         lv = self.settings.levels
@@ -101,10 +109,10 @@ class FraudService:
         try:
             req = parse(body)
         except ValidationError as exc:
-            self.metrics.rejected.inc()
+            self.metrics.record_rejected()
             return {"error": "invalid check request", "fields": describe(exc)}, 400
         now = self.clock()
-        user = str(req.user_id)
+        user = req.user_id
         geo = (req.geo.lat, req.geo.lon) if req.geo is not None else None
         earlier, previous = self.history.record(user, now, geo)
         ev = patterns_mod.evaluate(req, self.settings.patterns, now, earlier, previous)
@@ -112,24 +120,18 @@ class FraudService:
         outlier = self.outlier.score(ev.features)
         self.outlier.add(ev.features)
         level, decision = self.level(score), self.decision(score)
-        check_id = uuid.uuid4().hex
+        check_id = os.urandom(16).hex()
         fired = [{"pattern": f.name, "contribution": f.contribution, "detail": f.detail}
                  for f in ev.fired]
         self.recorder.put({
-            "check_id": check_id, "checked_at": now, "user_id": user[:128],
-            "event_id": str(req.event_id)[:128], "quantity": req.quantity,
+            "check_id": check_id, "checked_at": now, "user_id": user,
+            "event_id": req.event_id, "quantity": req.quantity,
             "risk_score": score, "risk_level": level, "decision": decision,
             "patterns": fired, "outlier_score": outlier, "confidence": ev.confidence,
             "ip": str(req.ip) if req.ip is not None else None,
         })
-        m = self.metrics
-        m.checks.labels(level, decision).inc()
-        for f in ev.fired:
-            m.patterns.labels(f.name).inc()
-        m.risk_score.observe(score)
-        if outlier is not None:
-            m.outlier.observe(outlier)
-        m.duration.observe(time.perf_counter() - started)
+        self.metrics.record(level, decision, [f.name for f in ev.fired], score, outlier,
+                            time.perf_counter() - started)
         return {"check_id": check_id, "risk_score": score, "risk_level": level,
                 "decision": decision, "patterns": fired, "outlier_score": outlier,
                 "confidence": ev.confidence}, 200
@@ -230,6 +232,7 @@ def create_app(settings: FraudSettings | None = None,
     @app.get("/healthz")
     def healthz() -> Response:
         return _json({"status": "ok", "outlier_model_fits": service.outlier.fits,
+                      "outlier_refit_failures": service.outlier.failures,
                       "history_users": len(service.history)})
 
     @app.errorhandler(404)

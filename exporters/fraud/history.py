@@ -1,10 +1,13 @@
 """Per-user memory for the patterns that need the past: bounded by count and by age.
 
-One compact float array per user (previous purchase location and time, then the times
-of the last few checks) in an LRU-ordered dict: the least recently seen user is at the
-front, so expiring by age and evicting over the cap are both O(1) per check. About
-300 bytes per user; `max_users` bounds the total whatever the number of distinct
-users. Each gunicorn worker has its own history (a user's checks spread over workers
+Each user's record is one fixed row of a table preallocated for `max_users` rows (one
+flat array('d'): previous purchase location and time, then the times of the last
+few checks); an LRU-ordered dict maps the user id to its row. The least recently seen
+user is at the front, so expiring by age and evicting over the cap are both O(1) per
+check, and an evicted user's row is reused in place: a flood of distinct users churns
+no memory. Per user: 88 bytes of row plus the dict entry, its id string and the row
+number (~200 bytes with a 12-character id), so the default cap of 100,000 users holds
+~30 MB. Each gunicorn worker has its own history (a user's checks spread over workers
 are each seen by fewer); that is the price of no shared store on the request path.
 """
 
@@ -18,13 +21,18 @@ from collections import OrderedDict
 NAN = math.nan
 TIMES = 8  # check times remembered per user: enough for machine-timing and a rate
 LAT, LON, GEO_AT, FIRST_TIME = 0, 1, 2, 3
+ROW = FIRST_TIME + TIMES
+EMPTY = array("d", [NAN] * ROW)
 
 
 class UserHistory:
     def __init__(self, max_users: int, ttl_seconds: float) -> None:
         self.max_users = max_users
         self.ttl = ttl_seconds
-        self._users: OrderedDict[str, array] = OrderedDict()
+        self._rows = array("d", bytes(8 * ROW * max_users))  # one allocation, zero-filled
+        self._users: OrderedDict[str, int] = OrderedDict()  # user -> row, LRU first
+        self._free: list[int] = []  # rows given back by expiry
+        self._unused = 0  # rows never handed out yet
         self._lock = threading.Lock()
         self.evicted = 0
 
@@ -34,31 +42,50 @@ class UserHistory:
     def record(self, user: str, now: float, geo: tuple[float, float] | None
                ) -> tuple[list[float], tuple[float, float, float] | None]:
         """Add this check; return the user's earlier check times and previous location."""
+        rows = self._rows
         with self._lock:
-            entry = self._users.get(user)
-            if entry is None or now - entry[-1] > self.ttl:
-                entry = array("d", [NAN] * (FIRST_TIME + TIMES))
-                self._users[user] = entry
+            slot = self._users.get(user)
+            if slot is None:
+                slot = self._new_row(user)
+                row = EMPTY
             else:
                 self._users.move_to_end(user)
-            times = [t for t in entry[FIRST_TIME:] if not math.isnan(t)]
-            previous = None if math.isnan(entry[GEO_AT]) else (entry[LAT], entry[LON],
-                                                               entry[GEO_AT])
-            entry[FIRST_TIME:-1] = entry[FIRST_TIME + 1:]
-            entry[-1] = now
+                base = slot * ROW
+                row = rows[base:base + ROW]
+                if now - row[-1] > self.ttl:
+                    row = EMPTY
+            times = [t for t in row[FIRST_TIME:] if t == t]  # t == t: not NaN
+            previous = None if row[GEO_AT] != row[GEO_AT] else (row[LAT], row[LON],
+                                                                row[GEO_AT])
+            updated = array("d", row)
+            updated[FIRST_TIME:-1] = row[FIRST_TIME + 1:]
+            updated[-1] = now
             if geo is not None:
-                entry[LAT], entry[LON], entry[GEO_AT] = geo[0], geo[1], now
+                updated[LAT], updated[LON], updated[GEO_AT] = geo[0], geo[1], now
+            base = slot * ROW
+            rows[base:base + ROW] = updated
             self._expire(now)
         return times, previous
 
-    def _expire(self, now: float) -> None:
+    def _new_row(self, user: str) -> int:
         users = self._users
-        while len(users) > self.max_users:
-            users.popitem(last=False)
+        if len(users) >= self.max_users:  # over the cap: the least recently seen goes
+            _, slot = users.popitem(last=False)
             self.evicted += 1
+        elif self._free:
+            slot = self._free.pop()
+        else:
+            slot = self._unused
+            self._unused += 1
+        users[user] = slot
+        return slot
+
+    def _expire(self, now: float) -> None:
+        users, rows = self._users, self._rows
         while users:
-            oldest = next(iter(users.values()))
-            if now - oldest[-1] <= self.ttl:
+            oldest, slot = next(iter(users.items()))
+            if now - rows[slot * ROW + ROW - 1] <= self.ttl:
                 break
-            users.popitem(last=False)
+            del users[oldest]
+            self._free.append(slot)
             self.evicted += 1

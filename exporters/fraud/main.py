@@ -1,9 +1,10 @@
 """`ticketmon exporter fraud --config FILE`: the fraud check API under gunicorn.
 
-Runs `gunicorn exporters.fraud.wsgi:app` with the configured host, port and workers,
-a fresh PROMETHEUS_MULTIPROC_DIR (so /metrics sums every worker) and no control
-socket. The settings are validated here first, so a bad file fails before gunicorn
-starts, with the key named.
+Runs `gunicorn exporters.fraud.wsgi:app` with the configured host, port and workers
+(threaded workers, keep-alive and the shared outlier refitter come from
+exporters/fraud/gunicorn_conf.py), a fresh PROMETHEUS_MULTIPROC_DIR (so /metrics sums
+every worker) and no control socket. The settings are validated here first, so a bad
+file fails before gunicorn starts, with the key named.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ def gunicorn_argv(settings: FraudSettings) -> list[str]:
         sys.executable, "-m", "gunicorn",
         "--bind", f"{settings.host}:{settings.port}",
         "--workers", str(settings.workers),
-        "--worker-class", "sync",
         "--no-control-socket",
         "--config", f"python:{__package__}.gunicorn_conf",
-        "--access-logfile", "-" if os.environ.get("TICKETMON_FRAUD_ACCESS_LOG") else "/dev/null",
+        # no access log unless asked: gunicorn formats every line even for /dev/null
+        *(["--access-logfile", "-"] if os.environ.get("TICKETMON_FRAUD_ACCESS_LOG") else []),
         "--graceful-timeout", "10",
         "exporters.fraud.wsgi:app",
     ]

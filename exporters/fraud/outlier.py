@@ -1,15 +1,10 @@
-"""Outlier score of a check against the recent ones: a PyOD detector refitted in the background.
+"""Outlier score of a check against the recent ones: PyOD refitted off the request path.
 
-Checks append their feature vectors to a sliding window; a background thread refits the
-detector on it every `refit_seconds` and swaps the fitted model in. The request path
-only scores one point against the last fitted model and never fits.
-
-For ECOD (the default) the request path does not call `decision_function`: PyOD's
-version re-ranks the whole training window for each call (milliseconds, and it mutates
-the detector, so it is not thread-safe). ECOD's score of one new point only needs the
-training columns sorted, which the refit stores; `EcodScorer.score` gives the same
-value as `ECOD.decision_function` on that point (a test holds it to that). Other PyOD
-detectors are scored through their own `decision_function`.
+Each check writes its feature vector into a fixed numpy ring (the sliding window). A
+background thread sends the window to the refitter process every `refit_seconds`
+(exporters.fraud.refitter: the only process that imports PyOD) and swaps in the
+`EcdfScorer` built from its answer. The request path only scores one point against
+the last fitted model; it never fits and never imports PyOD.
 
 The score returned is the share of the window's own scores below the point's score
 (0..1): comparable across refits and detectors, unlike raw scores.
@@ -17,114 +12,76 @@ The score returned is the share of the window's own scores below the point's sco
 
 from __future__ import annotations
 
-import bisect
-import importlib
+import itertools
 import logging
-import math
 import threading
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
+
+from exporters.fraud import refitter as refitter_mod
+from exporters.fraud.ecdf import EcdfScorer
 
 log = logging.getLogger("ticketmon.fraud.outlier")
 
 
-class EcodScorer:
-    """ECOD's left/right/skew-corrected tail probabilities of one point, from sorted columns.
-
-    Columns are kept as sorted Python lists: `bisect` on a list costs well under a
-    microsecond, numpy's searchsorted on one value costs several.
-    """
-
-    def __init__(self, train: np.ndarray) -> None:
-        from scipy.stats import skew
-
-        self.columns = [sorted(col) for col in train.T.tolist()]
-        self.n = train.shape[0]
-        self.skew_sign = np.sign(np.nan_to_num(skew(train, axis=0))).tolist()  # constant: 0
-
-    def score(self, x: Sequence[float]) -> float:
-        n1 = self.n + 1
-        total = 0.0
-        for col, value, sign in zip(self.columns, x, self.skew_sign, strict=True):
-            # ECDF over the window plus the point itself, as ECOD computes it
-            u_l = -math.log((bisect.bisect_right(col, value) + 1) / n1)
-            u_r = -math.log((self.n - bisect.bisect_left(col, value) + 1) / n1)
-            u_skew = u_l * -1 * _sign(sign - 1) + u_r * _sign(sign + 1)
-            total += max(u_l, u_r, u_skew)
-        return total
-
-
-def _sign(v: float) -> float:
-    return (v > 0) - (v < 0)
-
-
-class Fitted:
-    def __init__(self, medians: np.ndarray, score: Callable[[list[float]], float],
-                 window_scores: np.ndarray) -> None:
-        self.medians = medians.tolist()
-        self.score_raw = score
-        self.window_scores = np.sort(window_scores).tolist()
-
-    def score(self, features: list[float]) -> float:
-        x = [m if math.isnan(v) else v for v, m in zip(features, self.medians, strict=True)]
-        raw = self.score_raw(x)
-        below = bisect.bisect_left(self.window_scores, raw)
-        return round(below / len(self.window_scores), 4)
-
-
-def fit(detector_name: str, rows: np.ndarray) -> Fitted:
-    medians = np.nanmedian(np.where(np.isnan(rows).all(axis=0), 0.0, rows), axis=0)
-    medians = np.where(np.isnan(medians), 0.0, medians)
-    data = np.where(np.isnan(rows), medians, rows)
-    module = importlib.import_module(f"pyod.models.{detector_name.lower()}")
-    detector = getattr(module, detector_name)()
-    detector.fit(data)
-    if detector_name == "ECOD":
-        scorer = EcodScorer(data)
-        return Fitted(medians, scorer.score, detector.decision_scores_)
-    lock = threading.Lock()
-
-    def score(x: list[float]) -> float:
-        with lock:
-            return float(detector.decision_function(np.asarray([x], dtype=float))[0])
-
-    return Fitted(medians, score, detector.decision_scores_)
-
-
 class OutlierModel:
-    """The sliding window, the background refit, and the current fitted model."""
+    """The sliding window, the background refit, and the current fitted scorer."""
 
-    def __init__(self, detector: str, window: int, min_samples: int, refit_seconds: float,
-                 on_refit: Callable[[], None] | None = None) -> None:
+    def __init__(self, detector: str, window: int, features: int, min_samples: int,
+                 refit_seconds: float, on_refit: Callable[[bool], None] | None = None) -> None:
         self.detector = detector
-        self.window: deque[list[float]] = deque(maxlen=window)
+        self.rows = np.full((window, features), np.nan)
+        self._next = itertools.count()  # next() is atomic under the GIL: no lock per check
+        self.added = 0
         self.min_samples = min_samples
         self.refit_seconds = refit_seconds
         self.on_refit = on_refit
-        self.fitted: Fitted | None = None
+        self.scorer: EcdfScorer | None = None
         self.fits = 0
+        self.failures = 0
+        self._refitter: refitter_mod.Refitter | None = None
+        self._private = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def add(self, features: list[float]) -> None:
-        self.window.append(features)  # deque.append is atomic
+        i = next(self._next)
+        self.rows[i % len(self.rows)] = features
+        self.added = i + 1
 
     def score(self, features: list[float]) -> float | None:
-        fitted = self.fitted
-        return None if fitted is None else fitted.score(features)
+        scorer = self.scorer
+        return None if scorer is None else scorer.score(features)
+
+    def _window(self) -> np.ndarray:
+        filled = min(self.added, len(self.rows))
+        return self.rows[:filled].copy()
+
+    def _client(self) -> refitter_mod.Refitter:
+        """The service's shared refitter if the gunicorn master started one, else ours."""
+        if self._refitter is None:
+            if refitter_mod.shared is not None:
+                self._refitter = refitter_mod.shared
+            else:
+                self._refitter = refitter_mod.Refitter().start()
+                self._private = True
+        return self._refitter
 
     def refit(self) -> bool:
-        rows = list(self.window)
+        rows = self._window()
         if len(rows) < self.min_samples:
             return False
         try:
-            self.fitted = fit(self.detector, np.asarray(rows, dtype=float))
-            self.fits += 1
-        except Exception:  # a bad window must not kill the thread: keep the last model
-            log.exception("outlier refit failed", extra={"detector": self.detector})
+            fit = self._client().fit(self.detector, rows)
+            self.scorer = EcdfScorer(fit.detector, fit.sorted_columns, fit.training_scores,
+                                     fit.medians)
+        except (refitter_mod.RefitError, ValueError) as exc:
+            self.failures += 1  # keep the last model: a stale score beats none
+            log.warning("outlier refit failed", extra={"detector": self.detector,
+                                                        "error": str(exc)[:300]})
             return False
+        self.fits += 1
         return True
 
     def start(self) -> None:
@@ -135,9 +92,13 @@ class OutlierModel:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._private and self._refitter is not None:
+            self._refitter.stop()
+            self._refitter = None
+            self._private = False
 
     def _loop(self) -> None:
         while not self._stop.wait(self.refit_seconds):
-            self.refit()
+            ok = self.refit()
             if self.on_refit:
-                self.on_refit()
+                self.on_refit(ok)

@@ -6,6 +6,8 @@ rules the checkout used before this service existed.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from receiver.settings import ConfiguredToken, JwtSettings
@@ -107,7 +109,10 @@ class History(Settings):
 
 
 class Outlier(Settings):
-    detector: str = Field("ECOD", pattern=r"^[A-Za-z]+$", description="a pyod.models class")
+    """PyOD's empirical-CDF detectors, fitted in the refitter process and scored in the
+    workers without PyOD (see exporters.fraud.ecdf)."""
+
+    detector: Literal["ECOD", "COPOD"] = "ECOD"
     window: int = Field(5000, ge=50, le=200_000, description="recent checks the model sees")
     min_samples: int = Field(200, ge=20)
     refit_seconds: float = Field(30, gt=0)
