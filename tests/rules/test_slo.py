@@ -81,9 +81,11 @@ def test_build_check_catches_a_stale_or_hand_edited_file(rules_copy, capsys):
 
     assert build_cmd(Args) == 0
     spec = rules_copy / "slo" / "slos.yaml"
-    spec.write_text(spec.read_text().replace("objective: 0.995", "objective: 0.999"))
+    text = spec.read_text()
+    assert "objective: 0.99\n" in text
+    spec.write_text(text.replace("objective: 0.99\n", "objective: 0.999\n"))
     assert build_cmd(Args) == 1
-    assert "-    expr: vector(0.995)" in capsys.readouterr().err
+    assert "-    expr: vector(0.99)" in capsys.readouterr().err
     Args.check = False
     assert build_cmd(Args) == 0
     Args.check = True
