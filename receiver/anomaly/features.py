@@ -4,6 +4,11 @@ A detector sees a series through these columns rather than through raw values, s
 spike, a level shift, a change of volatility and a break of the daily pattern each
 stand out in at least one column. Every column is computed from `values[:t + 1]` for
 row t, which is what makes streaming scores free of look-ahead.
+
+The columns come from three per-point window sums (`WindowSums`). Each sum adds its
+window's points left to right, so a point's sums (and therefore its row) are the same
+bit for bit however the series was chunked; a stream computes them once per point
+and builds any row, for fitting or scoring, by indexing.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import numpy as np
 
 SHORT = 3  # points in the "now" window
 BASE = 24  # points in the baseline before it
+COLUMNS = ("level", "diff", "shift", "volatility")
 
 
 @dataclass(frozen=True)
@@ -35,14 +41,94 @@ class FeatureSpec:
 
     @property
     def names(self) -> tuple[str, ...]:
-        cols = ("level", "diff", "shift", "volatility")
-        return cols + (("seasonal",) if self.period else ())
+        return COLUMNS + (("seasonal",) if self.period else ())
 
 
-def _window_sum(x: np.ndarray, width: int) -> np.ndarray:
-    """Sum of x[t - width + 1 .. t] for t >= width - 1 (length len(x) - width + 1)."""
-    c = np.concatenate(([0.0], np.cumsum(x)))
-    return c[width:] - c[:-width]
+def window_sum(x: np.ndarray, width: int) -> np.ndarray:
+    """Sum of x[t - width + 1 .. t] for t >= width - 1 (length len(x) - width + 1),
+    added in order so the result does not depend on where x starts."""
+    n = len(x) - width + 1
+    if n <= 0:
+        return np.empty(0)
+    out = x[:n].copy()
+    for i in range(1, width):
+        out += x[i : i + n]
+    return out
+
+
+class WindowSums:
+    """Per-point sums every column is made of, aligned with a series' values.
+
+    For point t: `short[t]` = sum of the SHORT points ending at t, `base[t]` = sum of
+    the BASE points ending at t, `steps[t]` = sum of |x[i] - x[i-1]| over the SHORT
+    steps ending at t (NaN where the series is too short). Rows are then pure indexing.
+    """
+
+    def __init__(self, values: np.ndarray | None = None) -> None:
+        self.values = np.empty(0)
+        self.short = np.empty(0)
+        self.base = np.empty(0)
+        self.steps = np.empty(0)
+        if values is not None:
+            self.extend(values)
+
+    def extend(self, new_values: np.ndarray) -> None:
+        """Append points, computing sums only for them."""
+        first = len(self.values)
+        x = np.concatenate((self.values, np.asarray(new_values, dtype=np.float64)))
+        self.values = x
+        self.short = np.concatenate((self.short, _sums_from(x, first, SHORT)))
+        self.base = np.concatenate((self.base, _sums_from(x, first, BASE)))
+        self.steps = np.concatenate((self.steps, _step_sums_from(x, first)))
+
+    def drop(self, count: int) -> None:
+        """Forget the first `count` points (the caller keeps its own offset)."""
+        self.values = self.values[count:]
+        self.short = self.short[count:]
+        self.base = self.base[count:]
+        self.steps = self.steps[count:]
+
+    def rows(self, lo: int, hi: int, spec: FeatureSpec) -> np.ndarray:
+        """Feature rows (n, k) for points lo..hi-1 (local indexes); each needs
+        `spec.lookback` earlier points."""
+        if lo < spec.lookback:
+            raise ValueError(f"need {spec.lookback} points before start, got {lo}")
+        out = np.empty((hi - lo, len(spec.names)), order="F")  # columns contiguous
+        level = self.values[lo:hi]
+        out[:, 0] = level
+        out[:, 1] = level - self.values[lo - 1 : hi - 1]
+        recent = self.short[lo:hi] / SHORT
+        # mean of the last SHORT points against the mean of the BASE points before them
+        out[:, 2] = recent - self.base[lo - SHORT : hi - SHORT] / BASE
+        # mean absolute step over the SHORT window: volatility and spike density
+        out[:, 3] = self.steps[lo:hi] / SHORT
+        if spec.period:
+            # the SHORT-point mean now against the median of the same points in past periods
+            p = spec.period
+            if spec.seasons == 1:
+                median = self.short[lo - p : hi - p]
+            else:
+                lagged = [self.short[lo - k * p : hi - k * p] for k in range(1, spec.seasons + 1)]
+                median = np.median(lagged, axis=0)
+            out[:, 4] = recent - median / SHORT
+        return out
+
+
+def _sums_from(x: np.ndarray, first: int, width: int) -> np.ndarray:
+    """Window sums for points x[first:], NaN for points with too few before them."""
+    out = np.full(len(x) - first, np.nan)
+    lo = max(first, width - 1)
+    out[lo - first :] = window_sum(x[lo - width + 1 :], width)
+    return out
+
+
+def _step_sums_from(x: np.ndarray, first: int) -> np.ndarray:
+    """Sums of the SHORT absolute steps ending at each point of x[first:]."""
+    out = np.full(len(x) - first, np.nan)
+    lo = max(first, SHORT)
+    if lo < len(x):
+        out[lo - first :] = window_sum(np.abs(np.diff(x[lo - SHORT :])), SHORT)
+    return out
 
 
 def build(values: np.ndarray, start: int, spec: FeatureSpec) -> np.ndarray:
@@ -52,25 +138,5 @@ def build(values: np.ndarray, start: int, spec: FeatureSpec) -> np.ndarray:
     """
     if start < spec.lookback:
         raise ValueError(f"need {spec.lookback} points before start, got {start}")
-    x = np.asarray(values[start - spec.lookback :], dtype=np.float64)
-    lb = spec.lookback
-    n = len(x) - lb
-    level = x[lb:]
-    diff = level - x[lb - 1 : -1]
-    # mean of the last SHORT points against the mean of the BASE points before them
-    recent = _window_sum(x, SHORT)[-n:] / SHORT
-    base = _window_sum(x, BASE)[lb - SHORT - BASE + 1 : lb - SHORT - BASE + 1 + n] / BASE
-    shift = recent - base
-    # mean absolute step over the SHORT window: volatility and spike density
-    steps = np.abs(np.diff(x))
-    volatility = _window_sum(steps, SHORT)[-n:] / SHORT
-    cols = [level, diff, shift, volatility]
-    if spec.period:
-        # the SHORT-point mean now against the median of the same points in past periods
-        sums = _window_sum(x, SHORT)
-        lagged = [
-            sums[lb - SHORT + 1 - k * spec.period : lb - SHORT + 1 - k * spec.period + n]
-            for k in range(1, spec.seasons + 1)
-        ]
-        cols.append(recent - np.median(lagged, axis=0) / SHORT)
-    return np.column_stack(cols)
+    sums = WindowSums(np.asarray(values[start - spec.lookback :], dtype=np.float64))
+    return sums.rows(spec.lookback, len(sums.values), spec)

@@ -22,7 +22,7 @@ import numpy as np
 
 from receiver.anomaly import features
 from receiver.anomaly.detectors import DETECTORS, FittedDetector
-from receiver.anomaly.thresholds import TailModel, suppress
+from receiver.anomaly.thresholds import TailModel, slide, suppress
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,27 @@ class StreamConfig:
 class _Model:
     spec: features.FeatureSpec
     detector: FittedDetector
-    fitted_at: int  # global index of the first point it may score
+    first: int  # global index of its first training point
+    fitted_at: int  # global index of the first point it may score (= end of training)
+    train_cols: np.ndarray  # (k, n) training columns in time order: the next fit's base
+
+
+def fit_detector(kind: str, spec: features.FeatureSpec, rows: np.ndarray, first: int,
+                 end: int, previous: _Model | None) -> _Model:
+    """Fit on `rows` (points first..end-1). When the previous model's training window
+    overlaps this one, its sorted columns are slid forward rather than sorted again."""
+    cols = np.ascontiguousarray(rows.T)
+    ranked = None
+    if (previous is not None and previous.spec == spec
+            and previous.first <= first <= previous.fitted_at <= end):
+        leaving = first - previous.first
+        entering = end - previous.fitted_at
+        if leaving + entering < len(rows) // 2:
+            old = previous.detector.sorted
+            ranked = np.stack([
+                slide(old[j], previous.train_cols[j, :leaving], cols[j, len(rows) - entering :])
+                for j in range(len(cols))])
+    return _Model(spec, FittedDetector(kind, rows, ranked=ranked), first, end, cols)
 
 
 @dataclass
@@ -69,31 +89,42 @@ class StreamResult:
     flags: np.ndarray  # bool
 
 
-def fit_model(cfg: StreamConfig, history: np.ndarray, end: int) -> _Model | None:
-    """Fit on the feature rows of history[:end] (history is the series' buffer)."""
+def fit_spec(cfg: StreamConfig, end: int) -> features.FeatureSpec:
+    """The richest feature set `end` points of history can train: seasonal columns
+    over as many past periods as leave `min_train` rows."""
     spec = features.FeatureSpec(0)
     for seasons in range(1, cfg.seasons + 1) if cfg.period else ():
         seasonal = features.FeatureSpec(cfg.period, seasons)
         if end - seasonal.lookback >= cfg.min_train:
             spec = seasonal
+    return spec
+
+
+def training_window(cfg: StreamConfig, end: int) -> tuple[features.FeatureSpec, int] | None:
+    """Feature set and first point (local index) of the model fitted on the points
+    before local index `end`; None while too few."""
+    spec = fit_spec(cfg, end)
     first = max(spec.lookback, end - cfg.train_points)
     if end - first < cfg.min_train:
         return None
-    rows = features.build(history[:end], first, spec)
-    return _Model(spec, FittedDetector(cfg.detector, rows), end)
+    return spec, first
 
 
 class SeriesStream:
-    """State of one series: recent values, the fitted model, past scores, last flag."""
+    """State of one series: recent values and their window sums, the fitted model,
+    past scores, last flag."""
 
     def __init__(
         self, config: StreamConfig, refit_executor: Executor | None = None
     ) -> None:
         self.cfg = config
         self.executor = refit_executor
-        self.values = np.empty(0)
-        self.offset = 0  # global index of self.values[0]
+        self.sums = features.WindowSums()
+        self.offset = 0  # global index of self.sums.values[0]
         self.raw_scores = np.empty(0)
+        self.scored = 0  # raw scores ever produced; raw_scores holds the last of them
+        self.ranked = np.empty(0)  # the tail model's past scores, sorted ...
+        self.ranked_span = (0, 0)  # ... global raw-score indexes [from, to)
         self.model: _Model | None = None
         self.pending: Future | None = None
         self.tail: TailModel | None = None
@@ -104,7 +135,7 @@ class SeriesStream:
 
     @property
     def count(self) -> int:
-        return self.offset + len(self.values)
+        return self.offset + len(self.sums.values)
 
     def _keep(self) -> int:
         spec = features.FeatureSpec(self.cfg.period, self.cfg.seasons)
@@ -119,17 +150,16 @@ class SeriesStream:
                 self.model = model
         if at - self.last_fit_request < self.cfg.refit_every or self.pending is not None:
             return
-        history = self.values[: at - self.offset].copy()
         self.last_fit_request = at
-        if self.executor is None:
-            model = fit_model(self.cfg, history, len(history))
-            if model is not None:
-                self.model = _shift(model, self.offset)
-        else:
-            offset = self.offset
-            self.pending = self.executor.submit(
-                lambda: _shift_opt(fit_model(self.cfg, history, len(history)), offset)
-            )
+        window = training_window(self.cfg, at - self.offset)
+        if window is not None:
+            spec, first = window
+            rows = self.sums.rows(first, at - self.offset, spec)
+            args = (self.cfg.detector, spec, rows, first + self.offset, at, self.model)
+            if self.executor is None:
+                self.model = fit_detector(*args)
+            else:
+                self.pending = self.executor.submit(fit_detector, *args)
         if self.fit_hook:
             self.fit_hook()
 
@@ -139,7 +169,7 @@ class SeriesStream:
         if not np.all(np.isfinite(new_values)):
             raise ValueError("values must be finite numbers")
         start = self.count
-        self.values = np.concatenate((self.values, new_values))
+        self.sums.extend(new_values)
         end = self.count
         scores = np.full(len(new_values), np.nan)
         flags = np.zeros(len(new_values), dtype=bool)
@@ -157,17 +187,20 @@ class SeriesStream:
     def _score(self, lo: int, hi: int, scores_out: np.ndarray, flags_out: np.ndarray) -> None:
         """Raw scores for [lo, hi) with one model, then tail probabilities block by block."""
         model = self.model
-        rows = features.build(self.values[: hi - self.offset], lo - self.offset, model.spec)
+        rows = self.sums.rows(lo - self.offset, hi - self.offset, model.spec)
         before = len(self.raw_scores)
         self.raw_scores = np.concatenate((self.raw_scores, model.detector.score(rows)))
+        self.scored += hi - lo
         cfg = self.cfg
         i = lo
         while i < hi:
             if i - self.last_tail_fit >= cfg.tail_every:
                 self.last_tail_fit = i
-                past = self.raw_scores[: before + i - lo][-cfg.score_history :]
+                end = before + i - lo
+                past = self.raw_scores[max(0, end - cfg.score_history) : end]
                 if len(past) >= cfg.min_scores:
-                    self.tail = TailModel.fit(past, cfg.tail_level)
+                    ranked = self._rank(end - len(past), end)
+                    self.tail = TailModel.fit(past, cfg.tail_level, ranked)
             j = min(hi, self.last_tail_fit + cfg.tail_every)
             if self.tail is not None:
                 raw = self.raw_scores[before + i - lo : before + j - lo]
@@ -178,22 +211,28 @@ class SeriesStream:
                 )
             i = j
 
+    def _rank(self, lo: int, hi: int) -> np.ndarray:
+        """raw_scores[lo:hi] (local indexes) sorted, slid from the previous window."""
+        base = self.scored - len(self.raw_scores)  # global index of raw_scores[0]
+        was_lo, was_hi = (g - base for g in self.ranked_span)
+        if 0 <= was_lo <= lo <= was_hi <= hi and (lo - was_lo) + (hi - was_hi) < (hi - lo) // 2:
+            self.ranked = slide(self.ranked, self.raw_scores[was_lo:lo],
+                                self.raw_scores[was_hi:hi])
+        else:
+            self.ranked = np.sort(self.raw_scores[lo:hi])
+        self.ranked_span = (lo + base, hi + base)
+        return self.ranked
+
     def _trim(self) -> None:
-        extra = len(self.values) - self._keep()
+        extra = len(self.sums.values) - self._keep()
         if extra > 0:
-            self.values = self.values[extra:]
+            self.sums.drop(extra)
             self.offset += extra
-        if len(self.raw_scores) > self.cfg.score_history:
-            self.raw_scores = self.raw_scores[-self.cfg.score_history :]
-
-
-def _shift(model: _Model, offset: int) -> _Model:
-    model.fitted_at += offset
-    return model
-
-
-def _shift_opt(model: _Model | None, offset: int) -> _Model | None:
-    return None if model is None else _shift(model, offset)
+        # keep the scores the next tail fit slides out of its window
+        history = self.cfg.score_history
+        keep = min(max(history, self.scored - self.ranked_span[0]), 2 * history)
+        if len(self.raw_scores) > keep:
+            self.raw_scores = self.raw_scores[-keep:]
 
 
 DAY = 86400.0
