@@ -46,12 +46,14 @@ def _ratio(part: str, whole: str) -> str:
     return f"({part}) / ({whole})"
 
 
+# relates_to names alerts of rules/ (tests/receiver/anomaly/test_anomaly_settings.py
+# checks that each selector matches a rule there)
 DEFAULT_SERIES = [
     SeriesSettings(
         name="ticket_sales_rate",
         query="sum(rate(ticketmon_tickets_sold_total[5m]))",
         relates_to=[AlertSelector(alertname="TicketSalesStalled"),
-                    AlertSelector(labels={"domain": "business"})],
+                    AlertSelector(labels={"service": "sales"})],
     ),
     SeriesSettings(
         name="payment_failure_ratio",
@@ -64,19 +66,23 @@ DEFAULT_SERIES = [
         name="checkout_latency_p95",
         query='histogram_quantile(0.95, sum by (le) '
               '(rate(http_request_duration_seconds_bucket{service="checkout"}[5m])))',
-        relates_to=[AlertSelector(labels={"service": "checkout"})],
+        relates_to=[AlertSelector(alertname="ServiceLatencyP95High",
+                                  labels={"service": "checkout"}),
+                    AlertSelector(labels={"service": "checkout"})],
     ),
     SeriesSettings(
         name="solana_rpc_latency_p95",
         query="histogram_quantile(0.95, sum by (le) "
               "(rate(ticketmon_solana_rpc_request_duration_seconds_bucket[5m])))",
-        relates_to=[AlertSelector(labels={"domain": "blockchain"})],
+        relates_to=[AlertSelector(labels={"service": "solana-rpc"}),
+                    AlertSelector(alertname="NFTMintFailureRatioHigh")],
     ),
     SeriesSettings(
         name="fraud_high_risk_ratio",
         query=_ratio('sum(rate(ticketmon_fraud_checks_total{risk_level=~"high|critical"}[5m]))',
                      "sum(rate(ticketmon_fraud_checks_total[5m]))"),
-        relates_to=[AlertSelector(labels={"domain": "fraud"})],
+        relates_to=[AlertSelector(alertname="FraudHighRiskRatioHigh"),
+                    AlertSelector(labels={"service": "fraud"})],
     ),
 ]
 
