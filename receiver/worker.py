@@ -103,7 +103,17 @@ class Worker:
         self.stopping = threading.Event()
         self.dispatcher = Dispatcher(
             self.engine, self.owner, [*self.channels, ALERTMANAGER], settings.concurrency,
-            settings.lease, self.retry, self.send, self.recorded, settings.poll_interval)
+            settings.lease, self.retry, self.send, self.recorded, settings.poll_interval,
+            rounds=self.claim_rounds())
+
+    def claim_rounds(self) -> int:
+        """How many rows per delivery thread a channel may hold: a claimed row is done
+        within rounds x the slowest timeout, which must stay within half the lease."""
+        timeouts = [getattr(c, "timeout", 0.0) for c in self.settings.channels.values()]
+        if self.silencer is not None:
+            timeouts.append(self.silencer.timeout)
+        slowest = max(timeouts, default=0.0) or 1.0
+        return max(1, min(4, int(self.settings.lease / (2 * slowest))))
 
     # -- escalation steps --------------------------------------------------------------
     def fire_due_steps(self) -> int:

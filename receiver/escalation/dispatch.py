@@ -1,12 +1,14 @@
 """Delivering the outbox: claim only what a free thread starts at once, per channel.
 
 Every channel (plus the Alertmanager pseudo-channel, and one lane for channels that are
-no longer configured) has its own share of delivery threads, so a slow or failing
-channel fills only its own share: pages still go out while Slack is backed up. A row
-is claimed only when a thread of its lane is free, so its lease starts when its
-delivery starts and never runs out while it waits in a local queue. Threads only talk
-to the channel; their outcomes come back on a queue, and the dispatcher writes all
-that have arrived in one transaction, each fenced by the lease (outbox.finish).
+no longer configured) is a lane with its own threads, so a slow or failing channel
+fills only its own lane: pages still go out while Slack is backed up. A lane holds at
+most `rounds` rows per thread, so a claimed row waits for at most rounds - 1
+deliveries before its own starts; the worker picks `rounds` so that this, with the
+slowest channel's timeout, stays well inside the lease. Threads only talk to the
+channel; their outcomes come back on a queue, and each round of the dispatcher writes
+all that arrived (each fenced by its lease, outbox.finish_all) and claims more, in one
+transaction.
 """
 
 from __future__ import annotations
@@ -21,10 +23,17 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from receiver.channels.base import DeliveryResult, Outcome
-from receiver.escalation.outbox import Claimed, RetryPolicy, claim, finish
+from receiver.escalation.outbox import (
+    Claimed,
+    Finished,
+    RetryPolicy,
+    claim,
+    finish_all,
+    outcome_values,
+)
 
 log = logging.getLogger("receiver.worker")
 
@@ -52,19 +61,20 @@ Recorded = Callable[[Done, str | None], None]
 class Dispatcher:
     def __init__(self, engine: Engine, owner: str, channels: Iterable[str], per_channel: int,
                  lease: float, retry: RetryPolicy, send: Send, recorded: Recorded,
-                 poll_interval: float) -> None:
+                 poll_interval: float, rounds: int = 2) -> None:
         self.engine = engine
         self.owner = owner
         self.per_channel = per_channel
+        self.rounds = rounds  # a lane holds at most rounds x per_channel claimed rows
         self.lease = lease
         self.retry = retry
         self.send = send
         self.recorded = recorded
         self.poll_interval = poll_interval
-        self.in_flight: dict[str | None, int] = {name: 0 for name in channels}
-        self.in_flight[OTHER] = 0
-        self.pool = ThreadPoolExecutor(per_channel * len(self.in_flight),
-                                       thread_name_prefix="deliver")
+        lanes: list[str | None] = [*dict.fromkeys(channels), OTHER]
+        self.claimed = dict.fromkeys(lanes, 0)  # claimed and not yet finished, per lane
+        self.pools = {lane: ThreadPoolExecutor(per_channel, thread_name_prefix=f"deliver-{lane}")
+                      for lane in lanes}
         self.wakeup = threading.Event()
         self._done: queue.SimpleQueue[Done] = queue.SimpleQueue()
         self._unwritten: list[Done] = []
@@ -74,7 +84,7 @@ class Dispatcher:
         self._lock = threading.Lock()
 
     def lane(self, channel: str) -> str | None:
-        return channel if channel in self.in_flight else OTHER
+        return channel if channel in self.claimed else OTHER
 
     def nudge(self) -> None:
         """New rows were written (a step fired): look at every lane again, now."""
@@ -84,26 +94,29 @@ class Dispatcher:
 
     # -- one round -----------------------------------------------------------------------
     def pump(self) -> int:
-        """Write the outcomes that arrived, then claim for every lane with a free thread;
-        returns how many rows were claimed."""
-        self.write_outcomes()
+        """Write the outcomes that arrived and claim for every lane with room, in one
+        transaction; returns how many rows were claimed."""
+        batch = self._collect()
+        depth = self.rounds * self.per_channel
         with self._lock:
             if time.monotonic() - self._last_look >= self.poll_interval:
                 self._idle.clear()  # retries and expired leases fall due with time
                 self._last_look = time.monotonic()
-            slots = {lane: self.per_channel - busy for lane, busy in self.in_flight.items()
-                     if busy < self.per_channel and lane not in self._idle}
-        if not slots:
+            slots = {lane: depth - busy for lane, busy in self.claimed.items()
+                     if busy < depth and lane not in self._idle}
+        if not batch and not slots:
             return 0
         with self.engine.begin() as conn:
-            items = claim(conn, self.owner, datetime.now(UTC), self.lease, slots)
+            states = self._write(conn, batch)
+            items = claim(conn, self.owner, datetime.now(UTC), self.lease, slots) if slots else []
+        self._written(batch, states)
         got = Counter(self.lane(item.row["channel"]) for item in items)
         with self._lock:
             self._idle.update(lane for lane, free in slots.items() if got[lane] < free)
-            for item in items:
-                self.in_flight[self.lane(item.row["channel"])] += 1
+            for lane, count in got.items():
+                self.claimed[lane] += count
         for item in items:
-            future = self.pool.submit(self._deliver, item)
+            future = self.pools[self.lane(item.row["channel"])].submit(self._deliver, item)
             with self._lock:
                 self._futures.add(future)
             future.add_done_callback(self._forget)
@@ -123,27 +136,39 @@ class Dispatcher:
         self._done.put(Done(item, result, silence_id, datetime.now(UTC)))
         with self._lock:
             lane = self.lane(item.row["channel"])
-            self.in_flight[lane] -= 1
+            self.claimed[lane] -= 1
             self._idle.discard(lane)  # what this row held back (a resolve) may go now
         self.wakeup.set()
 
-    def write_outcomes(self) -> int:
-        """Write every outcome that arrived in one transaction. If the database is away
-        they are kept and written next round (the leases are still ours meanwhile)."""
+    def _collect(self) -> list[Done]:
+        """Outcomes that arrived, after any a failed round could not write (they are
+        written next round; the leases are still ours meanwhile)."""
         while True:
             try:
                 self._unwritten.append(self._done.get_nowait())
             except queue.Empty:
-                break
-        if not self._unwritten:
-            return 0
-        batch = self._unwritten
-        with self.engine.begin() as conn:
-            states = [finish(conn, d.item.row, self.owner, d.at, d.outcome, d.result.detail,
-                             self.retry, d.result.retry_after, d.silence_id) for d in batch]
+                return self._unwritten
+
+    def _write(self, conn: Connection, batch: list[Done]) -> list[str | None]:
+        if not batch:
+            return []
+        return finish_all(conn, self.owner, [
+            Finished(d.item.row, outcome_values(d.item.row, d.at, d.outcome, d.result.detail,
+                                                self.retry, d.result.retry_after),
+                     d.silence_id) for d in batch])
+
+    def _written(self, batch: list[Done], states: list[str | None]) -> None:
         self._unwritten = []
         for done, state in zip(batch, states, strict=True):
             self.recorded(done, state)
+
+    def write_outcomes(self) -> int:
+        """Write every outcome that arrived, in one transaction."""
+        batch = self._collect()
+        if batch:
+            with self.engine.begin() as conn:
+                states = self._write(conn, batch)
+            self._written(batch, states)
         return len(batch)
 
     def settle(self) -> None:
@@ -165,7 +190,8 @@ class Dispatcher:
                 stopping.wait(self.poll_interval)
                 continue
             self.wakeup.wait(self.poll_interval)
-        self.pool.shutdown(wait=True)
+        for pool in self.pools.values():
+            pool.shutdown(wait=True)
         try:
             self.write_outcomes()
         except Exception as exc:  # the leases run out and another worker redelivers

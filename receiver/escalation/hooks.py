@@ -109,5 +109,7 @@ def insert_outbox(conn: Connection, rows: list[dict]) -> None:
     if not rows:
         return
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    # RETURNING lets SQLAlchemy send one multi-row INSERT ("insertmanyvalues") instead
+    # of a round trip per row
     conn.execute(dialect.insert(notifications).on_conflict_do_nothing(
-        index_elements=["key"]), rows)
+        index_elements=["key"]).returning(notifications.c.id), rows)

@@ -41,6 +41,29 @@ def incident_labels(incident: dict) -> dict[str, str]:
     return {k: str(v) for k, v in labels.items()}
 
 
+def _bulk_values(name: str, columns: list[sa.Column], rows: list[tuple]) -> sa.Values:
+    """A VALUES list typed like the table's columns, to update many rows in one statement."""
+    return sa.values(*[sa.column(c.name, c.type) for c in columns], name=name).data(rows)
+
+
+def _move_timers(conn: Connection, updates: list[dict]) -> None:
+    """Write a batch's timers. On PostgreSQL one UPDATE ... FROM (VALUES ...): under load
+    every round trip waits for a CPU, and executemany would make one per row."""
+    e = escalations.c
+    if conn.dialect.name != "postgresql":
+        conn.execute(escalations.update().where(e.incident_id == sa.bindparam("b_incident_id")),
+                     updates)
+        return
+    columns = [e.incident_id, e.policy, e.state, e.step, e.round, e.due_at, e.updated_at]
+    moved = _bulk_values("moved", columns, [
+        (u["b_incident_id"], u["policy"], u["state"], u["step"], u["round"], u["due_at"],
+         u["updated_at"]) for u in updates])
+    m = moved.c
+    conn.execute(escalations.update().where(e.incident_id == m.incident_id).values(
+        policy=sa.cast(m.policy, e.policy.type), state=m.state, step=m.step, round=m.round,
+        due_at=sa.cast(m.due_at, e.due_at.type), updated_at=m.updated_at))
+
+
 @dataclass
 class StepBatch:
     """What one step transaction did: escalation rows taken, and the due time of every
@@ -96,8 +119,7 @@ def advance_escalations(conn: Connection, policies: PolicySet, now: datetime,
             timer["state"] = "exhausted"
         else:
             timer.update(state="active", step=position[0], round=position[1], due_at=due_at)
-    conn.execute(escalations.update().where(e.incident_id == sa.bindparam("b_incident_id")),
-                 updates)
+    _move_timers(conn, updates)
     written = datetime.now(UTC)  # the step is carried out when its rows are written
     for item in outbox:
         item["created_at"] = written
@@ -119,42 +141,55 @@ def claim(conn: Connection, owner: str, now: datetime, lease: float,
     channel never fills another's share. Per (incident, channel) they go in order: a
     resolve never overtakes the trigger it follows."""
     older = notifications.alias("older")
-    blocked = sa.exists().where(
-        older.c.incident_id == n.incident_id, older.c.channel == n.channel,
-        older.c.id < n.id, older.c.state.in_(("pending", "delivering")),
-    )
+    # first in line of its (incident, channel). A correlated scalar subquery, not NOT
+    # EXISTS: PostgreSQL runs it per candidate through the (incident_id, channel, id)
+    # index, where an anti-join planned on stale statistics (a table that was empty at
+    # its last ANALYZE, as after a burst) compares every row with every other
+    first_in_line = n.id == (
+        sa.select(sa.func.min(older.c.id))
+        .where(older.c.incident_id == n.incident_id, older.c.channel == n.channel,
+               older.c.state.in_(("pending", "delivering")))
+        .scalar_subquery())
     ready = sa.or_(
         sa.and_(n.state == "pending", n.next_attempt_at <= now),
         sa.and_(n.state == "delivering", n.lease_until < now),
     )
     named = [channel for channel in slots if channel is not None]
-    rows: list[dict] = []
-    for channel, limit in slots.items():
+    lanes = []
+    for index, (channel, limit) in enumerate(slots.items()):
         if limit <= 0:
             continue
         lane = n.channel == channel if channel is not None else n.channel.not_in(named)
-        query = (sa.select(notifications).where(lane, ready, ~blocked)
-                 .order_by(n.next_attempt_at, n.id).limit(limit))
+        pick = (sa.select(n.id).where(lane, ready, first_in_line)
+                .order_by(n.next_attempt_at, n.id).limit(limit))
         if conn.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True, of=notifications)
-        rows.extend(dict(r) for r in conn.execute(query).mappings().all())
+            pick = pick.with_for_update(skip_locked=True, of=notifications)
+        lanes.append(sa.select(pick.cte(f"lane_{index}").c.id))
+    if not lanes:
+        return []
+    until = now + timedelta(seconds=lease)
+    # every lane in one statement: a round trip costs more than the work on a busy host
+    taken = conn.execute(
+        notifications.update()
+        .where(n.id.in_(sa.union_all(*lanes) if len(lanes) > 1 else lanes[0]))
+        .values(state="delivering", lease_owner=owner, lease_until=until,
+                attempts=n.attempts + 1)
+        .returning(*notifications.c))
+    rows = sorted((dict(r) for r in taken.mappings()),
+                  key=lambda r: (r["next_attempt_at"], r["id"]))
     if not rows:
         return []
-    ids = [r["id"] for r in rows]
-    until = now + timedelta(seconds=lease)
-    conn.execute(notifications.update().where(n.id.in_(ids)).values(
-        state="delivering", lease_owner=owner, lease_until=until, attempts=n.attempts + 1))
-    incident_ids = {r["incident_id"] for r in rows}
-    found = conn.execute(sa.select(incidents).where(incidents.c.id.in_(incident_ids)))
-    by_id = {i["id"]: dict(i) for i in found.mappings().all()}
-    silences = dict(conn.execute(sa.select(escalations.c.incident_id, escalations.c.silence_id)
-                                 .where(escalations.c.incident_id.in_(incident_ids))).all())
-    out = []
-    for r in rows:
-        r.update(state="delivering", lease_owner=owner, lease_until=until,
-                 attempts=r["attempts"] + 1)
-        out.append(Claimed(r, by_id.get(r["incident_id"]), silences.get(r["incident_id"])))
-    return out
+    found = conn.execute(
+        sa.select(incidents, escalations.c.silence_id)
+        .outerjoin(escalations, escalations.c.incident_id == incidents.c.id)
+        .where(incidents.c.id.in_({r["incident_id"] for r in rows})))
+    by_id, silences = {}, {}
+    for found_row in found.mappings().all():
+        incident = dict(found_row)
+        silences[incident["id"]] = incident.pop("silence_id")
+        by_id[incident["id"]] = incident
+    return [Claimed(r, by_id.get(r["incident_id"]), silences.get(r["incident_id"]))
+            for r in rows]
 
 
 @dataclass(frozen=True)
@@ -171,36 +206,77 @@ class RetryPolicy:
         return max(delay, retry_after or 0.0)
 
 
+def outcome_values(row: dict, now: datetime, outcome: str, detail: str,
+                   retry: RetryPolicy, retry_after: float | None = None) -> dict:
+    """The row's new columns after a delivery attempt ended with `outcome`."""
+    if outcome == "delivered":
+        return {"state": "delivered", "finished_at": now, "last_error": None}
+    if outcome == "retry":
+        age = (now - row["created_at"]).total_seconds()
+        if age >= retry.max_age or row["attempts"] >= retry.max_attempts:
+            return {"state": "dead", "finished_at": now,
+                    "last_error": f"gave up after {row['attempts']} attempts: {detail}"}
+        wait = retry.delay(row["attempts"], retry_after)
+        return {"state": "pending", "last_error": detail,
+                "next_attempt_at": now + timedelta(seconds=wait)}
+    if outcome == "cancelled":
+        return {"state": "cancelled", "finished_at": now, "last_error": detail}
+    return {"state": "dead", "finished_at": now, "last_error": detail}
+
+
+@dataclass
+class Finished:
+    """A finished attempt to write: the claimed row, its new columns, a new silence id."""
+
+    row: dict
+    values: dict
+    silence_id: str | None = None
+
+
 def finish(conn: Connection, row: dict, owner: str, now: datetime, outcome: str,
            detail: str, retry: RetryPolicy, retry_after: float | None = None,
            silence_id: str | None = None) -> str | None:
     """Record a delivery outcome if the lease is still ours; returns the row's new state
     (delivered, pending, dead) or None when another worker had taken the row over."""
-    if outcome == "delivered":
-        values = {"state": "delivered", "finished_at": now, "last_error": None}
-    elif outcome == "retry":
-        age = (now - row["created_at"]).total_seconds()
-        if age >= retry.max_age or row["attempts"] >= retry.max_attempts:
-            values = {"state": "dead", "finished_at": now,
-                      "last_error": f"gave up after {row['attempts']} attempts: {detail}"}
-        else:
-            wait = retry.delay(row["attempts"], retry_after)
-            values = {"state": "pending", "last_error": detail,
-                      "next_attempt_at": now + timedelta(seconds=wait)}
-    elif outcome == "cancelled":
-        values = {"state": "cancelled", "finished_at": now, "last_error": detail}
+    values = outcome_values(row, now, outcome, detail, retry, retry_after)
+    return finish_all(conn, owner, [Finished(row, values, silence_id)])[0]
+
+
+def finish_all(conn: Connection, owner: str, outcomes: list[Finished]) -> list[str | None]:
+    """Record many outcomes, each only if its lease is still ours (fencing); returns each
+    row's new state, or None where another worker had taken the row over. On PostgreSQL
+    one UPDATE ... FROM (VALUES ...) RETURNING, whatever the number of rows."""
+    fence = sa.and_(n.lease_owner == owner, n.state == "delivering")
+    released = {"lease_owner": None, "lease_until": None}
+    if conn.dialect.name == "postgresql" and len(outcomes) > 1:
+        done = _bulk_values("done", [n.id, n.state, n.finished_at, n.last_error,
+                                     n.next_attempt_at], [
+            (o.row["id"], o.values["state"], o.values.get("finished_at"),
+             o.values.get("last_error"), o.values.get("next_attempt_at")) for o in outcomes])
+        d = done.c
+        written = set(conn.execute(notifications.update().where(n.id == d.id, fence).values(
+            state=d.state, finished_at=sa.cast(d.finished_at, n.finished_at.type),
+            last_error=sa.cast(d.last_error, n.last_error.type),
+            next_attempt_at=sa.func.coalesce(sa.cast(d.next_attempt_at, n.next_attempt_at.type),
+                                             n.next_attempt_at),
+            **released).returning(n.id)).scalars())
     else:
-        values = {"state": "dead", "finished_at": now, "last_error": detail}
-    values.update(lease_owner=None, lease_until=None)
-    result = conn.execute(notifications.update().where(
-        n.id == row["id"], n.lease_owner == owner, n.state == "delivering").values(values))
-    if result.rowcount != 1:
-        return None
-    if silence_id is not None or (row["action"] == "unsilence" and outcome == "delivered"):
-        conn.execute(escalations.update()
-                     .where(escalations.c.incident_id == row["incident_id"])
-                     .values(silence_id=silence_id, updated_at=now))
-    return values["state"]
+        written = {o.row["id"] for o in outcomes if conn.execute(
+            notifications.update().where(n.id == o.row["id"], fence)
+            .values(**o.values, **released)).rowcount == 1}
+    states: list[str | None] = []
+    for o in outcomes:
+        if o.row["id"] not in written:
+            states.append(None)
+            continue
+        states.append(o.values["state"])
+        delivered = o.values["state"] == "delivered"
+        if o.silence_id is not None or (o.row["action"] == "unsilence" and delivered):
+            conn.execute(escalations.update()
+                         .where(escalations.c.incident_id == o.row["incident_id"])
+                         .values(silence_id=o.silence_id, updated_at=o.values.get(
+                             "finished_at") or datetime.now(UTC)))
+    return states
 
 
 def retry_dead(conn: Connection, notification_id: int, now: datetime,
