@@ -211,12 +211,16 @@ def start_exporters(stack: Stack) -> None:
         "http": {"host": "127.0.0.1", "port": port},
         "platform_database_url": f"sqlite:///{stack.workdir / 'platform.db'}",
         "interval_seconds": 5,
+        "counters_start": "beginning",  # the demo's seeded history fits in one run
     })
     stack.ticketmon("business-exporter", ["exporter", "business", "--config", str(cfg)],
                     ready_url=f"http://127.0.0.1:{port}/metrics", host="business-exporter")
 
     port = stack.port(10192)
     services = [{"name": n, "url": f"http://{stack.addresses[n]}/health"} for n in SERVICES]
+    # ticketmon's own components are probed too: the self-dashboard and meta alerts use them
+    services += [{"name": f"ticketmon-{n}", "url": f"http://{stack.addresses[n]}/healthz"}
+                 for n in ("receiver", "business-exporter")]
     cfg = stack.write_config("system", {
         "http": {"host": "127.0.0.1", "port": port},
         "interval_seconds": 5,
@@ -265,7 +269,11 @@ def start_node_exporter(stack: Stack) -> None:
         log.warning("node_exporter not started", extra={"error": str(exc)})
         return
     port = stack.port(9100)
-    stack.spawn("node-exporter", [binary, f"--web.listen-address=127.0.0.1:{port}"],
+    # Only what the host rules read (CPU, memory, filesystems, load).
+    stack.spawn("node-exporter", [binary, f"--web.listen-address=127.0.0.1:{port}",
+                                  "--collector.disable-defaults", "--collector.cpu",
+                                  "--collector.meminfo", "--collector.filesystem",
+                                  "--collector.loadavg"],
                 ready_url=f"http://127.0.0.1:{port}/metrics", host="node-exporter")
 
 
