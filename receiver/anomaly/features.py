@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SHORT = 3  # points in the "now" window
-BASE = 24  # points in the baseline before it
+from receiver.anomaly.windows import BASE, SHORT
+
 COLUMNS = ("level", "diff", "shift", "volatility")
 
 

@@ -22,7 +22,7 @@ import requests
 
 from receiver.anomaly import store as anomaly_store
 from receiver.anomaly.prometheus_source import Samples, SkipSeries, query_range
-from receiver.anomaly.settings import AnomalySettings, SeriesSettings
+from receiver.anomaly.settings import AnomalyJobSettings, SeriesSettings
 from receiver.anomaly.stream import SeriesStream, StreamConfig, config_for_step
 
 log = logging.getLogger("receiver.anomaly")
@@ -33,12 +33,13 @@ CHUNK = 500
 def stream_config(s: SeriesSettings) -> StreamConfig:
     return config_for_step(s.step_seconds, detector=s.detector, season_seconds=s.season_seconds,
                            suppress_seconds=s.suppress_seconds, risk=s.risk,
-                           min_train=s.min_train, min_scores=s.min_scores)
+                           min_train=s.min_train, min_scores=s.min_scores,
+                           refit_every=s.refit_every)
 
 
 def first_score_after(cfg: StreamConfig) -> int:
     """Points a series needs before its first score."""
-    return cfg.warmup + cfg.min_scores + cfg.tail_every
+    return cfg.first_score_index + 1
 
 
 @dataclass
@@ -70,7 +71,7 @@ def contiguous_tail(samples: Samples, step: float) -> tuple[Samples, str | None]
 
 
 class AnomalyJob:
-    def __init__(self, settings: AnomalySettings, store, session: requests.Session | None = None,
+    def __init__(self, settings: AnomalyJobSettings, store, session: requests.Session | None = None,
                  progress: bool = False, background_refit: bool = True) -> None:
         self.settings = settings
         self.store = store
@@ -89,11 +90,17 @@ class AnomalyJob:
         return [self.run_series(s, now) for s in self.settings.series]
 
     def run_forever(self, stop: threading.Event) -> None:
+        """Run every interval until `stop` is set; a failed run (say the database is
+        away) is logged and the next one tried, so the job outlives outages."""
         while not stop.is_set():
             began = time.monotonic()
-            for outcome in self.run_once():
-                log.info("anomaly run", extra={"series": outcome.series, "status": outcome.status,
-                                               "score": outcome.score})
+            try:
+                for outcome in self.run_once():
+                    log.info("anomaly run", extra={"series": outcome.series,
+                                                   "status": outcome.status,
+                                                   "score": outcome.score})
+            except Exception as exc:
+                log.warning("anomaly run failed", extra={"error": type(exc).__name__})
             stop.wait(max(0.0, self.settings.interval_seconds - (time.monotonic() - began)))
 
     def run_series(self, s: SeriesSettings, now: float) -> Outcome:
@@ -149,8 +156,11 @@ class AnomalyJob:
             raise SkipSeries(reason, f"{len(tail.values)} usable points, need {need}")
         if np.ptp(tail.values) == 0:
             raise SkipSeries("constant", f"value {tail.values[0]:g} throughout the history")
-        stream = SeriesStream(cfg, self.executor)
+        # the history is scored with inline refits (the same scores as the benchmark);
+        # from then on new points never wait for a refit
+        stream = SeriesStream(cfg)
         scores, flags = self._push(stream, tail.values, s.name)
+        stream.executor = self.executor
         self.states[s.name] = SeriesState(stream, float(tail.times[-1]))
         return scores, flags, tail.values, float(tail.times[-1])
 

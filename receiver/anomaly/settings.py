@@ -2,15 +2,18 @@
 
 The default series are the platform's, written against the metric catalog; each says
 which alerts it relates to, so an incident opened by those alerts shows its score.
+`all_series` lays one policy over every series: the demo uses it to score the
+default series at a 5-second step, so scores appear minutes after a fresh start
+(receiver/anomaly/demo.yaml). Light imports only: the worker's settings embed these.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from receiver.anomaly.prometheus_source import MAX_POINTS
+from receiver.anomaly.windows import MAX_POINTS, TRAIN_POINTS, first_score_index
 from ticketmon.config import Settings
 
 
@@ -30,16 +33,29 @@ class SeriesSettings(Settings):
     risk: float = Field(default=1e-4, gt=0, lt=0.1)
     season_seconds: float = Field(default=86400, ge=0)  # 0: no seasonal feature
     suppress_seconds: float = Field(default=6 * 3600, ge=0)
-    min_train: int = Field(default=200, ge=10, le=100_000)  # points before the first fit
+    min_train: int = Field(default=200, ge=10, le=TRAIN_POINTS)  # points before the first fit
     min_scores: int = Field(default=100, ge=20, le=100_000)  # scores before the first flag
+    refit_every: int = Field(default=100, ge=1, le=10_000)  # points between model refits
     relates_to: list[AlertSelector] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _bounded_query(self) -> SeriesSettings:
-        if self.history_seconds / self.step_seconds + 1 > MAX_POINTS:
+        points = self.history_seconds / self.step_seconds + 1
+        if points > MAX_POINTS:
             raise ValueError(f"history_seconds / step_seconds must stay under {MAX_POINTS} "
                              "points (Prometheus's query_range limit)")
+        need = self.points_before_first_score
+        if points < need:
+            raise ValueError(
+                f"history_seconds covers {points:.0f} points at step_seconds "
+                f"{self.step_seconds:g} but the first score needs {need} "
+                "(lower min_train, min_scores or refit_every, or lengthen the history)")
         return self
+
+    @property
+    def points_before_first_score(self) -> int:
+        """Points of history the first score needs (LOOKBACK + training + tail warm-up)."""
+        return first_score_index(self.min_train, self.min_scores, self.refit_every) + 1
 
 
 def _ratio(part: str, whole: str) -> str:
@@ -87,14 +103,29 @@ DEFAULT_SERIES = [
 ]
 
 
-class AnomalySettings(Settings):
-    database_url: str = "sqlite:///ticketmon-receiver.db"  # the receiver's database
+class SeriesPolicy(Settings):
+    """Policy fields laid over every series (unset ones leave each series' own)."""
+
+    step_seconds: float | None = None
+    history_seconds: float | None = None
+    detector: Literal["ecod", "copod", "hbos", "iforest"] | None = None
+    risk: float | None = None
+    season_seconds: float | None = None
+    suppress_seconds: float | None = None
+    min_train: int | None = None
+    min_scores: int | None = None
+    refit_every: int | None = None
+
+
+class AnomalyJobSettings(Settings):
+    """The job itself; embedded as the receiver worker's `anomaly:` section."""
+
     prometheus_url: str = Field(default="http://127.0.0.1:9090", pattern=r"^https?://")
     interval_seconds: float = Field(default=60, ge=1, le=3600)
     timeout_seconds: float = Field(default=10, gt=0, le=120)
     series: list[SeriesSettings] = Field(default_factory=lambda: list(DEFAULT_SERIES),
                                          max_length=200)
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    all_series: SeriesPolicy | None = None
 
     @field_validator("series")
     @classmethod
@@ -104,3 +135,32 @@ class AnomalySettings(Settings):
         if dupes:
             raise ValueError(f"series names must be unique: {', '.join(dupes)}")
         return value
+
+    @model_validator(mode="after")
+    def _apply_policy(self) -> AnomalyJobSettings:
+        policy = self.all_series.model_dump(exclude_none=True) if self.all_series else {}
+        if not policy:
+            return self
+        applied = []
+        for s in self.series:
+            try:
+                applied.append(SeriesSettings.model_validate({**s.model_dump(), **policy}))
+            except ValidationError as exc:
+                problems = "; ".join(_describe(e) for e in exc.errors())
+                raise ValueError(f"all_series does not fit series {s.name!r}: {problems}") \
+                    from None
+        self.series = applied
+        return self
+
+
+def _describe(error: dict) -> str:
+    where = ".".join(map(str, error["loc"]))
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+class AnomalySettings(AnomalyJobSettings):
+    """`ticketmon receiver anomaly` on its own: the job plus its database and logs."""
+
+    database_url: str = "sqlite:///ticketmon-receiver.db"  # the receiver's database
+    log_level: Literal["debug", "info", "warning", "error"] = "info"

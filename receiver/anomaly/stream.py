@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from receiver.anomaly import features
+from receiver.anomaly import features, windows
 from receiver.anomaly.detectors import DETECTORS, FittedDetector
 from receiver.anomaly.thresholds import TailModel, slide, suppress
 
@@ -32,10 +32,10 @@ class StreamConfig:
     detector: str = "ecod"
     period: int = 0  # seasonal lag; used once enough history exists
     seasons: int = 1  # past periods in the seasonal baseline, as history allows
-    train_points: int = 2000  # most recent feature rows a model is fitted on
+    train_points: int = windows.TRAIN_POINTS  # most recent feature rows a model is fitted on
     min_train: int = 200  # rows needed before the first fit
     refit_every: int = 100
-    tail_every: int = 24  # points between refits of the tail model
+    tail_every: int = windows.TAIL_EVERY  # points between refits of the tail model
     tail_level: float = 0.95
     min_scores: int = 100  # past scores needed before flagging
     score_history: int = 3000
@@ -52,8 +52,14 @@ class StreamConfig:
 
     @property
     def warmup(self) -> int:
-        """Points seen before the first score."""
+        """Points seen before the first model can be fitted."""
         return features.FeatureSpec(0).lookback + self.min_train
+
+    @property
+    def first_score_index(self) -> int:
+        """Index of the first point that gets a score (refits inline)."""
+        return windows.first_score_index(self.min_train, self.min_scores, self.refit_every,
+                                         self.tail_every)
 
 
 @dataclass

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from receiver.anomaly.settings import DEFAULT_SERIES, AlertSelector
+from receiver.anomaly.settings import DEFAULT_SERIES, AlertSelector, AnomalyJobSettings
 
 RULES = Path(__file__).resolve().parents[3] / "rules"
 
@@ -61,3 +61,30 @@ def test_the_check_catches_names_and_labels_that_match_nothing():
         AlertSelector(alertname="TicketSalesStalled", labels={"service": "payments"}), rules)
     assert unmatched(AlertSelector(alertname="ServiceLatencyP95High",
                                    labels={"service": "checkout"}), rules) is None
+
+
+DEMO = Path(__file__).resolve().parents[3] / "receiver" / "anomaly" / "demo.yaml"
+
+
+def test_demo_profile_scores_every_default_series_within_six_minutes():
+    from receiver.anomaly.job import first_score_after, stream_config
+
+    section = yaml.safe_load(DEMO.read_text())
+    settings = AnomalyJobSettings.model_validate(
+        {**section, "prometheus_url": "http://127.0.0.1:9090"})
+    assert [s.name for s in settings.series] == [s.name for s in DEFAULT_SERIES]
+    assert [s.query for s in settings.series] == [s.query for s in DEFAULT_SERIES]
+    for s in settings.series:
+        assert s.step_seconds == 5
+        # the settings' arithmetic is the stream's (whose first score a stream test checks)
+        assert s.points_before_first_score == first_score_after(stream_config(s))
+        assert s.points_before_first_score * s.step_seconds <= 360
+    # the production defaults need hours: that is why the demo has its own profile
+    assert DEFAULT_SERIES[0].points_before_first_score * DEFAULT_SERIES[0].step_seconds > 3600
+
+
+def test_all_series_only_overrides_what_it_sets():
+    settings = AnomalyJobSettings(all_series={"step_seconds": 120})
+    assert {s.step_seconds for s in settings.series} == {120}
+    assert [s.relates_to for s in settings.series] == [s.relates_to for s in DEFAULT_SERIES]
+    assert AnomalyJobSettings().series == DEFAULT_SERIES

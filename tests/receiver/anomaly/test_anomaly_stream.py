@@ -78,10 +78,16 @@ def test_spike_is_flagged_once_and_flat_noise_is_not():
     assert np.nanmedian(quiet) < 0.9
 
 
-def test_warm_up_has_no_scores():
-    scores, _ = scores_of(series(), 50)
-    assert np.isnan(scores[: CFG.warmup]).all()
-    assert np.isfinite(scores[-100:]).all()
+@pytest.mark.parametrize("cfg", [
+    CFG,
+    StreamConfig(min_train=10, min_scores=20, refit_every=10),  # the demo's warm-up
+    StreamConfig(),
+], ids=["tests", "demo", "default"])
+def test_first_score_comes_exactly_where_the_warm_up_arithmetic_says(cfg):
+    scores, _ = scores_of(series(cfg.first_score_index + 50), 7, cfg)
+    first = cfg.first_score_index
+    assert np.isnan(scores[:first]).all()
+    assert np.isfinite(scores[first:]).all()
 
 
 @pytest.mark.parametrize("kind", ["ecod", "copod"])
