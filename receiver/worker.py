@@ -24,6 +24,7 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, Field, SecretStr, model_validator
 
+from receiver.anomaly.settings import AnomalyJobSettings
 from receiver.channels.base import DeliveryResult, Message, Outcome
 from receiver.channels.registry import ChannelSettings
 from receiver.escalation.policy import parse_duration
@@ -58,6 +59,7 @@ class WorkerSettings(Settings):
     metrics_port: int = Field(default=10195, ge=0, le=65535)  # 0: no /metrics
     worker_id: str | None = None
     log_level: str = "info"
+    anomaly: AnomalyJobSettings | None = None  # also run the anomaly job; None: off
 
     @model_validator(mode="after")
     def _lease_outlives_a_delivery(self) -> WorkerSettings:
@@ -230,10 +232,15 @@ class Worker:
         log.info("worker started", extra={"worker": self.owner,
                                           "channels": sorted(self.channels),
                                           "policies": [p.name for p in self.policies.policies]})
+        from receiver.anomaly.background import AnomalyThread
+
+        anomaly = AnomalyThread.start(self.settings.anomaly, self.settings.database_url)
         steps = threading.Thread(target=self.step_loop, name="steps", daemon=True)
         steps.start()
         self.dispatcher.run(self.stopping, self.failed)
         steps.join()
+        if anomaly:
+            anomaly.stop()
         self.engine.dispose()
         log.info("worker stopped", extra={"worker": self.owner})
 
