@@ -123,18 +123,25 @@ class Worker:
         from receiver.escalation.outbox import advance_escalations
 
         fired = 0
-        while True:
-            with self.engine.begin() as conn:
-                batch = advance_escalations(conn, self.policies, utcnow(),
-                                            self.settings.batch_size)
-            written = utcnow()
-            for due in batch.fired:
-                self.metrics.step_lateness.observe(max(0.0, (written - due).total_seconds()))
-            if batch.fired:
+        try:
+            while True:
+                with self.engine.begin() as conn:
+                    batch = advance_escalations(conn, self.policies, utcnow(),
+                                                self.settings.batch_size)
+                written = utcnow()
+                for due in batch.fired:
+                    self.metrics.step_lateness.observe(
+                        max(0.0, (written - due).total_seconds()))
                 fired += len(batch.fired)
-                self.dispatcher.nudge()  # deliver these while the next batch is written
-            if batch.taken < self.settings.batch_size or self.stopping.is_set():
-                return fired
+                if batch.taken < self.settings.batch_size or self.stopping.is_set():
+                    return fired
+                # more steps are due: they come before new deliveries compete for the
+                # CPU and the database (outcomes of those in flight are still written)
+                self.dispatcher.hold.set()
+        finally:
+            self.dispatcher.hold.clear()
+            if fired:
+                self.dispatcher.nudge()
 
     def next_step_in(self) -> float:
         """Seconds until the next step falls due, capped by the poll interval (new

@@ -76,6 +76,7 @@ class Dispatcher:
         self.pools = {lane: ThreadPoolExecutor(per_channel, thread_name_prefix=f"deliver-{lane}")
                       for lane in lanes}
         self.wakeup = threading.Event()
+        self.hold = threading.Event()  # set while the step loop works through a burst
         self._done: queue.SimpleQueue[Done] = queue.SimpleQueue()
         self._unwritten: list[Done] = []
         self._futures: set[Future] = set()
@@ -103,7 +104,7 @@ class Dispatcher:
                 self._idle.clear()  # retries and expired leases fall due with time
                 self._last_look = time.monotonic()
             slots = {lane: depth - busy for lane, busy in self.claimed.items()
-                     if busy < depth and lane not in self._idle}
+                     if busy < depth and lane not in self._idle and not self.hold.is_set()}
         if not batch and not slots:
             return 0
         with self.engine.begin() as conn:

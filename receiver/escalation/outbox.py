@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 from receiver.escalation.hooks import insert_outbox, outbox_row
@@ -41,27 +42,37 @@ def incident_labels(incident: dict) -> dict[str, str]:
     return {k: str(v) for k, v in labels.items()}
 
 
-def _bulk_values(name: str, columns: list[sa.Column], rows: list[tuple]) -> sa.Values:
-    """A VALUES list typed like the table's columns, to update many rows in one statement."""
-    return sa.values(*[sa.column(c.name, c.type) for c in columns], name=name).data(rows)
+def _unnest(name: str, columns: list[sa.Column]) -> sa.TableValuedAlias:
+    """Rows passed as one array per column (PostgreSQL): one statement whatever their
+    number, and always the same text, so SQLAlchemy compiles it once."""
+    arrays = [sa.bindparam(f"{name}_{c.name}", type_=ARRAY(c.type)) for c in columns]
+    return sa.func.unnest(*arrays).table_valued(
+        *[sa.column(c.name, c.type) for c in columns], name=name).render_derived()
+
+
+def _arrays(name: str, columns: list[sa.Column], rows: list[tuple]) -> dict[str, list]:
+    return {f"{name}_{c.name}": list(values)
+            for c, values in zip(columns, zip(*rows, strict=True), strict=True)}
 
 
 def _move_timers(conn: Connection, updates: list[dict]) -> None:
-    """Write a batch's timers. On PostgreSQL one UPDATE ... FROM (VALUES ...): under load
-    every round trip waits for a CPU, and executemany would make one per row."""
+    """Write a batch's timers. On PostgreSQL in one UPDATE: under load every round trip
+    waits for a CPU, and executemany would make one per row."""
     e = escalations.c
     if conn.dialect.name != "postgresql":
         conn.execute(escalations.update().where(e.incident_id == sa.bindparam("b_incident_id")),
                      updates)
         return
     columns = [e.incident_id, e.policy, e.state, e.step, e.round, e.due_at, e.updated_at]
-    moved = _bulk_values("moved", columns, [
-        (u["b_incident_id"], u["policy"], u["state"], u["step"], u["round"], u["due_at"],
-         u["updated_at"]) for u in updates])
+    moved = _unnest("moved", columns)
     m = moved.c
-    conn.execute(escalations.update().where(e.incident_id == m.incident_id).values(
-        policy=sa.cast(m.policy, e.policy.type), state=m.state, step=m.step, round=m.round,
-        due_at=sa.cast(m.due_at, e.due_at.type), updated_at=m.updated_at))
+    conn.execute(
+        escalations.update().where(e.incident_id == m.incident_id).values(
+            policy=m.policy, state=m.state, step=m.step, round=m.round,
+            due_at=sa.cast(m.due_at, e.due_at.type), updated_at=m.updated_at),
+        _arrays("moved", columns, [
+            (u["b_incident_id"], u["policy"], u["state"], u["step"], u["round"], u["due_at"],
+             u["updated_at"]) for u in updates]))
 
 
 @dataclass
@@ -249,17 +260,19 @@ def finish_all(conn: Connection, owner: str, outcomes: list[Finished]) -> list[s
     fence = sa.and_(n.lease_owner == owner, n.state == "delivering")
     released = {"lease_owner": None, "lease_until": None}
     if conn.dialect.name == "postgresql" and len(outcomes) > 1:
-        done = _bulk_values("done", [n.id, n.state, n.finished_at, n.last_error,
-                                     n.next_attempt_at], [
-            (o.row["id"], o.values["state"], o.values.get("finished_at"),
-             o.values.get("last_error"), o.values.get("next_attempt_at")) for o in outcomes])
-        d = done.c
-        written = set(conn.execute(notifications.update().where(n.id == d.id, fence).values(
-            state=d.state, finished_at=sa.cast(d.finished_at, n.finished_at.type),
-            last_error=sa.cast(d.last_error, n.last_error.type),
-            next_attempt_at=sa.func.coalesce(sa.cast(d.next_attempt_at, n.next_attempt_at.type),
-                                             n.next_attempt_at),
-            **released).returning(n.id)).scalars())
+        columns = [n.id, n.state, n.finished_at, n.last_error, n.next_attempt_at]
+        d = _unnest("done", columns).c
+        written = set(conn.execute(
+            notifications.update().where(n.id == d.id, fence).values(
+                state=d.state, finished_at=sa.cast(d.finished_at, n.finished_at.type),
+                last_error=sa.cast(d.last_error, n.last_error.type),
+                next_attempt_at=sa.func.coalesce(
+                    sa.cast(d.next_attempt_at, n.next_attempt_at.type), n.next_attempt_at),
+                **released).returning(n.id),
+            _arrays("done", columns, [
+                (o.row["id"], o.values["state"], o.values.get("finished_at"),
+                 o.values.get("last_error"), o.values.get("next_attempt_at"))
+                for o in outcomes])).scalars())
     else:
         written = {o.row["id"] for o in outcomes if conn.execute(
             notifications.update().where(n.id == o.row["id"], fence)
