@@ -69,6 +69,8 @@ def test(args: argparse.Namespace) -> int:
     tests = promtool.test_files(args.rules_dir)
     rule_files = promtool.rule_files(args.rules_dir)
     coverage = lint_mod.lint_tests(rule_files, tests)
+    if not tests:
+        print(f"no unit tests under {args.rules_dir / 'tests'}", file=sys.stderr)
     status = _promtool(promtool.test_rules, tests) if tests else 1
     counts = lint_mod.test_case_counts(tests)
     print(f"{len(lint_mod.alert_names(rule_files))} alerts; {len(tests)} test files with "
