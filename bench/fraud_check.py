@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
 """Fraud check throughput, latency and memory, side by side with a null Flask endpoint.
 
-Part 1 runs the fraud service and a null Flask app (parse the JSON, answer a constant)
-under the same gunicorn (2 sync workers, --no-control-socket), one after the other,
-and drives each at the same concurrency with the same pre-encoded check bodies over
-raw sockets, printing p50/p99 latency and requests/s of both. Targets: fraud p99 <=
-10 ms and >= 70 % of the null endpoint's throughput.
+Part 1 runs the fraud service and a null Flask app (parse the JSON body, answer a
+constant) under the same gunicorn settings (2 workers, the fraud service's own
+gunicorn_conf, once per worker model: sync and gthread), side by side, and drives each
+in alternating runs with --concurrency persistent keep-alive connections (the checkout calls
+from a connection pool) sending the same pre-encoded check bodies. A sync worker
+closes the connection after each answer, so there the client reconnects, inside the
+measured latency, as a real pool would. Printed per run: requests/s, p50/p99 latency,
+and the server's CPU per request (master + workers, from /proc). Targets: fraud p99
+<= 10 ms and >= 70 % of the null endpoint's throughput.
 
-Part 2 feeds --users distinct users (default 1,000,000) through one in-process fraud
-service (the same code path as a worker, minus HTTP) and prints the process RSS before
-and after, with the history's size: target <= 300 MB.
+Part 2 sends --users distinct users (default 1,000,000) through the real HTTP path to
+the fraud service under gunicorn (2 gthread workers, production settings) and prints
+the RSS and PSS of every process of the service (master, each worker, the refitter)
+before and after. The target (<= 300 MB) is the RSS of each request worker, the
+process whose memory grows with users; the sums are printed too.
 
 Everything binds to 127.0.0.1 and stops by itself. Run: .venv/bin/python bench/fraud_check.py
 """
@@ -21,9 +27,7 @@ import json
 import multiprocessing as mp
 import os
 import random
-import resource
 import socket
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -37,6 +41,7 @@ sys.path.insert(0, str(REPO))
 from ticketmon.servers.process import ManagedProcess, free_port  # noqa: E402
 
 TOKEN = "tm_bench_checkout_token_0123456789"
+TICKS = os.sysconf("SC_CLK_TCK")
 
 NULL_APP = textwrap.dedent('''
     import json
@@ -50,56 +55,105 @@ NULL_APP = textwrap.dedent('''
 ''')
 
 
-def bodies(n: int, seed: int = 1) -> list[bytes]:
-    rng = random.Random(seed)
+def check_body(rng: random.Random, user: str, i: int) -> bytes:
     agents = ["Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0", "Mozilla/5.0 (iPhone) Mobile",
               "python-requests/2.31", "Mozilla/5.0 (Windows NT 10.0) Chrome/126.0"]
-    out = []
-    for i in range(n):
-        doc = {
-            "user_id": f"user-{rng.randrange(20_000)}", "event_id": f"evt-{rng.randrange(50)}",
-            "quantity": rng.choice([1, 2, 2, 4, 12]),
-            "requests_per_minute": rng.choice([2, 5, 9, 80]),
-            "payment_methods_recent": rng.choice([1, 1, 2, 5]),
-            "ip": f"198.51.100.{i % 250}", "geo": {"lat": 48.8 + rng.random(), "lon": 2.3},
-            "user_agent": rng.choice(agents),
-            "session": {"duration_seconds": rng.uniform(1, 900),
-                        "mouse_movements": rng.choice([0, 40, 300]),
-                        "keystroke_intervals_ms": [rng.uniform(3, 200) for _ in range(6)]},
-        }
-        out.append(json.dumps(doc).encode())
-    return out
+    return json.dumps({
+        "user_id": user, "event_id": f"evt-{rng.randrange(50)}",
+        "quantity": rng.choice([1, 2, 2, 4, 12]),
+        "requests_per_minute": rng.choice([2, 5, 9, 80]),
+        "payment_methods_recent": rng.choice([1, 1, 2, 5]),
+        "ip": f"198.51.100.{i % 250}", "geo": {"lat": 48.8 + rng.random(), "lon": 2.3},
+        "user_agent": rng.choice(agents),
+        "session": {"duration_seconds": rng.uniform(1, 900),
+                    "mouse_movements": rng.choice([0, 40, 300]),
+                    "keystroke_intervals_ms": [rng.uniform(3, 200) for _ in range(6)]},
+    }).encode()
 
 
 def request_bytes(port: int, body: bytes) -> bytes:
     return (f"POST /api/v1/fraud/check HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
             f"Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
 
-def _one(port: int, data: bytes) -> int:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.sendall(data)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    head = b"".join(chunks)[:12]
-    return int(head[9:12])
+class KeepAlive:
+    """One pooled HTTP/1.1 connection: reconnects when the server closes it."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.sock: socket.socket | None = None
+        self.buf = b""
+
+    def request(self, data: bytes) -> int:
+        for attempt in (1, 2):
+            fresh = self.sock is None
+            if fresh:
+                self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+                self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self.buf = b""
+            try:
+                self.sock.sendall(data)
+                status, close = self._response()
+            except (ConnectionError, EOFError):
+                self.close()
+                if fresh or attempt == 2:  # an idle pooled connection may have timed out
+                    raise
+                continue
+            if close:
+                self.close()
+            return status
+        raise ConnectionError("unreachable")
+
+    def _response(self) -> tuple[int, bool]:
+        buf = self.buf
+        while (end := buf.find(b"\r\n\r\n")) < 0:
+            buf += self._recv()
+        head = buf[:end].lower()
+        status = int(head[9:12])
+        at = head.find(b"content-length:")
+        length = int(head[at + 15:head.find(b"\r\n", at) if head.find(b"\r\n", at) > 0
+                          else None]) if at >= 0 else 0
+        body_end = end + 4 + length
+        while len(buf) < body_end:
+            buf += self._recv()
+        self.buf = buf[body_end:]
+        return status, b"connection: close" in head
+
+    def _recv(self) -> bytes:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("server closed the connection")
+        return chunk
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
 
 
-def _load_process(port: int, threads: int, duration: float, seed: int, out: mp.Queue) -> None:
-    pool = [request_bytes(port, b) for b in bodies(2000, seed)]
+def _load_process(port: int, threads: int, duration: float, seed: int, distinct: int,
+                  out: mp.Queue) -> None:
+    """`distinct` > 0: every request a new user (the memory flood), else a fixed pool."""
+    rng = random.Random(seed)
+    pool = [request_bytes(port, check_body(rng, f"user-{rng.randrange(20_000)}", i))
+            for i in range(2000)] if not distinct else []
     deadline = time.monotonic() + duration
     latencies: list[float] = []
     errors = [0]
 
     def worker(k: int) -> None:
+        conn = KeepAlive(port)
         i = k
-        while time.monotonic() < deadline:
+        local = random.Random(seed * 1000 + k)
+        while time.monotonic() < deadline and (not distinct or i < distinct):
+            if distinct:
+                data = request_bytes(port, check_body(local, f"flood-{seed}-{i}", i))
+            else:
+                data = pool[i % len(pool)]
             started = time.perf_counter()
             try:
-                status = _one(port, pool[i % len(pool)])
+                status = conn.request(data)
             except OSError:
                 status = 0
             if status == 200:
@@ -107,6 +161,7 @@ def _load_process(port: int, threads: int, duration: float, seed: int, out: mp.Q
             else:
                 errors[0] += 1
             i += threads
+        conn.close()
 
     ts = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
     for t in ts:
@@ -116,146 +171,240 @@ def _load_process(port: int, threads: int, duration: float, seed: int, out: mp.Q
     out.put((latencies, errors[0]))
 
 
-def drive(port: int, concurrency: int, procs: int, duration: float) -> dict:
+def drive(port: int, concurrency: int, procs: int, duration: float, distinct: int = 0) -> dict:
     out: mp.Queue = mp.Queue()
     per = concurrency // procs
-    ps = [mp.Process(target=_load_process, args=(port, per, duration, s, out))
+    started = time.monotonic()
+    ps = [mp.Process(target=_load_process,
+                     args=(port, per, duration, s, distinct // procs if distinct else 0, out))
           for s in range(procs)]
     for p in ps:
         p.start()
     results = [out.get() for _ in ps]
     for p in ps:
         p.join()
+    elapsed = time.monotonic() - started if distinct else duration
     lat = sorted(x for r in results for x in r[0])
     errors = sum(r[1] for r in results)
     if not lat:
-        return {"ok": 0, "errors": errors}
-    return {"ok": len(lat), "errors": errors, "req_per_s": round(len(lat) / duration),
+        return {"ok": 0, "errors": errors, "latencies": lat}
+    return {"ok": len(lat), "errors": errors, "req_per_s": round(len(lat) / elapsed),
             "p50_ms": round(lat[len(lat) // 2] * 1000, 2),
-            "p99_ms": round(lat[int(len(lat) * 0.99)] * 1000, 2)}
+            "p99_ms": round(lat[int(len(lat) * 0.99)] * 1000, 2), "latencies": lat}
 
 
-def gunicorn(app: str, port: int, workdir: Path, env: dict[str, str]) -> ManagedProcess:
-    """The same gunicorn settings for both apps (the fraud service's own config file)."""
+def gunicorn(app: str, port: int, workdir: Path, env: dict[str, str], worker_class: str,
+             threads: int) -> ManagedProcess:
+    """The same gunicorn settings for both apps: the fraud service's own config module,
+    the worker model given on the command line (it overrides the module's)."""
     argv = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-            "--no-control-socket", "--access-logfile", "/dev/null", "--chdir", str(workdir),
+            "--worker-class", worker_class, "--threads", str(threads),
+            "--no-control-socket", "--chdir", str(workdir),
             "--config", "python:exporters.fraud.gunicorn_conf", app]
-    return ManagedProcess(app, argv, workdir / f"{app.split(':')[0]}.log",
+    return ManagedProcess(app, argv, workdir / f"{app.split(':')[0]}-{worker_class}.log",
                           env={"PYTHONPATH": f"{REPO}:{workdir}", **env}, cwd=workdir)
 
 
-def part1(args: argparse.Namespace, workdir: Path) -> None:
-    (workdir / "null_app.py").write_text(NULL_APP)
-    multiproc = workdir / "metrics"
-    multiproc.mkdir()
+def _children(parent: int) -> list[int]:
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+                kids.append(int(entry.name))
+    return kids
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / TICKS
+
+
+def memory(pid: int) -> tuple[float, float]:
+    """(RSS, PSS) in MB from smaps_rollup."""
+    rss = pss = 0.0
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Rss:"):
+            rss = int(line.split()[1]) / 1024
+        elif line.startswith("Pss:"):
+            pss = int(line.split()[1]) / 1024
+    return rss, pss
+
+
+def fraud_config(workdir: Path, refit_seconds: float) -> Path:
     cfg = workdir / "fraud.yml"
     cfg.write_text(textwrap.dedent(f"""
         database_url: sqlite:///{workdir}/fraud.db
         auth: {{tokens: [{{name: bench, role: operator, token: {TOKEN}}}]}}
-        outlier: {{min_samples: 200, refit_seconds: 10}}
+        outlier: {{min_samples: 200, refit_seconds: {refit_seconds}}}
     """))
-    rows = []
-    for name, app, env in (
-        ("null flask", "null_app:app", {}),
-        ("fraud check", "exporters.fraud.wsgi:app",
-         {"TICKETMON_CONFIG": str(cfg), "PROMETHEUS_MULTIPROC_DIR": str(multiproc)}),
-    ):
-        port = free_port()
-        proc = gunicorn(app, port, workdir, env)
-        try:
-            proc.wait_until(lambda p=port: _ready(p), timeout=60)
-            drive(port, args.concurrency, args.procs, args.warmup)  # warm-up, fits the model
-            rows.append((name, drive(port, args.concurrency, args.procs, args.duration)))
-        finally:
-            proc.stop()
-    print(f"\n## HTTP: gunicorn 2 sync workers, concurrency {args.concurrency}, "
-          f"{args.duration:g}s each, new connection per request")
-    print(f"{'endpoint':<12} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ok':>8} {'errors':>7}")
-    for name, r in rows:
-        print(f"{name:<12} {r.get('req_per_s', 0):>8} {r.get('p50_ms', '-'):>8} "
-              f"{r.get('p99_ms', '-'):>8} {r['ok']:>8} {r['errors']:>7}")
-    null, fraud = rows[0][1], rows[1][1]
-    if null.get("req_per_s") and fraud.get("req_per_s"):
-        print(f"fraud/null throughput: {fraud['req_per_s'] / null['req_per_s']:.0%} "
-              f"(target >= 70%); fraud p99 {fraud['p99_ms']} ms (target <= 10 ms)")
+    return cfg
+
+
+def fraud_env(workdir: Path, cfg: Path) -> dict[str, str]:
+    multiproc = workdir / f"metrics-{time.monotonic_ns()}"
+    multiproc.mkdir()
+    return {"TICKETMON_CONFIG": str(cfg), "PROMETHEUS_MULTIPROC_DIR": str(multiproc)}
+
+
+def _healthz(port: int) -> dict:
+    import requests
+
+    return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()
 
 
 def _ready(port: int) -> bool:
     try:
-        return _one(port, request_bytes(port, b'{"user_id":"w","event_id":"e","quantity":1}')) \
-            == 200
+        return KeepAlive(port).request(request_bytes(
+            port, b'{"user_id":"w","event_id":"e","quantity":1}')) == 200
     except OSError:
         return False
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+def wait_fitted(port: int, timeout: float = 120) -> None:
+    """Both workers have a fitted model (healthz lands on either; ask until all say so)."""
+    deadline = time.monotonic() + timeout
+    streak = 0
+    while streak < 6:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the fraud workers did not fit an outlier model in time")
+        streak = streak + 1 if _healthz(port)["outlier_model_fits"] > 0 else 0
+        time.sleep(0.2)
+
+
+def part1(args: argparse.Namespace, workdir: Path) -> None:
+    """Both servers up at once (an idle one costs nothing); short runs alternate between
+    them, so noise from other work on the machine falls on both alike."""
+    (workdir / "null_app.py").write_text(NULL_APP)
+    cfg = fraud_config(workdir, refit_seconds=5)
+    rows = []
+    for worker_class in args.worker_classes:
+        servers = {}
+        try:
+            for name, app in (("null flask", "null_app:app"),
+                              ("fraud check", "exporters.fraud.wsgi:app")):
+                env = fraud_env(workdir, cfg) if name == "fraud check" else {
+                    "TICKETMON_FRAUD_REFITTER": "off"}  # no model to fit
+                port = free_port()
+                servers[name] = (port, gunicorn(app, port, workdir, env, worker_class,
+                                                args.threads))
+            for port, proc in servers.values():
+                proc.wait_until(lambda p=port: _ready(p), timeout=60)
+                drive(port, args.concurrency, args.procs, args.warmup)
+            wait_fitted(servers["fraud check"][0])
+            runs: dict[str, list[dict]] = {name: [] for name in servers}
+            for _ in range(args.rounds):
+                for name, (port, proc) in servers.items():
+                    pids = [proc.pid, *_children(proc.pid)]
+                    before = cpu_seconds(pids)
+                    result = drive(port, args.concurrency, args.procs, args.duration)
+                    result["cpu_s"] = cpu_seconds(pids) - before
+                    runs[name].append(result)
+        finally:
+            for _, proc in servers.values():
+                proc.stop()
+        for name, results in runs.items():
+            rows.append((worker_class, name, _combine(results, args.duration)))
+    print(f"\n## HTTP: gunicorn 2 workers, {args.concurrency} keep-alive connections, "
+          f"{args.rounds} alternating runs of {args.duration:g}s per endpoint; "
+          f"load average {_loadavg()}")
+    print(f"{'workers':<12} {'endpoint':<12} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
+          f"{'CPU µs/req':>10} {'ok':>7} {'errors':>6}")
+    for worker_class, name, r in rows:
+        label = worker_class + (f" x{args.threads}" if worker_class == "gthread" else "")
+        print(f"{label:<12} {name:<12} {r['req_per_s']:>7} {r['p50_ms']:>7} "
+              f"{r['p99_ms']:>7} {r['cpu_us']:>10} {r['ok']:>7} {r['errors']:>6}")
+    for worker_class in args.worker_classes:
+        null, fraud = (r for w, _, r in rows if w == worker_class)
+        if null["req_per_s"] and fraud["req_per_s"]:
+            ratio = fraud["req_per_s"] / null["req_per_s"]
+            print(f"{worker_class}: fraud/null throughput {ratio:.0%} (target >= 70%); "
+                  f"fraud p99 {fraud['p99_ms']} ms (target <= 10 ms)")
+
+
+def _combine(results: list[dict], duration: float) -> dict:
+    lat = sorted(x for r in results for x in r["latencies"])
+    ok = len(lat)
+    return {"ok": ok, "errors": sum(r["errors"] for r in results),
+            "req_per_s": round(ok / (duration * len(results))),
+            "p50_ms": round(lat[ok // 2] * 1000, 2) if ok else "-",
+            "p99_ms": round(lat[int(ok * 0.99)] * 1000, 2) if ok else "-",
+            "cpu_us": round(sum(r["cpu_s"] for r in results) / max(ok, 1) * 1e6)}
+
+
+def _loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def _service_memory(master: int) -> list[tuple[str, int, float, float]]:
+    out = [("master", master, *memory(master))]
+    for pid in sorted(_children(master)):
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        role = "refitter" if b"exporters.fraud.refitter" in cmd else "worker"
+        out.append((role, pid, *memory(pid)))
+    return out
 
 
 def part2(args: argparse.Namespace, workdir: Path) -> None:
-    from exporters.fraud.app import FraudService
-    from exporters.fraud.settings import FraudSettings
-
-    settings = FraudSettings.model_validate({
-        "database_url": f"sqlite:///{workdir}/memory.db", "auth": {"disabled": True},
-        "outlier": {"min_samples": 200, "refit_seconds": 5},
-    })
-    service = FraudService(settings)
-    service.ensure_started()
-    template = bodies(1)[0].decode()
-    base = rss_mb()
-    started = time.monotonic()
-    mid = None
-    for i in range(args.users):
-        body = template.replace('"user_id": "user-', f'"user_id": "flood-{i}-', 1).encode()
-        _, status = service.check(body)
-        assert status == 200
-        if i == 1000:
-            service.outlier.refit()
-            mid = rss_mb()
-    elapsed = time.monotonic() - started
-    service.recorder.flush(timeout=120)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\n## Memory: {args.users:,} distinct users through one in-process service "
-          f"(history cap {settings.history.max_users:,} users, ttl "
-          f"{settings.history.ttl_seconds:g}s)")
-    print(f"{'state':<34} {'RSS MB':>8}")
-    print(f"{'after imports (baseline)':<34} {base:>8.1f}")
-    print(f"{'after 1,000 users + first fit':<34} {mid:>8.1f}")
-    print(f"{f'after {args.users:,} users':<34} {rss_mb():>8.1f}")
-    print(f"{'peak':<34} {peak:>8.1f}   (target <= 300)")
-    print(f"users held {len(service.history):,}, evicted {service.history.evicted:,}; "
-          f"{args.users / elapsed:,.0f} checks/s in-process; rows written "
-          f"{service.recorder.written:,}")
-    service.stop()
+    cfg = fraud_config(workdir, refit_seconds=30)
+    port = free_port()
+    proc = gunicorn("exporters.fraud.wsgi:app", port, workdir, fraud_env(workdir, cfg),
+                    "gthread", args.threads)
+    try:
+        proc.wait_until(lambda: _ready(port), timeout=60)
+        drive(port, args.concurrency, args.procs, 3)  # warm: a model fitted, pools open
+        wait_fitted(port)
+        before = _service_memory(proc.pid)
+        started = time.monotonic()
+        flood = drive(port, args.concurrency, args.procs, duration=3600, distinct=args.users)
+        elapsed = time.monotonic() - started
+        time.sleep(1)
+        after = _service_memory(proc.pid)
+        health = [_healthz(port) for _ in range(4)]
+    finally:
+        proc.stop()
+    print(f"\n## Memory: {flood['ok']:,} distinct users over HTTP in {elapsed:.0f}s "
+          f"({flood.get('req_per_s', 0):,} checks/s, {flood['errors']} errors), gunicorn 2 "
+          f"gthread workers, history cap 100,000 users per worker; load average {_loadavg()}")
+    print(f"{'process':<10} {'pid':>8} {'RSS before':>11} {'RSS after':>10} "
+          f"{'PSS after':>10}   (MB)")
+    for (role, pid, rss0, _), (_, _, rss1, pss1) in zip(before, after, strict=True):
+        target = "   target <= 300" if role == "worker" else ""
+        print(f"{role:<10} {pid:>8} {rss0:>11.1f} {rss1:>10.1f} {pss1:>10.1f}{target}")
+    print(f"{'sum':<10} {'':>8} {sum(r[2] for r in before):>11.1f} "
+          f"{sum(r[2] for r in after):>10.1f} {sum(r[3] for r in after):>10.1f}")
+    users = sorted({h["history_users"] for h in health})
+    print(f"history users per worker (as reported by /healthz): {users}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--procs", type=int, default=4, help="load generator processes")
-    parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--duration", type=float, default=5, help="seconds per run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs per endpoint")
     parser.add_argument("--warmup", type=float, default=4)
+    parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
+    parser.add_argument("--worker-classes", nargs="+", default=["sync", "gthread"])
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
-    parser.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ticketmon-bench-fraud-") as tmp:
         workdir = Path(tmp)
-        if args.memory_only:
-            part2(args, workdir)
-            return 0
         if not args.skip_http:
             part1(args, workdir)
         if not args.skip_memory:
-            # a fresh interpreter, so part 1's imports and buffers do not count
-            subprocess.run([sys.executable, __file__, "--memory-only", "--users",
-                            str(args.users)], check=True, env={**os.environ})
+            part2(args, workdir)
     return 0
 
 

@@ -10,31 +10,18 @@ moment sums, which `EcdfScorer` keeps; adding the point to the moments is O(1).
 
 Scoring runs on the request path, so it is scalar Python: `bisect` on a list of floats
 costs ~0.4 µs where numpy's searchsorted on one value costs ~1 µs plus array set-up
-(measured: 6 µs vs 15 µs for the 16 lookups of a check; 10 µs vs 44 µs per score).
+(measured on 5,000 x 8: 6 µs vs 15 µs for the 16 lookups of a check, and a whole
+numpy score 44 µs); the logs are a precomputed table indexed by the counts.
 """
 
 from __future__ import annotations
 
-import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 
 import numpy as np
 
 EPS = float(np.finfo(np.float64).eps)
-
-
-def _skew_sign(x: float, n: int, mean: float, m2: float, m3: float) -> int:
-    """Sign of scipy.stats.skew over the window plus x (0 where scipy calls the column
-    constant and PyOD's nan_to_num makes it 0); m2, m3: centred sums of the window."""
-    n1 = n + 1
-    delta = x - mean
-    new_mean = mean + delta / n1
-    new_m2 = m2 + delta * delta * n / n1
-    new_m3 = m3 + delta ** 3 * n * (n - 1) / (n1 * n1) - 3 * delta * m2 / n1
-    if new_m2 / n1 <= (EPS * new_mean) ** 2:
-        return 0
-    return (new_m3 > 0) - (new_m3 < 0)
 
 
 class EcdfScorer:
@@ -45,26 +32,36 @@ class EcdfScorer:
         if detector not in ("ECOD", "COPOD"):
             raise ValueError(f"no scalar scorer for detector {detector!r}")
         self.copod = detector == "COPOD"
-        self.n = sorted_columns.shape[1]
-        self.columns = sorted_columns.tolist()
+        n = self.n = sorted_columns.shape[1]
         mean = sorted_columns.mean(axis=1)
         centred = sorted_columns - mean[:, None]
-        self.moments = list(zip(mean.tolist(), (centred ** 2).sum(axis=1).tolist(),
+        self.columns = list(zip(sorted_columns.tolist(), mean.tolist(),
+                                (centred ** 2).sum(axis=1).tolist(),
                                 (centred ** 3).sum(axis=1).tolist(), strict=True))
+        # -log((k + 1) / (n + 1)) for every count k: a list index instead of two logs
+        self.tail = (-np.log((np.arange(n + 1) + 1) / (n + 1))).tolist()
         self.medians = medians.tolist()
         self.window_scores = np.sort(training_scores).tolist()
 
     def raw(self, x: Sequence[float]) -> float:
-        n = self.n
+        n, tail, copod = self.n, self.tail, self.copod
         n1 = n + 1
         total = 0.0
-        for col, value, (mean, m2, m3) in zip(self.columns, x, self.moments, strict=True):
-            left = -math.log((bisect_right(col, value) + 1) / n1)
-            right = -math.log((n - bisect_left(col, value) + 1) / n1)
-            sign = _skew_sign(value, n, mean, m2, m3)
-            # PyOD: u_skew = u_l * -sign(s - 1) + u_r * sign(s + 1)
-            skewed = right if sign > 0 else left if sign < 0 else left + right
-            if self.copod:
+        for (col, mean, m2, m3), value in zip(self.columns, x, strict=True):
+            left = tail[bisect_right(col, value)]
+            right = tail[n - bisect_left(col, value)]
+            # sign of scipy.stats.skew over the window plus this point, from the window's
+            # centred sums m2, m3 updated by one point; 0 where scipy calls the column
+            # constant (PyOD's nan_to_num then makes it 0)
+            delta = value - mean
+            new_m2 = m2 + delta * delta * n / n1
+            new_m3 = m3 + delta * delta * delta * n * (n - 1) / (n1 * n1) - 3 * delta * m2 / n1
+            scale = EPS * (mean + delta / n1)
+            if new_m2 / n1 <= scale * scale or new_m3 == 0:
+                skewed = left + right  # PyOD: u_skew = u_l * -sign(s - 1) + u_r * sign(s + 1)
+            else:
+                skewed = right if new_m3 > 0 else left
+            if copod:
                 total += max(skewed, (left + right) / 2)
             else:
                 total += max(left, right, skewed)

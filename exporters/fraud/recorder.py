@@ -1,17 +1,18 @@
 """Every check's outcome in the database, written off the request path.
 
-The request puts a row on a bounded queue and returns; a writer thread inserts rows in
-batches. When the queue is full (the database is slow or gone) the row is dropped and
-counted (ticketmon_fraud_records_dropped_total): a check must never wait for storage.
+The request puts a row on a bounded queue and returns; a writer thread wakes every
+`flush_seconds` and inserts what is queued in batches. When the queue is full (the
+database is slow or gone) the row is dropped and counted
+(ticketmon_fraud_records_dropped_total): a check must never wait for storage.
 A batch the database refuses is retried once, then dropped and counted the same way.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -60,21 +61,26 @@ class Recorder:
                  on_drop: Callable[[int], None]) -> None:
         self.engine = make_engine(url, pool_size=2)
         ensure_schema(self.engine)
-        self.queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=queue_size)
+        # a deque, not queue.Queue: append/popleft are atomic, and no condition variable
+        # is signalled per check (Queue.put costs ~5 µs, this ~0.2 µs); the writer polls
+        self.queue: deque[dict[str, Any]] = deque()
+        self.queue_size = queue_size
         self.batch_size = batch_size
         self.flush_seconds = flush_seconds
         self.on_drop = on_drop
         self.written = 0
+        self.dropped = 0
+        self._writing = 0  # rows taken off the queue and not yet written or dropped
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def put(self, row: dict[str, Any]) -> bool:
-        try:
-            self.queue.put_nowait(row)
-            return True
-        except queue.Full:
+        if len(self.queue) >= self.queue_size:  # racing threads may overshoot by a row or two
+            self.dropped += 1
             self.on_drop(1)
             return False
+        self.queue.append(row)
+        return True
 
     def start(self) -> None:
         self._stop.clear()
@@ -88,20 +94,24 @@ class Recorder:
 
     def _take_batch(self) -> list[dict[str, Any]]:
         batch: list[dict[str, Any]] = []
-        while len(batch) < self.batch_size:
-            try:
-                batch.append(self.queue.get_nowait())
-            except queue.Empty:
-                break
+        self._writing = self.batch_size  # before popping: flush() must not see a gap
+        popleft = self.queue.popleft
+        try:
+            while len(batch) < self.batch_size:
+                batch.append(popleft())
+        except IndexError:
+            pass
+        self._writing = len(batch)
         return batch
 
     def _loop(self) -> None:
         # wake on a timer, not per row: a thread woken for every check would keep taking
-        # the GIL from the request thread (and cost it a switch interval each time)
+        # the GIL from the request threads
         while True:
             stopping = self._stop.wait(self.flush_seconds)
             while batch := self._take_batch():
                 self._write(batch)
+                self._writing = 0
             if stopping:
                 return
 
@@ -111,24 +121,19 @@ class Recorder:
                 with self.engine.begin() as conn:
                     conn.execute(checks.insert(), batch)
                 self.written += len(batch)
-                self._done(batch)
                 return
             except SQLAlchemyError as exc:
                 log.warning("writing fraud checks failed",
                             extra={"rows": len(batch), "attempt": attempt,
                                    "error": str(exc).splitlines()[0][:300]})
                 time.sleep(0.2)
+        self.dropped += len(batch)
         self.on_drop(len(batch))
-        self._done(batch)
-
-    def _done(self, batch: list) -> None:
-        for _ in batch:
-            self.queue.task_done()
 
     def flush(self, timeout: float = 5.0) -> None:
         """Wait until everything queued so far is written (tests and shutdown)."""
         deadline = time.monotonic() + timeout
-        while self.queue.unfinished_tasks and time.monotonic() < deadline:
+        while (self.queue or self._writing) and time.monotonic() < deadline:
             time.sleep(0.01)
 
     def events(self, since: float, until: float, min_level: str, limit: int) -> list[dict]:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Annotated
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
-    IPvAnyAddress,
     ValidationError,
 )
 
@@ -21,6 +22,18 @@ def _id_text(value: object) -> object:
     return value
 
 
+def _ip_text(value: str) -> str:
+    """An IPv4 or IPv6 address in its canonical text; the C parser is ~10x quicker than
+    the ipaddress module (IPvAnyAddress) on this per-check path."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            return socket.inet_ntop(family, socket.inet_pton(family, value))
+        except (OSError, ValueError):
+            continue
+    raise ValueError("not an IPv4 or IPv6 address")
+
+
+IpAddress = Annotated[str, Field(max_length=64), AfterValidator(_ip_text)]
 Id = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=128)]
 
 
@@ -50,7 +63,7 @@ class CheckRequest(Strict):
     quantity: int = Field(ge=1, le=10_000)
     requests_per_minute: float | None = Field(None, ge=0, le=1_000_000)
     payment_methods_recent: int | None = Field(None, ge=0, le=10_000)
-    ip: IPvAnyAddress | None = None
+    ip: IpAddress | None = None
     geo: Geo | None = None
     previous_geo: PreviousGeo | None = None
     user_agent: str | None = Field(None, max_length=2048)

@@ -26,6 +26,8 @@ GOOD = {"user_id": "u1", "event_id": "e1", "quantity": 2}
     ({**GOOD, "user_id": ""}, "user_id"),
     ({**GOOD, "user_id": True}, "user_id"),
     ({**GOOD, "ip": "300.1.2.3"}, "ip"),
+    ({**GOOD, "ip": "fe80::1%eth0"}, "ip"),
+    ({**GOOD, "ip": 17}, "ip"),
     ({**GOOD, "geo": {"lat": 91, "lon": 0}}, "geo.lat"),
     ({**GOOD, "previous_geo": {"lat": 1, "lon": 2}}, "previous_geo.at"),
     ({**GOOD, "session": {"keystroke_intervals_ms": [1, -5]}}, "session.keystroke_intervals_ms.1"),
