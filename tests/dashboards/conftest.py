@@ -13,6 +13,7 @@ import json
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,11 +86,11 @@ class LiveStack:
         threading.Thread(target=spend, daemon=True, name="spend-fees").start()
 
     def stop(self) -> None:
+        """Stop everything at once: some components take seconds to drain on SIGTERM."""
         self.stopping.set()
-        for proc in reversed(self.procs):
-            proc.stop()
-        for server in self.servers:
-            server.stop()
+        stoppers = [*(p.stop for p in self.procs), *(s.stop for s in self.servers)]
+        with ThreadPoolExecutor(len(stoppers) or 1) as pool:
+            list(pool.map(lambda stop: stop(), stoppers))
 
 
 def _start_services(stack: LiveStack, addresses: dict[str, str]) -> dict[str, int]:

@@ -29,18 +29,19 @@ def test_mixin_layout(tmp_path):
 
 def test_check_reports_stale_missing_and_foreign_files(tmp_path):
     out = tmp_path / "dashboards"
-    assert build.build(out_dir=out) == []
-    assert build.build(check=True, out_dir=out) == []
+    boards = build.evaluate()
+    assert build.build(out_dir=out, boards=boards) == []
+    assert build.build(check=True, out_dir=out, boards=boards) == []
     board = out / "ticketmon-fraud.json"
     board.write_text(board.read_text().replace('ticketmon / Fraud', 'ticketmon / Fraud!', 1))
     (out / "ticketmon-slo.json").unlink()
     (out / "hand-made.json").write_text("{}")
-    problems = build.build(check=True, out_dir=out)
+    problems = build.build(check=True, out_dir=out, boards=boards)
     assert any(p.startswith("ticketmon-fraud.json differs") for p in problems)
     assert any(p.startswith("ticketmon-slo.json is missing") for p in problems)
     assert any(p.startswith("hand-made.json is not built from jsonnet/") for p in problems)
-    assert build.build(out_dir=out) == []  # a build repairs all three
-    assert build.build(check=True, out_dir=out) == []
+    assert build.build(out_dir=out, boards=boards) == []  # a build repairs all three
+    assert build.build(check=True, out_dir=out, boards=boards) == []
     assert not (out / "hand-made.json").exists()
 
 

@@ -26,7 +26,7 @@ def build(args: argparse.Namespace) -> int:
         boards = build_mod.evaluate()
         problems = validate_all(boards)
         if not problems:  # an invalid dashboard is never written
-            problems = build_mod.build(check=args.check)
+            problems = build_mod.build(check=args.check, boards=boards)
     except build_mod.BuildError as exc:
         print(f"ticketmon: {exc}", file=sys.stderr)
         return 1
