@@ -48,7 +48,7 @@ class WorkerSettings(Settings):
     ack_link_secret: SecretStr | None = None  # the receiver must have the same one
     ack_link_ttl: Duration = 24 * 3600.0
     poll_interval: Duration = 0.5
-    batch_size: int = Field(default=100, ge=1, le=10_000)  # escalation timers per transaction
+    batch_size: int = Field(default=250, ge=1, le=10_000)  # escalation timers per transaction
     concurrency: int = Field(default=4, ge=1, le=64)  # deliveries in flight per channel
     lease: Duration = 120.0
     retry_base: Duration = 2.0

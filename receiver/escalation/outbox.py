@@ -28,12 +28,6 @@ from receiver.store.tables import incidents
 n = notifications.c
 
 
-def _skip_locked(query, conn: Connection):
-    if conn.dialect.name == "postgresql":
-        return query.with_for_update(skip_locked=True)
-    return query
-
-
 def incident_labels(incident: dict) -> dict[str, str]:
     labels = {**(incident.get("group_labels") or {}), **(incident.get("common_labels") or {})}
     for key in ("severity", "tenant", "service"):
@@ -90,15 +84,20 @@ def advance_escalations(conn: Connection, policies: PolicySet, now: datetime,
     on: one batched update and one batched insert, committed with the caller's
     transaction. Rows another worker holds are skipped (PostgreSQL)."""
     e = escalations.c
-    query = (sa.select(escalations).where(e.state == "active", e.due_at <= now)
-             .order_by(e.due_at).limit(limit))
-    rows = conn.execute(_skip_locked(query, conn)).mappings().all()
+    i = incidents.c
+    # the incident's labels come with the timer, for matching a policy: one round trip
+    matched_on = [i.id, i.group_labels, i.common_labels, i.severity, i.tenant, i.service]
+    query = (sa.select(escalations, *[c.label(f"i_{c.name}") for c in matched_on])
+             .outerjoin(incidents, i.id == e.incident_id)
+             .where(e.state == "active", e.due_at <= now).order_by(e.due_at).limit(limit))
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=escalations)
+    rows = conn.execute(query).mappings().all()
     batch = StepBatch(taken=len(rows))
     if not rows:
         return batch
-    incident_rows = conn.execute(sa.select(incidents).where(
-        incidents.c.id.in_([r["incident_id"] for r in rows]))).mappings().all()
-    by_id = {i["id"]: dict(i) for i in incident_rows}
+    by_id = {r["incident_id"]: {c.name: r[f"i_{c.name}"] for c in matched_on}
+             for r in rows if r["i_id"] is not None}
     updates, outbox = [], []
     for row in rows:
         incident = by_id.get(row["incident_id"])
