@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from receiver import severity
 from receiver.escalation.policy import load_policies, parse_duration, parse_policies
 from ticketmon.config import ConfigError
 
@@ -19,9 +20,25 @@ def test_shipped_policies_follow_the_defaults():
     warning = policies.match({"severity": "warning"})
     assert len(warning.steps) == 1 and warning.steps[0].channels == ["slack"]
     assert warning.repeat is None and warning.next_position(0, 0) is None
-    # an SLO fast burn pages whatever its severity label says
-    assert policies.match({"severity": "warning", "burn_tier": "fast"}).name == "slo-fast-burn"
+    # an SLO page-tier burn pages whatever its severity label says
+    assert policies.match({"severity": "warning", "burn_tier": "page"}).name == "slo-fast-burn"
     assert policies.match({"severity": "info"}) is None
+
+
+def test_shipped_policies_match_label_values_the_rules_really_set(repo_root):
+    """A policy keyed on a value no alert carries would never escalate anything."""
+    emitted: dict[str, set[str]] = {}
+    for path in [*repo_root.glob("rules/*.yml"), *repo_root.glob("rules/generated/*.yml")]:
+        for group in yaml.safe_load(path.read_text()).get("groups", []):
+            for rule in group["rules"]:
+                for key, value in rule.get("labels", {}).items() if "alert" in rule else ():
+                    emitted.setdefault(key, set()).add(str(value))
+    emitted["severity"] = emitted.get("severity", set()) | set(severity.KNOWN)
+    for policy in load_policies().policies:
+        for key, wanted in policy.match.items():
+            if key in ("severity", "burn_tier"):
+                values = wanted if isinstance(wanted, list) else [wanted]
+                assert set(values) & emitted.get(key, set()), (policy.name, key, values)
 
 
 def test_match_on_several_labels_and_lists():
