@@ -7,8 +7,10 @@ gunicorn_conf, once per worker model: sync and gthread), side by side, and drive
 in alternating runs with --concurrency persistent keep-alive connections (the checkout calls
 from a connection pool) sending the same pre-encoded check bodies. A sync worker
 closes the connection after each answer, so there the client reconnects, inside the
-measured latency, as a real pool would. Printed per run: requests/s, p50/p99 latency,
-and the server's CPU per request (master + workers, from /proc). Targets: fraud p99
+measured latency, as a real pool would. Each round has a closed-loop run (as fast as
+answers come: throughput) and a paced run at --rate checks/s (latency below
+saturation). Printed: requests/s, p50/p99 latency and the server's CPU per request
+(master, workers and refitter, from /proc). Targets: fraud p99
 <= 10 ms and >= 70 % of the null endpoint's throughput.
 
 Part 2 sends --users distinct users (default 1,000,000) through the real HTTP path to
@@ -133,8 +135,11 @@ class KeepAlive:
 
 
 def _load_process(port: int, threads: int, duration: float, seed: int, distinct: int,
-                  out: mp.Queue) -> None:
-    """`distinct` > 0: every request a new user (the memory flood), else a fixed pool."""
+                  interval: float, out: mp.Queue) -> None:
+    """`distinct` > 0: every request a new user (the memory flood), else a fixed pool.
+    `interval` > 0: each connection sends on a fixed schedule (an offered rate) and
+    latency counts from the scheduled time, so a stall delays later requests' clocks
+    too (no coordinated omission); 0: closed loop, as fast as answers come."""
     rng = random.Random(seed)
     pool = [request_bytes(port, check_body(rng, f"user-{rng.randrange(20_000)}", i))
             for i in range(2000)] if not distinct else []
@@ -146,12 +151,17 @@ def _load_process(port: int, threads: int, duration: float, seed: int, distinct:
         conn = KeepAlive(port)
         i = k
         local = random.Random(seed * 1000 + k)
+        due = time.perf_counter() + interval * random.random()
         while time.monotonic() < deadline and (not distinct or i < distinct):
             if distinct:
                 data = request_bytes(port, check_body(local, f"flood-{seed}-{i}", i))
             else:
                 data = pool[i % len(pool)]
             started = time.perf_counter()
+            if interval:
+                if due > started:
+                    time.sleep(due - started)
+                started, due = due, due + interval
             try:
                 status = conn.request(data)
             except OSError:
@@ -171,12 +181,15 @@ def _load_process(port: int, threads: int, duration: float, seed: int, distinct:
     out.put((latencies, errors[0]))
 
 
-def drive(port: int, concurrency: int, procs: int, duration: float, distinct: int = 0) -> dict:
+def drive(port: int, concurrency: int, procs: int, duration: float, distinct: int = 0,
+          rate: float = 0) -> dict:
     out: mp.Queue = mp.Queue()
+    interval = concurrency / rate if rate else 0.0
     per = concurrency // procs
     started = time.monotonic()
     ps = [mp.Process(target=_load_process,
-                     args=(port, per, duration, s, distinct // procs if distinct else 0, out))
+                     args=(port, per, duration, s, distinct // procs if distinct else 0,
+                           interval, out))
           for s in range(procs)]
     for p in ps:
         p.start()
@@ -301,30 +314,33 @@ def part1(args: argparse.Namespace, workdir: Path) -> None:
                 proc.wait_until(lambda p=port: _ready(p), timeout=60)
                 drive(port, args.concurrency, args.procs, args.warmup)
             wait_fitted(servers["fraud check"][0])
-            runs: dict[str, list[dict]] = {name: [] for name in servers}
+            runs: dict[tuple[str, float], list[dict]] = {}
             for _ in range(args.rounds):
-                for name, (port, proc) in servers.items():
-                    pids = [proc.pid, *_children(proc.pid)]
-                    before = cpu_seconds(pids)
-                    result = drive(port, args.concurrency, args.procs, args.duration)
-                    result["cpu_s"] = cpu_seconds(pids) - before
-                    runs[name].append(result)
+                for rate in (0, args.rate):
+                    for name, (port, proc) in servers.items():
+                        pids = [proc.pid, *_children(proc.pid)]
+                        before = cpu_seconds(pids)
+                        result = drive(port, args.concurrency, args.procs, args.duration,
+                                       rate=rate)
+                        result["cpu_s"] = cpu_seconds(pids) - before
+                        runs.setdefault((name, rate), []).append(result)
         finally:
             for _, proc in servers.values():
                 proc.stop()
-        for name, results in runs.items():
-            rows.append((worker_class, name, _combine(results, args.duration)))
+        for (name, rate), results in runs.items():
+            rows.append((worker_class, rate, name, _combine(results, args.duration)))
     print(f"\n## HTTP: gunicorn 2 workers, {args.concurrency} keep-alive connections, "
           f"{args.rounds} alternating runs of {args.duration:g}s per endpoint; "
           f"load average {_loadavg()}")
-    print(f"{'workers':<12} {'endpoint':<12} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'CPU µs/req':>10} {'ok':>7} {'errors':>6}")
-    for worker_class, name, r in rows:
+    print(f"{'workers':<12} {'offered':<10} {'endpoint':<12} {'req/s':>7} {'p50 ms':>7} "
+          f"{'p99 ms':>7} {'CPU µs/req':>10} {'ok':>7} {'errors':>6}")
+    for worker_class, rate, name, r in rows:
         label = worker_class + (f" x{args.threads}" if worker_class == "gthread" else "")
-        print(f"{label:<12} {name:<12} {r['req_per_s']:>7} {r['p50_ms']:>7} "
+        offered = f"{rate:g}/s" if rate else "max"
+        print(f"{label:<12} {offered:<10} {name:<12} {r['req_per_s']:>7} {r['p50_ms']:>7} "
               f"{r['p99_ms']:>7} {r['cpu_us']:>10} {r['ok']:>7} {r['errors']:>6}")
     for worker_class in args.worker_classes:
-        null, fraud = (r for w, _, r in rows if w == worker_class)
+        null, fraud = (r for w, rate, _, r in rows if w == worker_class and not rate)
         if null["req_per_s"] and fraud["req_per_s"]:
             ratio = fraud["req_per_s"] / null["req_per_s"]
             print(f"{worker_class}: fraud/null throughput {ratio:.0%} (target >= 70%); "
@@ -392,6 +408,8 @@ def main() -> int:
     parser.add_argument("--procs", type=int, default=4, help="load generator processes")
     parser.add_argument("--duration", type=float, default=5, help="seconds per run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs per endpoint")
+    parser.add_argument("--rate", type=float, default=400,
+                        help="offered checks/s of the paced runs (latency below saturation)")
     parser.add_argument("--warmup", type=float, default=4)
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
     parser.add_argument("--worker-classes", nargs="+", default=["sync", "gthread"])

@@ -190,10 +190,8 @@ class Refitter:
         """In a forked worker: drop the inherited pipe, so only the master keeps the
         child alive (it exits on EOF once the master is gone)."""
         if self._proc is not None and os.getpid() != self._owner and self._proc.stdin:
-            try:
-                os.close(self._proc.stdin.fileno())
-            except OSError:
-                pass
+            with contextlib.suppress(OSError):
+                self._proc.stdin.close()  # this process's copy of the pipe only
             self._proc = None
 
     def stop(self) -> None:
