@@ -184,12 +184,17 @@ def start_worker(stack: Stack, alertmanager_url: str) -> None:
     port = stack.port(10195)
     sink, tls = stack.secrets["sink"], stack.secrets["sink_tls"]
     hook_secret = secrets.token_urlsafe(24)
+    # The worker also runs the anomaly job, with the demo profile: a fresh Prometheus
+    # has minutes of history, so series are scored at a 5 s step (first scores ~6 min).
+    anomaly = yaml.safe_load((REPO / "receiver" / "anomaly" / "demo.yaml").read_text())
+    anomaly["prometheus_url"] = f"http://{stack.addresses['prometheus']}"
     cfg = stack.write_config("worker", {
         "database_url": stack.state["db"],
         "public_url": stack.state["receiver_url"],
         "alertmanager_url": alertmanager_url,
         "ack_link_secret": stack.secrets["ack_link_secret"],
         "metrics_port": port,
+        "anomaly": anomaly,
         "channels": {
             "pagerduty": {"type": "pagerduty", "routing_key": "demo-routing-key",
                           "base_url": f"https://{tls}/pagerduty",
@@ -289,9 +294,13 @@ def start_alertmanager(stack: Stack) -> str:
     return am.url
 
 
+def reserve_prometheus_port(stack: Stack) -> None:
+    """Prometheus starts last (it scrapes everyone) but others need its address first."""
+    stack.addresses["prometheus"] = f"127.0.0.1:{stack.port(9090)}"
+
+
 def start_prometheus(stack: Stack) -> None:
-    port = stack.port(9090)
-    stack.addresses["prometheus"] = f"127.0.0.1:{port}"
+    port = int(stack.addresses["prometheus"].rsplit(":", 1)[1])
     cfg = deploy_config.prometheus_config(DEPLOY / "prometheus" / "prometheus.yml",
                                           stack.addresses, stack.interval)
     prom = Prometheus(deploy_config.write_yaml(cfg, stack.workdir / "prometheus.yml"),
@@ -308,6 +317,7 @@ def run(workdir: Path | None = None, keep: bool = False, interval: str = "5s") -
     stack = Stack(workdir, Supervisor(), interval)
     print(f"workdir {workdir}", flush=True)
     try:
+        reserve_prometheus_port(stack)
         start_simulators(stack)
         start_receiver(stack)
         start_exporters(stack)
