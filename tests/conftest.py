@@ -16,7 +16,7 @@ import pytest
 
 from ticketmon.servers.alertmanager import Alertmanager
 from ticketmon.servers.postgres import PostgresCluster
-from ticketmon.servers.process import free_port
+from ticketmon.servers.process import LoopbackServer, free_port
 from ticketmon.servers.prometheus import Prometheus
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,44 +65,38 @@ def workdir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def _start_servers(workdir: Path, server: type[LoopbackServer], config_name: str):
+    """A factory starting `server` from config text (plus files written beside it)."""
+    started: list[LoopbackServer] = []
+
+    def start(config: str, files: dict[str, str] | None = None) -> LoopbackServer:
+        d = workdir / f"{server.name}{len(started)}"
+        d.mkdir()
+        for name, text in (files or {}).items():
+            (d / name).write_text(text)
+        (d / config_name).write_text(config)
+        started.append(server(d / config_name, d))
+        return started[-1]
+
+    return start, started
+
+
 @pytest.fixture
 def start_prometheus(workdir: Path) -> Iterator[Callable[..., Prometheus]]:
-    """Factory: start a real Prometheus from config text (and rule files written beside it)."""
-    started: list[Prometheus] = []
-
-    def start(config: str, rules: dict[str, str] | None = None) -> Prometheus:
-        d = workdir / f"prom{len(started)}"
-        d.mkdir()
-        for name, text in (rules or {}).items():
-            (d / name).write_text(text)
-        cfg = d / "prometheus.yml"
-        cfg.write_text(config)
-        prom = Prometheus(cfg, d)
-        started.append(prom)
-        return prom
-
-    yield start
-    for prom in started:
-        prom.stop()
+    """Factory: a real Prometheus from config text, with rule files written beside it."""
+    start, started = _start_servers(workdir, Prometheus, "prometheus.yml")
+    yield lambda config, rules=None: start(config, rules)
+    for server in started:
+        server.stop()
 
 
 @pytest.fixture
 def start_alertmanager(workdir: Path) -> Iterator[Callable[[str], Alertmanager]]:
-    """Factory: start a real single-node Alertmanager from config text."""
-    started: list[Alertmanager] = []
-
-    def start(config: str) -> Alertmanager:
-        d = workdir / f"am{len(started)}"
-        d.mkdir()
-        cfg = d / "alertmanager.yml"
-        cfg.write_text(config)
-        am = Alertmanager(cfg, d)
-        started.append(am)
-        return am
-
+    """Factory: a real single-node Alertmanager from config text."""
+    start, started = _start_servers(workdir, Alertmanager, "alertmanager.yml")
     yield start
-    for am in started:
-        am.stop()
+    for server in started:
+        server.stop()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import time
 import psutil
 import pytest
 import requests
+from support.waiting import wait_for
 
 from ticketmon.stack import scenario, up
 
@@ -30,16 +31,6 @@ def _lines_until_ready(proc: subprocess.Popen, timeout: float = 180) -> dict[str
             return urls
         urls[name] = rest
     pytest.fail("stack not ready in time")
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -76,7 +67,7 @@ def test_stack_up_runs_everything_and_an_alert_reaches_a_notification(stack):
         health = {t["scrapeUrl"]: t["health"] for t in active["activeTargets"]}
         return health if health and all(h == "up" for h in health.values()) else None
 
-    health = _wait(targets_up, 60, "every scrape target up")
+    health = wait_for(targets_up, 60, "every scrape target up", every=1)
     assert len(health) >= 12
 
     print(scenario.run("service-down", "checkout"))
@@ -88,14 +79,14 @@ def test_stack_up_runs_everything_and_an_alert_reaches_a_notification(stack):
         resp.raise_for_status()
         return [i for i in resp.json()["incidents"] if "ServiceDown" in json.dumps(i)]
 
-    found = _wait(incident, 150, "a ServiceDown incident in the receiver")
+    found = wait_for(incident, 150, "a ServiceDown incident in the receiver", every=1)
     assert found[0]["severity"] == "critical"
 
     def paged():
         msgs = requests.get(f"{state['notification-sink'].rstrip('/')}/messages", timeout=5).json()
         return [m for m in msgs if "pagerduty" in json.dumps(m) and "checkout" in json.dumps(m)]
 
-    _wait(paged, 60, "a PagerDuty event for checkout in the notification sink")
+    wait_for(paged, 60, "a PagerDuty event for checkout in the sink", every=1)
 
 
 def test_scenario_without_a_stack_says_so(tmp_path):

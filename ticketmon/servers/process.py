@@ -111,3 +111,33 @@ class ManagedProcess:
                     pass
                 self.proc.wait()
         self._log.close()
+
+
+class LoopbackServer:
+    """A real server binary on a 127.0.0.1 port, its storage under a work directory.
+
+    Subclasses name the binary and give its arguments; the URL is also the external
+    URL the server puts in what it sends (alert links, webhook payloads).
+    """
+
+    name: str
+    binary: str
+    env_var: str
+    apt_package: str
+
+    def __init__(self, config_file: Path, workdir: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        data = workdir / f"{self.name}-data"
+        data.mkdir(parents=True, exist_ok=True)
+        binary = find_binary(self.binary, self.env_var, self.apt_package)
+        self.process = ManagedProcess(
+            self.name, [binary, *self.arguments(config_file, data)], workdir / f"{self.name}.log"
+        )
+        self.process.wait_http(f"{self.url}/-/ready")
+
+    def arguments(self, config_file: Path, data: Path) -> list[str]:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        self.process.stop()

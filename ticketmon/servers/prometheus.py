@@ -7,31 +7,25 @@ from pathlib import Path
 
 import requests
 
-from ticketmon.servers.process import ManagedProcess, ServerError, find_binary, free_port
+from ticketmon.servers.process import LoopbackServer, ServerError
 
 
-class Prometheus:
-    def __init__(self, config_file: Path, workdir: Path, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        binary = find_binary("prometheus", "PROMETHEUS", "prometheus")
-        data = workdir / "prometheus-data"
-        data.mkdir(parents=True, exist_ok=True)
-        self.process = ManagedProcess(
-            "prometheus",
-            [
-                binary,
-                f"--config.file={config_file}",
-                f"--storage.tsdb.path={data}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                f"--web.external-url={self.url}",
-                "--web.enable-lifecycle",
-                "--web.enable-admin-api",
-                "--storage.tsdb.retention.time=1d",
-            ],
-            workdir / "prometheus.log",
-        )
-        self.process.wait_http(f"{self.url}/-/ready")
+class Prometheus(LoopbackServer):
+    name = "prometheus"
+    binary = "prometheus"
+    env_var = "PROMETHEUS"
+    apt_package = "prometheus"
+
+    def arguments(self, config_file: Path, data: Path) -> list[str]:
+        return [
+            f"--config.file={config_file}",
+            f"--storage.tsdb.path={data}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            f"--web.external-url={self.url}",
+            "--web.enable-lifecycle",
+            "--web.enable-admin-api",
+            "--storage.tsdb.retention.time=1d",
+        ]
 
     def reload(self) -> None:
         requests.post(f"{self.url}/-/reload", timeout=10).raise_for_status()
@@ -53,5 +47,3 @@ class Prometheus:
             time.sleep(0.25)
         raise ServerError(f"no data for {expr!r} after {timeout}s")
 
-    def stop(self) -> None:
-        self.process.stop()

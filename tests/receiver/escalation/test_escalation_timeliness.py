@@ -9,7 +9,6 @@ its own lease, on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from datetime import timedelta
 
@@ -18,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from escalation_helpers import write_policies
 from prometheus_client import CollectorRegistry, generate_latest
+from support.waiting import wait_for
 from test_escalation_flow import SECRET, open_incident
 
 from receiver.escalation.hooks import on_incident_event
@@ -59,16 +59,6 @@ def delivered(store) -> Counter:
     with store.engine.connect() as conn:
         return Counter(conn.execute(sa.select(n.channel).where(n.state == "delivered"))
                        .scalars().all())
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Running:
