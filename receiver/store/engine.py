@@ -6,16 +6,27 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 
-def make_engine(url: str, pool_size: int = 4, timeout: float = 5.0) -> Engine:
-    """A small pool per worker; bounded waits so a sick database yields 503, not a hang."""
+def make_engine(url: str, pool_size: int = 4, timeout: float = 5.0,
+                autocommit: bool = False) -> Engine:
+    """A small pool per worker; bounded waits so a sick database yields 503, not a hang.
+
+    autocommit (PostgreSQL only) gives a pool whose connections never open a transaction:
+    for single-statement reads, which see one snapshot anyway and then need no BEGIN and
+    COMMIT round trips. It is a pool of its own because switching a pooled connection in
+    and out of autocommit costs a round trip each way (psycopg2 resets session settings).
+    """
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": timeout},
                                   pool_size=pool_size, max_overflow=pool_size)
         _sqlite_transactions(engine, timeout)
         return engine
     millis = int(timeout * 1000)
+    options: dict = {}
+    if autocommit:
+        options["isolation_level"] = "AUTOCOMMIT"
     return sa.create_engine(
         url,
+        **options,
         pool_size=pool_size,
         max_overflow=2,
         pool_timeout=timeout,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -29,6 +29,7 @@ from receiver import severity as sev
 from receiver.payload import Alert, WebhookPayload
 from receiver.store.hooks import IncidentEvent, IncidentHook
 from receiver.store.tables import alerts, events, incident_alerts, incidents
+from receiver.store.types import UTCDateTime
 
 UNRESOLVED = sa.text("status != 'resolved'")
 # an incident's alerts: alerts joined to their incident links
@@ -91,6 +92,16 @@ class Statements:
         link = incident_alerts.c
         open_incident = sa.exists().where(incidents.c.group_key == sa.bindparam("group_key"),
                                           UNRESOLVED)
+        self.arrays = conn.dialect.name == "postgresql"
+        if self.arrays:  # two array parameters: planned quicker, no per-call SQL rendering
+            from sqlalchemy.dialects.postgresql import ARRAY
+
+            wanted = sa.and_(
+                alerts.c.fingerprint == sa.any_(sa.bindparam("fps", type_=ARRAY(sa.String))),
+                alerts.c.starts_at == sa.any_(sa.bindparam("starts", type_=ARRAY(UTCDateTime))))
+        else:
+            wanted = sa.tuple_(alerts.c.fingerprint, alerts.c.starts_at).in_(
+                sa.bindparam("keys", expanding=True))
         self.replay_probe = (
             sa.select(alerts.c.fingerprint, alerts.c.starts_at, alerts.c.status,
                       link.incident_id, open_incident.label("group_open"))
@@ -98,9 +109,23 @@ class Statements:
                 link.group_key == sa.bindparam("group_key"),
                 link.fingerprint == alerts.c.fingerprint,
                 link.starts_at == alerts.c.starts_at)))
-            .where(sa.tuple_(alerts.c.fingerprint, alerts.c.starts_at)
-                   .in_(sa.bindparam("keys", expanding=True)))
+            .where(wanted)
         )
+
+        # PostgreSQL runs it as plain SQL: this one statement answers most posts, and
+        # SQLAlchemy's per-call cache-key and bind processing would double its client CPU
+        self.probe_sql = (str(self.replay_probe.compile(dialect=conn.dialect))
+                          if self.arrays else None)
+
+    def probe(self, conn: Connection, group_key: str,
+              keys: list[Key]) -> Iterable[tuple[str, datetime, str, int | None, bool]]:
+        if self.probe_sql is None:
+            return conn.execute(self.replay_probe, {"group_key": group_key, "keys": keys})
+        rows = conn.exec_driver_sql(self.probe_sql, {
+            "group_key": group_key, "fps": [fp for fp, _ in keys],
+            "starts": [starts.astimezone(UTC).replace(tzinfo=None) for _, starts in keys]})
+        return ((fp, starts.replace(tzinfo=UTC), status, incident, group_open)
+                for fp, starts, status, incident, group_open in rows)
 
 
 _STATEMENTS: dict[str, Statements] = {}
@@ -113,37 +138,98 @@ def statements(conn: Connection) -> Statements:
     return _STATEMENTS[name]
 
 
+def distinct_alerts(payload: WebhookPayload) -> dict[Key, Alert]:
+    """One alert per key (a resolved copy wins), in key order.
+
+    Sorted keys: every transaction locks rows in the same order, so none deadlock.
+    """
+    by_key: dict[Key, Alert] = {}
+    for alert in payload.alerts:
+        prev = by_key.get(alert.key)
+        if prev is None or (prev.status == "firing" and alert.status == "resolved"):
+            by_key[alert.key] = alert
+    return {k: by_key[k] for k in sorted(by_key)}
+
+
+class Probe:
+    """Would ingesting this post write anything? Decided by one read, without locks.
+
+    It writes nothing when every posted alert is stored already, none of them moves
+    firing -> resolved, each is linked to an incident of this group (nothing to link,
+    place or raise severity for), and the post does not report the group resolved while
+    an incident of it is open (that would end it). The probe is one statement, so one
+    snapshot: a post that would write nothing on that snapshot is the same as that post
+    committed at that instant, before any concurrent writer; so on PostgreSQL it runs
+    outside any transaction (no BEGIN/COMMIT round trips). Replays (HA pairs, repeat
+    and group intervals) are most posts, so most posts cost just this read.
+
+    When the post does change something, what the probe saw still holds in the write
+    transaction, whenever it runs: a stored alert stays stored and a resolved one stays
+    resolved, and a link stays in its group (only retention deletes alerts and links,
+    90 days after they ended). Ingest uses that to skip unchanged alerts and known links.
+    """
+
+    def __init__(self, conn: Connection, payload: WebhookPayload) -> None:
+        self.payload = payload
+        self.alerts = distinct_alerts(payload)
+        # stored status, and this group's incident if the group links the alert
+        self.stored: dict[Key, tuple[str, int | None]] = {}
+        rows = statements(conn).probe(conn, payload.groupKey, list(self.alerts))
+        self.replay = True
+        for fp, starts_at, status, incident_id, group_open in rows:
+            if (fp, starts_at) not in self.alerts:  # the arrays also match crossed pairs
+                continue
+            self.stored[(fp, starts_at)] = (status, incident_id)
+            if incident_id is None or self.moves((fp, starts_at), status):
+                self.replay = False
+            if group_open and payload.status == "resolved":
+                self.replay = False
+        if len(self.stored) != len(self.alerts):
+            self.replay = False
+
+    def moves(self, key: Key, stored_status: str) -> bool:
+        """Posting this alert changes its stored row: firing -> resolved is the only move."""
+        return stored_status == "firing" and self.alerts[key].status == "resolved"
+
+    def unchanged(self, key: Key) -> bool:
+        seen = self.stored.get(key)
+        return seen is not None and not self.moves(key, seen[0])
+
+    def linked_to(self, key: Key) -> int | None:
+        return self.stored.get(key, ("", None))[1]
+
+    def result(self) -> IngestResult:
+        """What ingesting a replay reports: every alert a duplicate."""
+        return IngestResult(received=received(self.payload), duplicates=len(self.alerts))
+
+
+def received(payload: WebhookPayload) -> dict[str, int]:
+    counts = {"firing": 0, "resolved": 0}
+    for alert in payload.alerts:
+        counts[alert.status] += 1
+    return counts
+
+
 class Ingest:
     """One notification's ingest; a class only to share its context between steps."""
 
     def __init__(self, conn: Connection, payload: WebhookPayload, now: datetime,
-                 hooks: Sequence[IncidentHook]) -> None:
+                 hooks: Sequence[IncidentHook], seen: Probe | None = None) -> None:
         self.conn = conn
         self.payload = payload
         self.now = now
         self.hooks = hooks
         self.group_key = payload.groupKey
-        by_key: dict[Key, Alert] = {}
-        for alert in payload.alerts:
-            prev = by_key.get(alert.key)
-            if prev is None or (prev.status == "firing" and alert.status == "resolved"):
-                by_key[alert.key] = alert
-        # sorted keys: every transaction locks rows in the same order, so none deadlock
-        self.alerts = {k: by_key[k] for k in sorted(by_key)}
+        self.seen = seen or Probe(conn, payload)
+        self.alerts = self.seen.alerts
         self.event_rows: list[dict] = []
-        # what the replay probe saw: stored status, and this group's incident if linked
-        self.stored: dict[Key, tuple[str, int | None]] = {}
         self.linked_now: dict[Key, int] = {}  # links written by this transaction
-        received = {"firing": 0, "resolved": 0}
-        for alert in payload.alerts:
-            received[alert.status] += 1
-        self.result = IngestResult(received=received, duplicates=0)
+        self.result = IngestResult(received=received(payload), duplicates=0)
 
     # -- steps -------------------------------------------------------------------------
     def run(self) -> IngestResult:
-        if self.is_replay():
-            self.result.duplicates = len(self.alerts)
-            return self.result
+        if self.seen.replay:
+            return self.seen.result()
         cur = self.locked_open_incident()
         changed, inserted = self.upsert_alerts()
         self.result.duplicates = len(self.alerts) - len(changed)
@@ -155,7 +241,7 @@ class Ingest:
             cur = self.open_incident(new_firing)
         if cur is not None:  # an alert this group links already cannot be linked again
             self.link(cur, {k: a for k, a in self.alerts.items()
-                            if k not in late and self.stored.get(k, ("", None))[1] is None})
+                            if k not in late and self.seen.linked_to(k) is None})
         elif set(changed) - late:
             self.place_without_open_incident({k: s for k, s in changed.items() if k not in late})
         if changed or ended:
@@ -166,33 +252,6 @@ class Ingest:
             self.conn.execute(events.insert(), self.event_rows)
         self.result.changed = len(changed) + len(ended)
         return self.result
-
-    def is_replay(self) -> bool:
-        """Would the full ingest below write nothing? Decided by one read, without locks.
-
-        It writes nothing when every posted alert is stored already, none of them moves
-        firing -> resolved, each is linked to an incident of this group (nothing to link,
-        place or raise severity for), and the post does not report the group resolved
-        while an incident of it is open (that would end it). The probe is one statement,
-        so one snapshot: a post that would write nothing on that snapshot is the same as
-        that post committed at that instant, before any concurrent writer. Retention can
-        only remove alerts and links, which makes the answer "no" (the safe answer).
-        Replays (HA pairs, repeat_interval) are most posts, so most cost just this read.
-        """
-        rows = self.conn.execute(statements(self.conn).replay_probe, {
-            "group_key": self.group_key, "keys": list(self.alerts)}).all()
-        replay = len(rows) == len(self.alerts)
-        for fp, starts_at, status, incident_id, group_open in rows:
-            self.stored[(fp, starts_at)] = (status, incident_id)
-            if incident_id is None or self.moves(fp, starts_at, status):
-                replay = False
-            if group_open and self.payload.status == "resolved":
-                replay = False
-        return replay
-
-    def moves(self, fp: str, starts_at: datetime, stored_status: str) -> bool:
-        """Posting this alert changes its stored row: firing -> resolved is the only move."""
-        return stored_status == "firing" and self.alerts[(fp, starts_at)].status == "resolved"
 
     def locked_open_incident(self) -> dict | None:
         row = self.conn.execute(
@@ -211,8 +270,7 @@ class Ingest:
         """
         rows = []
         for (fingerprint, starts_at), a in self.alerts.items():
-            seen = self.stored.get((fingerprint, starts_at))
-            if seen is not None and not self.moves(fingerprint, starts_at, seen[0]):
+            if self.seen.unchanged((fingerprint, starts_at)):
                 continue
             rows.append({
                 "fingerprint": fingerprint, "starts_at": starts_at, "ends_at": a.ends_at,
@@ -383,7 +441,7 @@ class Ingest:
         known: dict[Key, int] = {}
         unknown: list[Key] = []
         for key in keys:
-            seen = self.stored.get(key, ("", None))[1]
+            seen = self.seen.linked_to(key)
             if key in self.linked_now:
                 known[key] = self.linked_now[key]
             elif cur is not None and seen == cur["id"]:
@@ -530,6 +588,10 @@ def run_hooks(conn: Connection, hooks: Sequence[IncidentHook], incident: dict, k
 
 
 def ingest(conn: Connection, payload: WebhookPayload, now: datetime,
-           hooks: Sequence[IncidentHook] = ()) -> IngestResult:
-    """Apply one notification; the caller owns the transaction."""
-    return Ingest(conn, payload, now, hooks).run()
+           hooks: Sequence[IncidentHook] = (), seen: Probe | None = None) -> IngestResult:
+    """Apply one notification; the caller owns the transaction.
+
+    `seen` is a Probe of this payload read earlier (outside the transaction is fine);
+    without one the probe runs first, inside.
+    """
+    return Ingest(conn, payload, now, hooks, seen).run()

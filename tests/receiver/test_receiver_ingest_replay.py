@@ -1,7 +1,10 @@
 """The ingest fast paths: a replay is one read, a change writes only what moved.
 
 Every test runs on SQLite and on PostgreSQL. Statements are counted with SQLAlchemy's
-cursor events (BEGIN excluded: SQLite issues it as a statement, psycopg2 implicitly).
+cursor events on both of the store's pools (BEGIN excluded: SQLite issues it as a
+statement, psycopg2 implicitly). On PostgreSQL the probe runs in the autocommit pool,
+so the hook test in test_receiver_ingest.py also proves the write pool stays
+transactional: a failing hook leaves no trace.
 """
 
 from __future__ import annotations
@@ -25,11 +28,14 @@ def statements(store) -> Iterator[list[str]]:
         if not statement.lstrip().upper().startswith("BEGIN"):
             seen.append(" ".join(statement.split()))
 
-    sa.event.listen(store.engine, "before_cursor_execute", record)
+    engines = [e for e in (store.engine, store.autocommit) if e is not None]
+    for engine in engines:
+        sa.event.listen(engine, "before_cursor_execute", record)
     try:
         yield seen
     finally:
-        sa.event.remove(store.engine, "before_cursor_execute", record)
+        for engine in engines:
+            sa.event.remove(engine, "before_cursor_execute", record)
 
 
 def ingest(store, body: dict):
