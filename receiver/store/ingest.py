@@ -309,11 +309,12 @@ class Ingest:
         ended: dict[Key, str] = {}
         for alert_id, fp, starts_at in older:
             if starts_at < newest[fp]:
-                self.conn.execute(
-                    alerts.update().where(alerts.c.id == alert_id).values(
-                        status="resolved", ends_at=newest[fp], updated_at=self.now)
-                )
-                ended[(fp, starts_at)] = "resolved"
+                done = self.conn.execute(  # unless a concurrent post ended it first
+                    alerts.update().where(alerts.c.id == alert_id, alerts.c.status == "firing")
+                    .values(status="resolved", ends_at=newest[fp], updated_at=self.now)
+                ).rowcount
+                if done:
+                    ended[(fp, starts_at)] = "resolved"
         return ended
 
     def open_incident(self, new_firing: list[Key], status: str = "open",
