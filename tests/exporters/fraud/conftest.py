@@ -5,23 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
+from support.clock import FakeClock
 
 from exporters.fraud.app import create_app
 from exporters.fraud.settings import FraudSettings
 
 TOKEN = "tm_checkout_token_0123456789"
 VIEWER = "tm_grafana_viewer_0123456789"
-
-
-class FakeClock:
-    def __init__(self, start: float = 1_800_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
