@@ -10,7 +10,7 @@ exactly the distinct alerts sent.
 
 Target: receiver alerts/s >= 70 % of the baseline's, receiver p99 <= 50 ms.
 
-    .venv/bin/python bench/webhook_ingest.py [--duration 15] [--rounds 2]
+    .venv/bin/python bench/webhook_ingest.py [--duration 15] [--rounds 3] [--threads 4]
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ AMLOAD = SHARED / "amload.py"
 BASELINES = SHARED / "baselines"
 TOKEN = "bench-webhook-token-0123456789"
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
-RECEIVER_WORKERS = ["-w", "2", "-k", "sync"]
+RECEIVER_WORKERS = ["-w", "2", "-k", "sync"]  # receiver.gunicorn_conf's default class
 
 
 def start_rawpg(cluster: PostgresCluster, workdir: Path) -> tuple[ManagedProcess, str]:
@@ -114,12 +114,16 @@ def counts(cluster: PostgresCluster) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--duration", type=float, default=15.0, help="seconds per measured run")
-    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--alerts-per-request", type=int, default=10)
     ap.add_argument("--distinct", type=int, default=1000)
     ap.add_argument("--resolve-fraction", type=float, default=0.1)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="run the receiver's 2 workers as gthread with this many threads")
     args = ap.parse_args()
+    if args.threads:
+        RECEIVER_WORKERS[:] = ["-w", "2", "-k", "gthread", "--threads", str(args.threads)]
 
     workdir = Path(tempfile.mkdtemp(prefix="ticketmon-bench-ingest-"))
     cluster = PostgresCluster()

@@ -20,6 +20,11 @@ else:  # left over from a previous run: stale counters would be summed in
 
 bind = os.environ.get("TICKETMON_RECEIVER_BIND", "127.0.0.1:10190")
 workers = int(os.environ.get("TICKETMON_RECEIVER_WORKERS", "2"))
+# sync, like the baselines: on 2 cores bench/webhook_ingest.py --threads 4 (gthread) cost
+# more CPU per post (1.59x the raw-psycopg2 baseline's, against 1.42x) and gave less
+# throughput (66 % of the baseline's, against 72 %): a post waits on PostgreSQL too
+# briefly for threads to pay for their switching
+worker_class = "sync"
 control_socket_disable = True
 accesslog = None
 
