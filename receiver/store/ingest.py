@@ -91,6 +91,12 @@ class Statements:
                     alerts.c.received_at)
         self.link_alerts = dialect_insert(conn, incident_alerts).on_conflict_do_nothing(
         ).returning(incident_alerts.c.fingerprint, incident_alerts.c.starts_at)
+        self.lock_open_incident = sa.select(incidents).where(
+            incidents.c.group_key == sa.bindparam("group_key"), UNRESOLVED).with_for_update()
+        self.firing_members = (
+            sa.select(alerts.c.fingerprint, alerts.c.starts_at).select_from(MEMBERS)
+            .where(incident_alerts.c.incident_id == sa.bindparam("incident_id"),
+                   alerts.c.status == "firing"))
         # what a replay check needs, in one snapshot: each posted alert's stored status,
         # whether this group already links it, and whether the group has an open incident
         link = incident_alerts.c
@@ -258,11 +264,8 @@ class Ingest:
         return self.result
 
     def locked_open_incident(self) -> dict | None:
-        row = self.conn.execute(
-            sa.select(incidents)
-            .where(incidents.c.group_key == self.group_key, UNRESOLVED)
-            .with_for_update()
-        ).mappings().first()
+        row = self.conn.execute(statements(self.conn).lock_open_incident,
+                                {"group_key": self.group_key}).mappings().first()
         return dict(row) if row else None
 
     def upsert_alerts(self) -> tuple[dict[Key, str], set[Key]]:
@@ -501,11 +504,8 @@ class Ingest:
                        default=self.now)
         if group_resolved:
             self.end_incident_alerts(incident, ended_at)
-        firing = self.conn.execute(
-            sa.select(alerts.c.fingerprint, alerts.c.starts_at)
-            .select_from(MEMBERS)
-            .where(incident_alerts.c.incident_id == incident["id"], alerts.c.status == "firing")
-        ).all()
+        firing = self.conn.execute(statements(self.conn).firing_members,
+                                   {"incident_id": incident["id"]}).all()
         if firing and not group_resolved:
             return
         if firing:  # alerts that started after the group ended are the next episode
