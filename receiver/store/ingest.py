@@ -502,6 +502,12 @@ class Ingest:
             return
         ended_at = max((a.ends_at for a in self.alerts.values() if a.ends_at),
                        default=self.now)
+        if group_resolved and incident["opened_at"] > ended_at:
+            # a late copy of an earlier episode's "resolved" (HA peer, retry): this
+            # episode began after that one ended, so the post says nothing about it
+            group_resolved = False
+            if not any_resolved:
+                return
         if group_resolved:
             self.end_incident_alerts(incident, ended_at)
         firing = self.conn.execute(statements(self.conn).firing_members,

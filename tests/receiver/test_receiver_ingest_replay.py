@@ -126,3 +126,15 @@ def test_a_resolved_group_post_is_not_a_replay_while_the_group_is_open(store):
     result = ingest(store, payload("resolved"))
     assert result.resolved == [inc["id"]]
     assert incidents_by_group(store)[inc["group_key"]]["status"] == "resolved"
+
+
+def test_a_late_copy_of_an_earlier_resolved_post_leaves_the_next_episode_alone(store):
+    """Replaying episode 1's "resolved" after the group fired again changes nothing."""
+    for name in ("group-3-firing", "group-3-resolved", "refire-new-episode"):
+        ingest(store, payload(name))
+    before = snapshot(store)
+    again = ingest(store, payload("group-3-resolved"))
+    assert (again.changed, again.opened, again.resolved) == (0, [], [])
+    assert snapshot(store) == before
+    assert count(store, "incidents") == 2
+    assert count(store, "incidents", "status = 'open'") == 1
