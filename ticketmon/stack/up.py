@@ -36,8 +36,6 @@ DEPLOY = REPO / "deploy"
 # Where `ticketmon stack scenario` finds the running stack.
 STATE_POINTER = Path(tempfile.gettempdir()) / "ticketmon-stack.json"
 SERVICES = {"checkout": 10201, "payments": 10202, "inventory": 10203, "marketplace": 10204}
-# The demo's fraud API token: the checkout simulator presents it (demo only, never prod).
-CHECKOUT_TOKEN = "tm_demo_checkout_" + secrets.token_hex(8)
 
 
 def pick_port(preferred: int, taken: set[int]) -> int:
@@ -108,8 +106,8 @@ def start_simulators(stack: Stack) -> None:
                  str(sink), "--tls-port", str(sink_tls), "--tls-dir",
                  str(stack.workdir / "sink-tls")],
                 ready_url=f"http://127.0.0.1:{sink}/healthz", url=f"http://127.0.0.1:{sink}/")
-    stack.secrets["sink"] = f"127.0.0.1:{sink}"
-    stack.secrets["sink_tls"] = f"127.0.0.1:{sink_tls}"
+    stack.addresses["sink"] = f"127.0.0.1:{sink}"
+    stack.addresses["sink-tls"] = f"127.0.0.1:{sink_tls}"
 
     control = stack.port(10200)
     services = []
@@ -182,7 +180,7 @@ def start_receiver(stack: Stack) -> None:
 
 def start_worker(stack: Stack, alertmanager_url: str) -> None:
     port = stack.port(10195)
-    sink, tls = stack.secrets["sink"], stack.secrets["sink_tls"]
+    sink, tls = stack.addresses["sink"], stack.addresses["sink-tls"]
     hook_secret = secrets.token_urlsafe(24)
     # The worker also runs the anomaly job, with the demo profile: a fresh Prometheus
     # has minutes of history, so series are scored at a 5 s step (first scores ~6 min).
@@ -249,10 +247,11 @@ def start_exporters(stack: Stack) -> None:
                     ready_url=f"http://127.0.0.1:{port}/metrics", host="blockchain-exporter")
 
     port = stack.port(10194)
+    checkout_token = "tm_demo_checkout_" + secrets.token_hex(8)  # this run's checkout caller
     demo = yaml.safe_load((REPO / "exporters" / "fraud" / "demo.yaml").read_text())
     demo.update(port=port, database_url=f"sqlite:///{stack.workdir / 'fraud.db'}")
     demo["auth"]["tokens"] = [{"name": "stack-checkout", "role": "operator",
-                               "token": CHECKOUT_TOKEN},
+                               "token": checkout_token},
                               {"name": "stack-admin", "role": "admin", "tenant": "*",
                                "token": stack.secrets["admin_token"]}]
     cfg = stack.write_config("fraud", demo)
@@ -260,7 +259,7 @@ def start_exporters(stack: Stack) -> None:
                     ready_url=f"http://127.0.0.1:{port}/healthz", host="fraud",
                     url=f"http://127.0.0.1:{port}/api/v1/fraud/events")
     cfg = stack.write_config("checkout", {
-        "url": f"http://127.0.0.1:{port}/api/v1/fraud/check", "token": CHECKOUT_TOKEN,
+        "url": f"http://127.0.0.1:{port}/api/v1/fraud/check", "token": checkout_token,
     })
     stack.ticketmon("checkout-traffic", ["simulator", "checkout", "--config", str(cfg)],
                     url=f"-> http://127.0.0.1:{port}/api/v1/fraud/check")
