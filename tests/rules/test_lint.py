@@ -119,3 +119,19 @@ def test_unreadable_files_are_named_not_raised(rules_copy, tmp_path, capsys):
     catalog = load_catalog(rules_copy / "metrics-catalog.yaml")
     problems = lint.lint_dashboards([board], catalog, set())
     assert problems[0].startswith("bad.json: not valid JSON")
+
+
+def test_a_test_over_several_groups_must_fix_their_order(rules_copy):
+    test_file = rules_copy / "tests" / "business-longwindow.test.yml"
+    test_file.write_text("".join(line for line in test_file.read_text().splitlines(True)
+                                 if not line.startswith("group_eval_order")))
+    problems = _lint_all(rules_copy)
+    assert any(p.startswith("business-longwindow.test.yml: group_eval_order must put "
+                            "ticketmon-business-recording before ticketmon-business,")
+               for p in problems), problems
+    test_file = rules_copy / "tests" / "system.test.yml"
+    test_file.write_text(test_file.read_text().replace(
+        "[ticketmon-system-recording, ticketmon-system]",
+        "[ticketmon-system, ticketmon-system-recording]"))
+    assert any(p.startswith("system.test.yml: group_eval_order must put") for p in
+               _lint_all(rules_copy))

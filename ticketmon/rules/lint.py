@@ -63,6 +63,19 @@ def alert_names(files: Iterable[Path]) -> set[str]:
     return {r["alert"] for _, _, r in load_rules(files) if "alert" in r}
 
 
+def group_dependencies(files: Iterable[Path]) -> set[tuple[str, str]]:
+    """(recording group, reading group) wherever a group reads a name only others record."""
+    rules = list(load_rules(files))
+    recorded_in: dict[str, set[str]] = defaultdict(set)
+    for _, group, rule in rules:
+        if "record" in rule:
+            recorded_in[rule["record"]].add(group)
+    return {(recording, group)
+            for _, group, rule in rules for sel in selectors(str(rule.get("expr", "")))
+            if group not in recorded_in.get(sel.metric, {group})
+            for recording in recorded_in[sel.metric]}
+
+
 def _runbook_problem(url: str, alert: str, repo: Path) -> str | None:
     if not url.startswith(RUNBOOK_BASE) or "#" not in url:
         return f"runbook_url must be {RUNBOOK_BASE}<file>#<anchor>, got {url!r}"
@@ -156,7 +169,10 @@ def lint_tests(rule_files: list[Path], test_files: list[Path]) -> list[str]:
     """Every alert has a firing and a non-firing unit test; tests name only real alerts.
 
     promtool passes a test that expects no alert from a rule that does not exist, so a
-    misspelt alert name would silently test nothing: that is caught here.
+    misspelt alert name would silently test nothing: that is caught here. promtool also
+    evaluates a test's groups in random order unless `group_eval_order` names them; an
+    alert that reads a recording rule from another group then sees last step's value or,
+    on a long evaluation interval, none, and the test passes or fails by chance.
     """
     problems = []
     firing: dict[str, int] = defaultdict(int)
@@ -167,7 +183,15 @@ def lint_tests(rule_files: list[Path], test_files: list[Path]) -> list[str]:
         for pattern in doc.get("rule_files", []):
             loaded.update(test_file.parent.glob(pattern) if any(c in pattern for c in "*?[")
                           else [test_file.parent / pattern])
-        known = alert_names(p.resolve() for p in loaded if p.exists())
+        loaded = {p.resolve() for p in loaded if p.exists()}
+        known = alert_names(loaded)
+        order = doc.get("group_eval_order") or []
+        for recording, reading in sorted(group_dependencies(loaded)):
+            if not (recording in order and reading in order
+                    and order.index(recording) < order.index(reading)):
+                problems.append(f"{test_file.name}: group_eval_order must put {recording} "
+                                f"before {reading}, which reads its recorded names: promtool "
+                                "evaluates groups in random order otherwise")
         for test in doc.get("tests", []):
             for case in test.get("alert_rule_test", []):
                 name = case.get("alertname")
