@@ -4,14 +4,17 @@
 Part 1 runs the fraud service and a null Flask app (parse the JSON body, answer a
 constant) under the same gunicorn settings (2 workers, the fraud service's own
 gunicorn_conf, once per worker model: sync and gthread), side by side, and drives each
-in alternating runs with --concurrency persistent keep-alive connections (the checkout calls
-from a connection pool) sending the same pre-encoded check bodies. A sync worker
-closes the connection after each answer, so there the client reconnects, inside the
-measured latency, as a real pool would. Each round has a closed-loop run (as fast as
-answers come: throughput) and a paced run at --rate checks/s (latency below
-saturation). Printed: requests/s, p50/p99 latency and the server's CPU per request
-(master, workers and refitter, from /proc). Targets: fraud p99
-<= 10 ms and >= 70 % of the null endpoint's throughput.
+in alternating runs with --concurrency connections (keep-alive: the checkout calls from
+a connection pool) sending the same pre-encoded check bodies. A sync worker closes the
+connection after each answer, so there the client reconnects, inside the measured
+latency, as a real pool would. Each round has a closed-loop run (as fast as answers
+come: throughput, and latency at saturation) and a paced run at --rate checks/s
+(latency below saturation). The closed loop runs from wrk (`apt-get install wrk`), a C
+client that leaves the two cores to the servers; without it, or with --client python,
+from the same Python client as the paced runs, which takes about half the machine.
+Printed: requests/s, p50/p99 latency and the server's CPU per request (master, workers
+and refitter, from /proc). Targets: fraud p99 <= 10 ms and >= 70 % of the null
+endpoint's throughput.
 
 Part 2 sends --users distinct users (default 1,000,000) through the real HTTP path to
 the fraud service under gunicorn (2 gthread workers, production settings) and prints
@@ -29,7 +32,9 @@ import json
 import multiprocessing as mp
 import os
 import random
+import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import textwrap
@@ -206,6 +211,55 @@ def drive(port: int, concurrency: int, procs: int, duration: float, distinct: in
             "p99_ms": round(lat[int(len(lat) * 0.99)] * 1000, 2), "latencies": lat}
 
 
+WRK_SCRIPT = textwrap.dedent('''
+    -- one pre-formatted request per body line, each wrk thread starting at its own line
+    local requests, i = {}, 0
+    wrk.method = "POST"
+    wrk.headers["Content-Type"] = "application/json"
+    function init(args)
+      wrk.headers["Authorization"] = "Bearer " .. args[2]
+      for line in io.lines(args[1]) do
+        requests[#requests + 1] = wrk.format(nil, "/api/v1/fraud/check", nil, line)
+      end
+      i = math.random(#requests)
+    end
+    function request()
+      i = i % #requests + 1
+      return requests[i]
+    end
+    function done(summary, latency)
+      local e = summary.errors
+      io.write(string.format('{"ok": %d, "errors": %d, "latency_us": [',
+        summary.requests - e.status - e.connect - e.read - e.write - e.timeout,
+        e.status + e.connect + e.read + e.write + e.timeout))
+      for k = 1, #latency do  -- the histogram: (microseconds, count) pairs
+        local value, count = latency(k)
+        io.write(k > 1 and "," or "", string.format("[%d,%d]", value, count))
+      end
+      io.write("]}\\n")
+    end
+''')
+
+
+def wrk_drive(port: int, concurrency: int, duration: float, workdir: Path) -> dict:
+    """The closed-loop run through wrk (C, epoll): the client takes a few % of a core,
+    where the Python client takes about half the machine from the servers it measures."""
+    script, bodies = workdir / "checks.lua", workdir / "checks.jsonl"
+    if not script.exists():
+        script.write_text(WRK_SCRIPT)
+        rng = random.Random(7)
+        bodies.write_bytes(b"\n".join(check_body(rng, f"user-{rng.randrange(20_000)}", i)
+                                      for i in range(2000)) + b"\n")
+    out = subprocess.run(
+        ["wrk", "--threads", "1", "--connections", str(concurrency),
+         "--duration", f"{duration:g}s", "--timeout", "10s", "--script", str(script),
+         f"http://127.0.0.1:{port}", "--", str(bodies), TOKEN],
+        capture_output=True, text=True, check=True, timeout=duration + 30).stdout
+    doc = json.loads(out[out.index('{"ok"'):].splitlines()[0])
+    lat = sorted(value / 1e6 for value, count in doc["latency_us"] for _ in range(count))
+    return {"ok": doc["ok"], "errors": doc["errors"], "latencies": lat}
+
+
 def gunicorn(app: str, port: int, workdir: Path, env: dict[str, str], worker_class: str,
              threads: int) -> ManagedProcess:
     """The same gunicorn settings for both apps: the fraud service's own config module,
@@ -320,8 +374,11 @@ def part1(args: argparse.Namespace, workdir: Path) -> None:
                     for name, (port, proc) in servers.items():
                         pids = [proc.pid, *_children(proc.pid)]
                         before = cpu_seconds(pids)
-                        result = drive(port, args.concurrency, args.procs, args.duration,
-                                       rate=rate)
+                        if rate or args.client == "python":
+                            result = drive(port, args.concurrency, args.procs,
+                                           args.duration, rate=rate)
+                        else:
+                            result = wrk_drive(port, args.concurrency, args.duration, workdir)
                         result["cpu_s"] = cpu_seconds(pids) - before
                         runs.setdefault((name, rate), []).append(result)
         finally:
@@ -330,7 +387,8 @@ def part1(args: argparse.Namespace, workdir: Path) -> None:
         for (name, rate), results in runs.items():
             rows.append((worker_class, rate, name, _combine(results, args.duration)))
     print(f"\n## HTTP: gunicorn 2 workers, {args.concurrency} keep-alive connections, "
-          f"{args.rounds} alternating runs of {args.duration:g}s per endpoint; "
+          f"{args.rounds} alternating runs of {args.duration:g}s per endpoint, closed loop "
+          f"from {args.client}, paced from Python; "
           f"load average {_loadavg()}")
     print(f"{'workers':<12} {'offered':<10} {'endpoint':<12} {'req/s':>7} {'p50 ms':>7} "
           f"{'p99 ms':>7} {'CPU µs/req':>10} {'ok':>7} {'errors':>6}")
@@ -414,6 +472,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
     parser.add_argument("--worker-classes", nargs="+", default=["sync", "gthread"])
     parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--client", choices=["wrk", "python"],
+                        default="wrk" if shutil.which("wrk") else "python",
+                        help="load generator of the closed-loop runs (wrk: apt-get install wrk)")
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
