@@ -54,17 +54,21 @@ def _error(status: int, message: str, **extra: object) -> Response:
 
 class CheckIds:
     """Unique check ids without a random draw per check (os.urandom costs ~35 µs here):
-    64 random bits per process (drawn again after a fork), then a counter."""
+    64 random bits per process, drawn again in a forked child, then a counter."""
 
     def __init__(self) -> None:
-        self._pid = 0
-        self._prefix = ""
+        self._draw()
+        os.register_at_fork(after_in_child=self._draw)
+
+    def _draw(self) -> None:
+        self._prefix = os.urandom(8).hex()
         self._count = itertools.count()
 
     def next(self) -> str:
-        if self._pid != os.getpid():
-            self._pid, self._prefix = os.getpid(), os.urandom(8).hex()
         return f"{self._prefix}{next(self._count):016x}"
+
+
+check_ids = CheckIds()  # one per process: gunicorn forks workers from one import
 
 
 class FraudService:
@@ -88,7 +92,6 @@ class FraudService:
             settings.auth.jwt, settings.auth.tokens)
         self._pid: int | None = None
         self._stop = threading.Event()
-        self._ids = CheckIds()
 
     def ensure_started(self) -> None:
         """Start the background threads once per process (gunicorn forks after import)."""
@@ -141,7 +144,7 @@ class FraudService:
         outlier = self.outlier.score(ev.features)
         self.outlier.add(ev.features)
         level, decision = self.level(score), self.decision(score)
-        check_id = self._ids.next()
+        check_id = check_ids.next()
         fired = [{"pattern": f.name, "contribution": f.contribution, "detail": f.detail}
                  for f in ev.fired]
         self.recorder.put({

@@ -40,31 +40,32 @@ class EcdfScorer:
                                 (centred ** 3).sum(axis=1).tolist(), strict=True))
         # -log((k + 1) / (n + 1)) for every count k: a list index instead of two logs
         self.tail = (-np.log((np.arange(n + 1) + 1) / (n + 1))).tolist()
+        n1 = n + 1  # the moment updates' constant factors, once per fit
+        self.moment_factors = (n / n1, n * (n - 1) / (n1 * n1), 3 / n1)
         self.medians = medians.tolist()
         self.window_scores = np.sort(training_scores).tolist()
 
     def raw(self, x: Sequence[float]) -> float:
-        n, tail, copod = self.n, self.tail, self.copod
-        n1 = n + 1
+        n, n1, tail, copod = self.n, self.n + 1, self.tail, self.copod
+        a, b, c = self.moment_factors
         total = 0.0
         for (col, mean, m2, m3), value in zip(self.columns, x, strict=True):
             left = tail[bisect_right(col, value)]
             right = tail[n - bisect_left(col, value)]
-            # sign of scipy.stats.skew over the window plus this point, from the window's
-            # centred sums m2, m3 updated by one point; 0 where scipy calls the column
-            # constant (PyOD's nan_to_num then makes it 0)
+            # scipy.stats.skew of the window plus this point, from the window's centred
+            # sums m2, m3 updated by one point; a column scipy calls constant, or one of
+            # skewness 0, gets left + right (PyOD: u_skew = u_l * -sign(s - 1) +
+            # u_r * sign(s + 1), and nan_to_num makes scipy's nan 0)
             delta = value - mean
-            new_m2 = m2 + delta * delta * n / n1
-            new_m3 = m3 + delta * delta * delta * n * (n - 1) / (n1 * n1) - 3 * delta * m2 / n1
+            d2 = delta * delta
+            new_m3 = m3 + d2 * delta * b - delta * m2 * c
             scale = EPS * (mean + delta / n1)
-            if new_m2 / n1 <= scale * scale or new_m3 == 0:
-                skewed = left + right  # PyOD: u_skew = u_l * -sign(s - 1) + u_r * sign(s + 1)
-            else:
-                skewed = right if new_m3 > 0 else left
+            flat = (m2 + d2 * a) / n1 <= scale * scale or new_m3 == 0
             if copod:
+                skewed = left + right if flat else right if new_m3 > 0 else left
                 total += max(skewed, (left + right) / 2)
-            else:
-                total += max(left, right, skewed)
+            else:  # ECOD: max(left, right, skewed), and skewed is one of the two or both
+                total += left + right if flat else left if left > right else right
         return total
 
     def score(self, features: Sequence[float]) -> float:

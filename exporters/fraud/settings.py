@@ -49,11 +49,11 @@ class MachineTiming(Pattern):
 
 class BotUserAgent(Pattern):
     weight: int = Field(50, ge=0, le=100)
-    markers: list[str] = Field(default_factory=lambda: [
+    markers: tuple[str, ...] = (  # a tuple: hashable, so its regex is compiled once
         "bot", "crawler", "spider", "scrapy", "headless", "phantomjs", "selenium",
         "puppeteer", "playwright", "curl/", "wget/", "python-requests", "python-urllib",
         "aiohttp", "httpx", "go-http-client", "java/", "okhttp", "libwww-perl",
-    ])
+    )
 
 
 class NoMouseMovement(Pattern):
