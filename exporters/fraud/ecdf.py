@@ -24,6 +24,21 @@ import numpy as np
 EPS = float(np.finfo(np.float64).eps)
 
 
+MAX_DISTINCT = 256  # a column with at most this many distinct values gets a count table
+
+
+def _counts(sorted_column: np.ndarray) -> dict[float, tuple[int, int]] | None:
+    """value -> (window values below it, at or below it), for a column of few distinct
+    values (quantities, counts, flags); None for a continuous one. A dict lookup touches
+    one entry where two bisects touch ~2 x log2(n) scattered floats: on the request
+    path, with caches cold between requests, those misses are most of a score's cost."""
+    values, first, repeats = np.unique(sorted_column, return_index=True, return_counts=True)
+    if len(values) > MAX_DISTINCT:
+        return None
+    return {v: (i, i + k) for v, i, k in zip(values.tolist(), first.tolist(),
+                                              repeats.tolist(), strict=True)}
+
+
 class EcdfScorer:
     """Raw ECOD/COPOD score of one point, and its share of the window scoring lower."""
 
@@ -35,8 +50,8 @@ class EcdfScorer:
         n = self.n = sorted_columns.shape[1]
         mean = sorted_columns.mean(axis=1)
         centred = sorted_columns - mean[:, None]
-        self.columns = list(zip(sorted_columns.tolist(), mean.tolist(),
-                                (centred ** 2).sum(axis=1).tolist(),
+        self.columns = list(zip(sorted_columns.tolist(), map(_counts, sorted_columns),
+                                mean.tolist(), (centred ** 2).sum(axis=1).tolist(),
                                 (centred ** 3).sum(axis=1).tolist(), strict=True))
         # -log((k + 1) / (n + 1)) for every count k: a list index instead of two logs
         self.tail = (-np.log((np.arange(n + 1) + 1) / (n + 1))).tolist()
@@ -49,9 +64,18 @@ class EcdfScorer:
         n, n1, tail, copod = self.n, self.n + 1, self.tail, self.copod
         a, b, c = self.moment_factors
         total = 0.0
-        for (col, mean, m2, m3), value in zip(self.columns, x, strict=True):
-            left = tail[bisect_right(col, value)]
-            right = tail[n - bisect_left(col, value)]
+        for (col, counts, mean, m2, m3), value in zip(self.columns, x, strict=True):
+            # window values below / at or below this one: a dict for a column of few
+            # distinct values, else one bisect and a second only on a tie
+            below_or_at = counts.get(value) if counts is not None else None
+            if below_or_at is not None:
+                below, at_or_below = below_or_at
+            else:
+                at_or_below = below = bisect_right(col, value)
+                if below and col[below - 1] == value:
+                    below = bisect_left(col, value, 0, below)
+            left = tail[at_or_below]
+            right = tail[n - below]
             # scipy.stats.skew of the window plus this point, from the window's centred
             # sums m2, m3 updated by one point; a column scipy calls constant, or one of
             # skewness 0, gets left + right (PyOD: u_skew = u_l * -sign(s - 1) +

@@ -51,6 +51,9 @@ def test_scalar_scorer_equals_pyod_for_a_batch_of_one(detector):
         points = [np.r_[rng.normal(scale=3, size=4), rng.choice([0, 0, 5, -5]),
                         rng.choice([1, -1, 0, 40, -40]), rng.choice([0, 1, 7])]
                   for _ in range(200)]
+        for x in points[::3]:  # window values themselves: ties in a continuous column
+            x[0], x[2] = train[rng.integers(len(train)), 0], rng.integers(0, 6)  # and a
+            # count table's column (few distinct values), inside and outside its range
         for x in points:  # includes points that flip a column's skewness sign
             expected = model.decision_function(x[None, :])[0]
             assert scorer.raw(x.tolist()) == pytest.approx(expected, rel=1e-12, abs=1e-12), x
