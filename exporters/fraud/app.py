@@ -68,7 +68,7 @@ class CheckIds:
         return f"{self._prefix}{next(self._count):016x}"
 
 
-check_ids = CheckIds()  # one per process: gunicorn forks workers from one import
+check_ids = CheckIds()  # one per process; a forked child draws its own prefix
 
 
 class FraudService:

@@ -131,6 +131,7 @@ class Recorder:
                 return
 
     def _params(self, batch: list[dict[str, Any]]) -> list:
+        """Driver parameters for a batch (its rows are ours, off the queue: changed here)."""
         dumps = json.dumps
         for row in batch:
             row["patterns"] = dumps(row["patterns"])
