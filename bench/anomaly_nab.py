@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from receiver.anomaly.stream import SeriesStream, StreamConfig, config_for_step  # noqa: E402
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nab-dev"
+DEFAULT_DATA = Path(__file__).resolve().parent / "data" / "nab-dev"
 CHUNK = 60  # points per push, like a job catching up on an hour of 1-minute data
 
 

@@ -2,7 +2,7 @@
 """Webhook ingest: the receiver vs the raw-psycopg2 baseline, side by side, same run.
 
 Both run under gunicorn (2 sync workers) against one throw-away PostgreSQL cluster
-(ticketmon.servers.postgres), and both are loaded by the shared amload.py with the same
+(ticketmon.servers.postgres), and both are loaded by bench/amload.py with the same
 arguments (default: 10 alerts per request, concurrency 16, 1,000 distinct fingerprints,
 so later passes re-send the same alerts, as Alertmanager does). Rounds alternate
 baseline / receiver so machine noise hits both. Afterwards the receiver's store must hold
@@ -33,9 +33,8 @@ from receiver.store import migrate  # noqa: E402
 from ticketmon.servers.postgres import PostgresCluster  # noqa: E402
 from ticketmon.servers.process import ManagedProcess, free_port  # noqa: E402
 
-SHARED = REPO.parent / "shared" / "bench"
-AMLOAD = SHARED / "amload.py"
-BASELINES = SHARED / "baselines"
+AMLOAD = REPO / "bench" / "amload.py"
+BASELINES = REPO / "bench" / "baselines"
 TOKEN = "bench-webhook-token-0123456789"
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 RECEIVER_WORKERS = ["-w", "2", "-k", "sync"]  # receiver.gunicorn_conf's default class

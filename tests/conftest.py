@@ -7,7 +7,9 @@ fixture's scope ends. Other test packages build on these instead of starting the
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,8 +22,22 @@ from ticketmon.servers.process import LoopbackServer, free_port
 from ticketmon.servers.prometheus import Prometheus
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-PAYLOADS = SHARED / "payloads"
+# the team's reference folder sits beside a developer's clone; a user's clone has none,
+# so a test that reads it would pass here and fail for them (tests/test_self_contained.py)
+_BESIDE = str(REPO.parent / "shared") + os.sep
+
+
+def _refuse_reads_beside_the_clone(event: str, args: tuple) -> None:
+    if event in ("open", "os.listdir", "os.scandir") and args:
+        path = args[0]
+        if isinstance(path, str | os.PathLike):
+            path = os.path.abspath(os.fspath(path))
+            if isinstance(path, str) and (path + os.sep).startswith(_BESIDE):
+                raise PermissionError(f"{path} is outside the repository: copy what the "
+                                      "tests need into tests/fixtures/")
+
+
+sys.addaudithook(_refuse_reads_beside_the_clone)
 
 _db_counter = itertools.count()
 

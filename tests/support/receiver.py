@@ -9,7 +9,8 @@ import sqlalchemy as sa
 
 from receiver.store import Store
 
-PAYLOADS = Path(__file__).resolve().parents[2].parent / "shared" / "payloads"
+# real Alertmanager 0.25 posts; tests/fixtures/alertmanager/README.md says how they were captured
+PAYLOADS = Path(__file__).resolve().parents[1] / "fixtures" / "alertmanager"
 WEBHOOK_TOKEN = "webhook-token-for-tests-0123456789"
 
 

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
+
+from support.receiver import payload_bytes
 
 from receiver.anomaly import store as anomaly_store
-
-FIRING = Path(__file__).resolve().parents[4] / "shared" / "payloads" / \
-    "alertmanager-0.25-firing.json"
 
 
 def post_firing(client):
     """A payload a real Alertmanager 0.25 posted (dev mode: no token needed)."""
-    return client.post("/api/v1/alertmanager", data=FIRING.read_bytes(),
+    return client.post("/api/v1/alertmanager", data=payload_bytes("firing"),
                        headers={"Content-Type": "application/json"})
 
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.receiver import payload_bytes
 
 from receiver.channels.base import Message
 from receiver.channels.templates import Templates
@@ -49,7 +50,6 @@ def make_message(action: str = "trigger", **incident) -> Message:
     )
 
 
-PAYLOADS = Path(__file__).resolve().parents[3].parent / "shared" / "payloads"
 
 
 def firing_payload(n: int, severity: str = "critical", service: str = "sales",
@@ -58,7 +58,7 @@ def firing_payload(n: int, severity: str = "critical", service: str = "sales",
     import copy
     import json
 
-    doc = json.loads((PAYLOADS / "alertmanager-0.25-firing.json").read_text())
+    doc = json.loads(payload_bytes("firing"))
     doc = copy.deepcopy(doc)
     name = f"CheckoutErrors{n}"
     labels = {**doc["commonLabels"], "alertname": name, "severity": severity,
