@@ -10,19 +10,19 @@ import uuid
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from receiver.anomaly.store import anomaly_gauges
+from receiver.anomaly.scores import anomaly_gauges
 from receiver.api import admin, alerts, escalation, incidents, openapi, ops, webhook
 from receiver.api.common import ApiError, Receiver, error_body
-from receiver.auth import Authenticator, AuthError, Forbidden
 from receiver.escalation.metrics import outbox_gauges
 from receiver.metrics import ReceiverMetrics
 from receiver.payload import PayloadError
 from receiver.settings import ReceiverSettings
 from receiver.store import Store, StoreUnavailable, queries
 from receiver.store.store import Conflict, NotFound
-from ticketmon import logs
-from ticketmon.config import ConfigError, load
-from ticketmon.httpguard import Guard
+from ticketmon.core import logs
+from ticketmon.core.auth import Authenticator, AuthError, Forbidden
+from ticketmon.core.config import ConfigError, load
+from ticketmon.core.metrics_guard import Guard
 
 log = logging.getLogger("receiver")
 BLUEPRINTS = (webhook.bp, incidents.bp, alerts.bp, admin.bp, ops.bp, openapi.bp,

@@ -12,10 +12,10 @@ import re
 import sys
 from datetime import UTC, datetime, timedelta
 
-from ticketmon.config import ConfigError
+from ticketmon.core.config import ConfigError
 
 # modules with register(receiver_subparsers)
-EXTENSIONS: list[str] = ["receiver.worker", "receiver.anomaly.cli"]
+EXTENSIONS: list[str] = ["receiver.escalation.worker_cli", "receiver.anomaly.cli"]
 
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -31,8 +31,8 @@ def duration(text: str) -> timedelta:
 
 def _settings(args: argparse.Namespace, **overrides):
     from receiver.settings import ReceiverSettings
-    from ticketmon import logs
-    from ticketmon.config import load
+    from ticketmon.core import logs
+    from ticketmon.core.config import load
 
     settings = load(ReceiverSettings, path=getattr(args, "config", None),
                     overrides={k: v for k, v in overrides.items() if v is not None})

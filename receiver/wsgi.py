@@ -5,8 +5,8 @@ Configured exactly like `ticketmon receiver serve`: $TICKETMON_CONFIG plus TICKE
 
 from receiver.app import create_app
 from receiver.settings import ReceiverSettings
-from ticketmon import logs
-from ticketmon.config import load
+from ticketmon.core import logs
+from ticketmon.core.config import load
 
 _settings = load(ReceiverSettings)
 logs.setup(_settings.log_level)

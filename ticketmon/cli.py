@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from ticketmon.config import ConfigError
+from ticketmon.core.config import ConfigError
 
 # component name -> module with register(subparsers)
 COMPONENTS = {

@@ -10,7 +10,7 @@ import prometheus_client
 from exporters.blockchain.collector import SolanaCollector
 from exporters.blockchain.settings import BlockchainSettings
 from exporters.framework import Exporter
-from ticketmon import config, logs
+from ticketmon.core import config, logs
 
 
 def build(settings: BlockchainSettings) -> Exporter:

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 from solders.pubkey import Pubkey
 
 from exporters.framework import HttpSettings
-from ticketmon.config import Settings
+from ticketmon.core.config import Settings
 
 NAME = r"^[A-Za-z0-9_.-]{1,64}$"
 

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from ticketmon.config import ConfigError, Settings, format_errors, read_yaml
+from ticketmon.core.config import ConfigError, Settings, format_errors, read_yaml
 
 DEFAULT_CATALOG = Path(__file__).with_name("queries.yaml")
 

@@ -6,7 +6,7 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from ticketmon.config import ConfigError
+from ticketmon.core.config import ConfigError
 
 
 def safe_url(url: str) -> str:

@@ -15,8 +15,8 @@ from exporters.business.catalog import load_catalog
 from exporters.business.collector import QueryCollector
 from exporters.business.database import make_engine, safe_url
 from exporters.framework import Exporter, HttpSettings
-from ticketmon import logs
-from ticketmon.config import Settings, load
+from ticketmon.core import logs
+from ticketmon.core.config import Settings, load
 
 DEFAULT_PORT = 10191
 log = logging.getLogger("ticketmon.exporters.business")

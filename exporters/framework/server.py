@@ -23,7 +23,7 @@ from pydantic import Field
 
 from exporters.framework.health import CollectorHealthCollector
 from exporters.framework.snapshot import SnapshotCollector
-from ticketmon.httpguard import Guard, GuardSettings
+from ticketmon.core.metrics_guard import Guard, GuardSettings
 
 log = logging.getLogger("ticketmon.exporters")
 

@@ -30,9 +30,9 @@ from exporters.fraud.outlier import OutlierModel
 from exporters.fraud.recorder import Recorder
 from exporters.fraud.request import describe, parse
 from exporters.fraud.settings import FraudSettings
-from receiver.auth import DEV_PRINCIPAL, Authenticator, AuthError, Principal
-from ticketmon import config
-from ticketmon.httpguard import Guard
+from ticketmon.core import config
+from ticketmon.core.auth import DEV_PRINCIPAL, Authenticator, AuthError, Principal
+from ticketmon.core.metrics_guard import Guard
 
 log = logging.getLogger("ticketmon.fraud")
 
@@ -40,7 +40,7 @@ MAX_BODY = 64 * 1024
 MAX_EVENTS = 1000
 
 
-# json.dumps with any non-default argument builds a new encoder per call (~10 µs here)
+# json.dumps with any non-default argument builds a new encoder per call
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
@@ -53,7 +53,7 @@ def _error(status: int, message: str, **extra: object) -> Response:
 
 
 class CheckIds:
-    """Unique check ids without a random draw per check (os.urandom costs ~35 µs here):
+    """Unique check ids without a random draw per check (os.urandom is a system call):
     64 random bits per process, drawn again in a forked child, then a counter."""
 
     def __init__(self) -> None:

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from exporters.fraud.settings import FraudSettings
-from ticketmon import config
+from ticketmon.core import config
 
 
 def gunicorn_argv(settings: FraudSettings) -> list[str]:
@@ -36,7 +36,7 @@ def run(config_path: str | None, check: bool = False) -> int:
     settings = config.load(FraudSettings, config_path)
     if check:
         from exporters.fraud.recorder import ensure_schema
-        from receiver.store.engine import make_engine
+        from ticketmon.core.database import make_engine
 
         ensure_schema(make_engine(settings.database_url, pool_size=1))
         print(f"fraud: configuration ok, database {settings.database_url.split('@')[-1]} ready")

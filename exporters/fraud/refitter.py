@@ -252,7 +252,7 @@ shared: Refitter | None = None  # set in the gunicorn master before workers fork
 
 
 if __name__ == "__main__":
-    from ticketmon import logs
+    from ticketmon.core import logs
 
     logs.setup()
     serve(sys.argv[1])

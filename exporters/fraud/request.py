@@ -23,7 +23,7 @@ def _id_text(value: object) -> object:
 
 
 def _ip_text(value: str) -> str:
-    """An IPv4 or IPv6 address in its canonical text; the C parser is ~10x quicker than
+    """An IPv4 or IPv6 address in its canonical text; the C parser is much quicker than
     the ipaddress module (IPvAnyAddress) on this per-check path."""
     for family in (socket.AF_INET, socket.AF_INET6):
         try:

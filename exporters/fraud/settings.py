@@ -10,9 +10,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from receiver.settings import ConfiguredToken, JwtSettings
-from ticketmon.config import Settings
-from ticketmon.httpguard import GuardSettings
+from ticketmon.core.auth import ConfiguredToken, JwtSettings
+from ticketmon.core.config import Settings
+from ticketmon.core.metrics_guard import GuardSettings
 
 
 class Pattern(Settings):

@@ -14,8 +14,8 @@ from exporters.system.collectors import (
     ServicesCollector,
     ServiceTarget,
 )
-from ticketmon import logs
-from ticketmon.config import Settings, load
+from ticketmon.core import logs
+from ticketmon.core.config import Settings, load
 
 DEFAULT_PORT = 10192
 NAME = r"^[A-Za-z0-9_.-]{1,64}$"

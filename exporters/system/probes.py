@@ -16,8 +16,6 @@ import requests
 
 from exporters.system import healthdoc
 
-REASONS = ("timeout", "refused", "reset", "dns", "tls", "http_3xx", "http_4xx", "http_5xx",
-           "bad_body", "too_large", "auth", "bad_reply", "error")
 MAX_BODY = 1 << 20
 
 

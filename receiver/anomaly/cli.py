@@ -12,8 +12,8 @@ def run(args: argparse.Namespace) -> int:
     from receiver.anomaly.job import AnomalyJob
     from receiver.anomaly.settings import AnomalySettings
     from receiver.store import Store, migrate
-    from ticketmon import logs
-    from ticketmon.config import load
+    from ticketmon.core import logs
+    from ticketmon.core.config import load
 
     overrides = {"prometheus_url": args.prometheus_url} if args.prometheus_url else {}
     settings = load(AnomalySettings, path=args.config, overrides=overrides)

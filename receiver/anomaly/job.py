@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 import numpy as np
 import requests
 
-from receiver.anomaly import store as anomaly_store
+from receiver.anomaly import scores as anomaly_store
 from receiver.anomaly.prometheus_source import Samples, SkipSeries, query_range
 from receiver.anomaly.settings import AnomalyJobSettings, SeriesSettings
 from receiver.anomaly.stream import SeriesStream, StreamConfig, config_for_step

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from receiver.anomaly.windows import MAX_POINTS, TRAIN_POINTS, first_score_index
-from ticketmon.config import Settings
+from ticketmon.core.config import Settings
 
 
 class AlertSelector(Settings):

@@ -51,11 +51,6 @@ class StreamConfig:
             raise ValueError("lengths must be positive")
 
     @property
-    def warmup(self) -> int:
-        """Points seen before the first model can be fitted."""
-        return features.FeatureSpec(0).lookback + self.min_train
-
-    @property
     def first_score_index(self) -> int:
         """Index of the first point that gets a score (refits inline)."""
         return windows.first_score_index(self.min_train, self.min_scores, self.refit_every,

@@ -14,9 +14,9 @@ from receiver.api.common import (
     receiver,
     scope_tenants,
 )
-from receiver.auth import ROLES
 from receiver.store import queries
 from receiver.store.store import NotFound
+from ticketmon.core.auth import ROLES
 
 bp = Blueprint("admin", __name__)
 

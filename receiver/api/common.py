@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 from flask import current_app, g, request
 
-from receiver.auth import DEV_PRINCIPAL, Authenticator, Forbidden, Principal
 from receiver.metrics import ReceiverMetrics
 from receiver.settings import ReceiverSettings
 from receiver.store import Store
+from ticketmon.core.auth import DEV_PRINCIPAL, Authenticator, Forbidden, Principal
 
 
 @dataclass

@@ -18,7 +18,8 @@ from flask import Blueprint, Response, g, jsonify, request
 from receiver.api.common import ApiError, caller, cursor_param, limit_param, multi, only_params
 from receiver.api.common import receiver as context
 from receiver.escalation.ack_links import AckLinks, AckTokenError
-from receiver.escalation.outbox import list_notifications, retry_dead
+from receiver.escalation.listings import list_notifications
+from receiver.escalation.outbox import retry_dead
 from receiver.store.store import Conflict, NotFound
 from receiver.store.types import iso
 

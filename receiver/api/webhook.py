@@ -11,8 +11,8 @@ import logging
 from flask import Blueprint, Response, json, request
 
 from receiver.api.common import ApiError, receiver
-from receiver.auth import check_webhook_token
 from receiver.payload import parse
+from ticketmon.core.auth import check_webhook_token
 
 log = logging.getLogger("receiver.webhook")
 bp = Blueprint("webhook", __name__)

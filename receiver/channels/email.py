@@ -17,7 +17,7 @@ from pydantic import SecretStr, model_validator
 
 from receiver.channels.base import DeliveryResult, Message, Outcome
 from receiver.channels.templates import Templates
-from ticketmon.config import Settings
+from ticketmon.core.config import Settings
 
 
 class EmailSettings(Settings):

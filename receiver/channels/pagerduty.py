@@ -17,7 +17,7 @@ from pydantic import SecretStr, field_validator, model_validator
 
 from receiver.channels.base import DeliveryResult, Message, Outcome, classify_status
 from receiver.channels.templates import Templates
-from ticketmon.config import Settings
+from ticketmon.core.config import Settings
 
 SEVERITIES = {"critical": "critical", "error": "error", "warning": "warning"}
 

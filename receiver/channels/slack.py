@@ -15,7 +15,7 @@ from pydantic import SecretStr, field_validator
 from receiver.channels.base import DeliveryResult, Message
 from receiver.channels.http import post, session
 from receiver.channels.templates import Templates
-from ticketmon.config import Settings
+from ticketmon.core.config import Settings
 
 ICONS = {"critical": ":red_circle:", "error": ":large_orange_circle:",
          "warning": ":large_yellow_circle:"}

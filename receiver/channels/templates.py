@@ -13,7 +13,7 @@ from pathlib import Path
 import jinja2
 
 from receiver.channels.base import Message
-from ticketmon.config import ConfigError
+from ticketmon.core.config import ConfigError
 
 DEFAULTS = Path(__file__).with_name("templates")
 NAMES = ("title.txt.j2", "text.txt.j2", "email.html.j2")

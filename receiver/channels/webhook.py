@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from receiver.channels.base import DeliveryResult, Message
 from receiver.channels.http import post, session
 from receiver.channels.templates import Templates
-from ticketmon.config import Settings
+from ticketmon.core.config import Settings
 
 TIMESTAMP = "X-Ticketmon-Timestamp"
 SIGNATURE = "X-Ticketmon-Signature"

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy.engine import Connection
 
-from receiver.escalation.outbox import state_counts
+from receiver.escalation.listings import state_counts
 
 LATENESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 OUTCOME = {"delivered": "delivered", "pending": "retry", "dead": "dead",

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ticketmon.config import ConfigError, read_yaml
+from ticketmon.core.config import ConfigError, read_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_POLICY_FILE = REPO / "rules" / "escalation" / "policies.yaml"

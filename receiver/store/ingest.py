@@ -23,201 +23,22 @@ Probe) that answers "nothing to do" for them; the rest write only the alerts tha
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from receiver import severity as sev
 from receiver.payload import Alert, WebhookPayload
-from receiver.store.hooks import IncidentEvent, IncidentHook
+from receiver.store.bulk import chunks, dialect_insert
+from receiver.store.incident_events import IncidentEvent, IncidentHook
+from receiver.store.ingest_statements import MEMBERS, UNRESOLVED, Key, statements
+from receiver.store.replay import IngestResult, Probe, received
 from receiver.store.tables import alerts, events, incident_alerts, incidents
-from receiver.store.types import UTCDateTime
-
-UNRESOLVED = sa.text("status != 'resolved'")
-# an incident's alerts: alerts joined to their incident links
-MEMBERS = alerts.join(incident_alerts, sa.and_(
-    incident_alerts.c.fingerprint == alerts.c.fingerprint,
-    incident_alerts.c.starts_at == alerts.c.starts_at))
-CHUNK = 500  # rows per multi-row statement, well under SQLite's parameter limit
-
-Key = tuple[str, datetime]
-
-
-@dataclass
-class IngestResult:
-    received: dict[str, int]
-    duplicates: int
-    changed: int = 0
-    opened: list[int] = field(default_factory=list)
-    resolved: list[int] = field(default_factory=list)
-
-
-def dialect_insert(conn: Connection, table: sa.Table):
-    """INSERT with ON CONFLICT for whichever backend the connection speaks."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
-
-
-def chunks(rows: Sequence, size: int = CHUNK) -> Iterable[Sequence]:
-    for i in range(0, len(rows), size):
-        yield rows[i : i + size]
 
 
 def tenant_of(labels: dict[str, str]) -> str:
     return labels.get("tenant") or "default"
-
-
-class Statements:
-    """The hot-path statements, built once per dialect so SQLAlchemy compiles them once.
-
-    Executed with a list of parameter sets, SQLAlchemy's "insertmanyvalues" turns them
-    into multi-row INSERT … ON CONFLICT … RETURNING batches.
-    """
-
-    def __init__(self, conn: Connection) -> None:
-        ins = dialect_insert(conn, alerts)
-        self.upsert_alerts = ins.on_conflict_do_update(
-            index_elements=[alerts.c.fingerprint, alerts.c.starts_at],
-            set_={"status": ins.excluded.status, "ends_at": ins.excluded.ends_at,
-                  "annotations": ins.excluded.annotations,
-                  "updated_at": ins.excluded.updated_at},
-            where=sa.and_(alerts.c.status == "firing", ins.excluded.status == "resolved"),
-        ).returning(alerts.c.fingerprint, alerts.c.starts_at, alerts.c.status,
-                    alerts.c.received_at)
-        self.link_alerts = dialect_insert(conn, incident_alerts).on_conflict_do_nothing(
-        ).returning(incident_alerts.c.fingerprint, incident_alerts.c.starts_at)
-        self.lock_open_incident = sa.select(incidents).where(
-            incidents.c.group_key == sa.bindparam("group_key"), UNRESOLVED).with_for_update()
-        self.firing_members = (
-            sa.select(alerts.c.fingerprint, alerts.c.starts_at).select_from(MEMBERS)
-            .where(incident_alerts.c.incident_id == sa.bindparam("incident_id"),
-                   alerts.c.status == "firing"))
-        # what a replay check needs, in one snapshot: each posted alert's stored status,
-        # whether this group already links it, and whether the group has an open incident
-        link = incident_alerts.c
-        open_incident = sa.exists().where(incidents.c.group_key == sa.bindparam("group_key"),
-                                          UNRESOLVED)
-        self.arrays = conn.dialect.name == "postgresql"
-        if self.arrays:  # two array parameters: planned quicker, no per-call SQL rendering
-            from sqlalchemy.dialects.postgresql import ARRAY
-
-            wanted = sa.and_(
-                alerts.c.fingerprint == sa.any_(sa.bindparam("fps", type_=ARRAY(sa.String))),
-                alerts.c.starts_at == sa.any_(sa.bindparam("starts", type_=ARRAY(UTCDateTime))))
-        else:
-            wanted = sa.tuple_(alerts.c.fingerprint, alerts.c.starts_at).in_(
-                sa.bindparam("keys", expanding=True))
-        self.replay_probe = (
-            sa.select(alerts.c.fingerprint, alerts.c.starts_at, alerts.c.status,
-                      link.incident_id, open_incident.label("group_open"))
-            .select_from(alerts.outerjoin(incident_alerts, sa.and_(
-                link.group_key == sa.bindparam("group_key"),
-                link.fingerprint == alerts.c.fingerprint,
-                link.starts_at == alerts.c.starts_at)))
-            .where(wanted)
-        )
-
-        # PostgreSQL runs it as plain SQL: this one statement answers most posts, and
-        # SQLAlchemy's per-call cache-key and bind processing would double its client CPU
-        self.probe_sql = (str(self.replay_probe.compile(dialect=conn.dialect))
-                          if self.arrays else None)
-
-    def probe(self, conn: Connection, group_key: str,
-              keys: list[Key]) -> Iterable[tuple[str, datetime, str, int | None, bool]]:
-        if self.probe_sql is None:
-            return conn.execute(self.replay_probe, {"group_key": group_key, "keys": keys})
-        rows = conn.exec_driver_sql(self.probe_sql, {
-            "group_key": group_key, "fps": [fp for fp, _ in keys],
-            "starts": [starts.astimezone(UTC).replace(tzinfo=None) for _, starts in keys]})
-        return ((fp, starts.replace(tzinfo=UTC), status, incident, group_open)
-                for fp, starts, status, incident, group_open in rows)
-
-
-_STATEMENTS: dict[str, Statements] = {}
-
-
-def statements(conn: Connection) -> Statements:
-    name = conn.dialect.name
-    if name not in _STATEMENTS:
-        _STATEMENTS[name] = Statements(conn)
-    return _STATEMENTS[name]
-
-
-def distinct_alerts(payload: WebhookPayload) -> dict[Key, Alert]:
-    """One alert per key (a resolved copy wins), in key order.
-
-    Sorted keys: every transaction locks rows in the same order, so none deadlock.
-    """
-    by_key: dict[Key, Alert] = {}
-    for alert in payload.alerts:
-        prev = by_key.get(alert.key)
-        if prev is None or (prev.status == "firing" and alert.status == "resolved"):
-            by_key[alert.key] = alert
-    return {k: by_key[k] for k in sorted(by_key)}
-
-
-class Probe:
-    """Would ingesting this post write anything? Decided by one read, without locks.
-
-    It writes nothing when every posted alert is stored already, none of them moves
-    firing -> resolved, each is linked to an incident of this group (nothing to link,
-    place or raise severity for), and the post does not report the group resolved while
-    an incident of it is open (that would end it). The probe is one statement, so one
-    snapshot: a post that would write nothing on that snapshot is the same as that post
-    committed at that instant, before any concurrent writer; so on PostgreSQL it runs
-    outside any transaction (no BEGIN/COMMIT round trips). Replays (HA pairs, repeat
-    and group intervals) are most posts, so most posts cost just this read.
-
-    When the post does change something, what the probe saw still holds in the write
-    transaction, whenever it runs: a stored alert stays stored and a resolved one stays
-    resolved, and a link stays in its group (only retention deletes alerts and links,
-    90 days after they ended). Ingest uses that to skip unchanged alerts and known links.
-    """
-
-    def __init__(self, conn: Connection, payload: WebhookPayload) -> None:
-        self.payload = payload
-        self.alerts = distinct_alerts(payload)
-        # stored status, and this group's incident if the group links the alert
-        self.stored: dict[Key, tuple[str, int | None]] = {}
-        rows = statements(conn).probe(conn, payload.groupKey, list(self.alerts))
-        self.replay = True
-        for fp, starts_at, status, incident_id, group_open in rows:
-            if (fp, starts_at) not in self.alerts:  # the arrays also match crossed pairs
-                continue
-            self.stored[(fp, starts_at)] = (status, incident_id)
-            if incident_id is None or self.moves((fp, starts_at), status):
-                self.replay = False
-            if group_open and payload.status == "resolved":
-                self.replay = False
-        if len(self.stored) != len(self.alerts):
-            self.replay = False
-
-    def moves(self, key: Key, stored_status: str) -> bool:
-        """Posting this alert changes its stored row: firing -> resolved is the only move."""
-        return stored_status == "firing" and self.alerts[key].status == "resolved"
-
-    def unchanged(self, key: Key) -> bool:
-        seen = self.stored.get(key)
-        return seen is not None and not self.moves(key, seen[0])
-
-    def linked_to(self, key: Key) -> int | None:
-        return self.stored.get(key, ("", None))[1]
-
-    def result(self) -> IngestResult:
-        """What ingesting a replay reports: every alert a duplicate."""
-        return IngestResult(received=received(self.payload), duplicates=len(self.alerts))
-
-
-def received(payload: WebhookPayload) -> dict[str, int]:
-    counts = {"firing": 0, "resolved": 0}
-    for alert in payload.alerts:
-        counts[alert.status] += 1
-    return counts
 
 
 class Ingest:

@@ -6,7 +6,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from receiver.store.engine import make_engine
+from ticketmon.core.database import make_engine
 
 SCRIPT_LOCATION = "receiver:migrations"
 

@@ -81,7 +81,7 @@ def get_incident(conn: Connection, scope: str, incident_id: int) -> dict | None:
         sa.select(events).where(events.c.incident_id == incident_id).order_by(events.c.id)
     ).mappings().all()
     incident["timeline"] = [as_json(e, skip=("incident_id",)) for e in timeline]
-    from receiver.anomaly.store import incident_scores  # the anomaly package's table
+    from receiver.anomaly.scores import incident_scores  # the anomaly package's table
 
     incident["anomaly_scores"] = incident_scores(conn, incident_id)
     return incident

@@ -16,12 +16,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from receiver.payload import WebhookPayload
-from receiver.settings import hash_token
 from receiver.store import queries, retention
-from receiver.store.engine import make_engine
-from receiver.store.hooks import IncidentHook
+from receiver.store.incident_events import IncidentHook
 from receiver.store.ingest import IngestResult, Probe, ingest, run_hooks
 from receiver.store.tables import api_tokens, audit_log, events, incidents
+from ticketmon.core.auth import hash_token
+from ticketmon.core.database import make_engine
 
 RETRYABLE_PGCODES = {"40001", "40P01"}  # serialization failure, deadlock
 

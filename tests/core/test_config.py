@@ -1,7 +1,7 @@
 import pytest
 from pydantic import Field
 
-from ticketmon.config import ConfigError, Settings, load
+from ticketmon.core.config import ConfigError, Settings, load
 
 
 class Http(Settings):

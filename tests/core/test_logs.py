@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from ticketmon import logs
+from ticketmon.core import logs
 
 
 @pytest.fixture(autouse=True)

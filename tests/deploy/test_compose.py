@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ticketmon import config
 from ticketmon.cli import build_parser
+from ticketmon.core import config
 
 REPO = Path(__file__).resolve().parents[2]
 
 # Settings model of each `ticketmon …` command that takes --config.
 SETTINGS = {
     ("receiver", "db", "upgrade"): "receiver.settings:ReceiverSettings",
-    ("receiver", "worker"): "receiver.worker:WorkerSettings",
+    ("receiver", "worker"): "receiver.escalation.settings:WorkerSettings",
     ("receiver", "anomaly"): "receiver.anomaly.settings:AnomalySettings",
     ("exporter", "business"): "exporters.business.main:BusinessSettings",
     ("exporter", "system"): "exporters.system.main:SystemSettings",

@@ -310,7 +310,7 @@ def test_dev_mode_turns_auth_off_loudly(make_app, caplog):
 
 
 def test_production_without_a_webhook_token_refuses_to_start(make_app):
-    from ticketmon.config import ConfigError
+    from ticketmon.core.config import ConfigError
 
     with pytest.raises(ConfigError, match="webhook_token"):
         make_app(webhook_token=None)

@@ -3,7 +3,7 @@
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from ticketmon.config import ConfigError
+from ticketmon.core.config import ConfigError
 from ticketmon.rules.catalog import load_catalog
 from ticketmon.rules.promtool import check_metrics
 

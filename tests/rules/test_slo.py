@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ticketmon.config import ConfigError
+from ticketmon.core.config import ConfigError
 from ticketmon.rules import build, slo
 from ticketmon.rules.cli import build as build_cmd
 

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from ticketmon.config import ConfigError, Settings, format_errors, read_yaml
+from ticketmon.core.config import ConfigError, Settings, format_errors, read_yaml
 from ticketmon.rules import RULES_DIR
 
 CATALOG_FILE = RULES_DIR / "metrics-catalog.yaml"

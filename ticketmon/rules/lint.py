@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from ticketmon.config import ConfigError
+from ticketmon.core.config import ConfigError
 from ticketmon.rules import REPO
 from ticketmon.rules.catalog import TARGET_LABELS, Catalog
 from ticketmon.rules.promql import regex_alternatives, selectors

@@ -16,8 +16,8 @@ from pathlib import Path
 import requests
 from pydantic import Field
 
-from ticketmon import config, logs
-from ticketmon.config import Settings
+from ticketmon.core import config, logs
+from ticketmon.core.config import Settings
 
 log = logging.getLogger("ticketmon.simulator.checkout")
 

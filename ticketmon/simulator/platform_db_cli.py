@@ -11,8 +11,8 @@ from typing import Literal
 from pydantic import Field
 from sqlalchemy import create_engine
 
-from ticketmon import logs
-from ticketmon.config import ConfigError, Settings, load
+from ticketmon.core import logs
+from ticketmon.core.config import ConfigError, Settings, load
 from ticketmon.simulator.platform_db import Knobs, LiveWriter, seed
 
 log = logging.getLogger("ticketmon.simulator.platform_db")

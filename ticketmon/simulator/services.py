@@ -31,8 +31,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from pydantic import Field, model_validator
 
-from ticketmon import logs
-from ticketmon.config import Settings, load
+from ticketmon.core import logs
+from ticketmon.core.config import Settings, load
 
 log = logging.getLogger("ticketmon.simulator.services")
 Mode = Literal["ok", "degraded", "slow", "failing", "down"]

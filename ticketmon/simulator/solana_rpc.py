@@ -27,7 +27,7 @@ from pydantic import Field
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 
-from ticketmon.config import Settings
+from ticketmon.core.config import Settings
 
 log = logging.getLogger("ticketmon.simulator.solana_rpc")
 

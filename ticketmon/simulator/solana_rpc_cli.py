@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ticketmon import config, logs
+from ticketmon.core import config, logs
 
 DEMO_CONFIG = Path(__file__).with_name("solana_rpc_demo.yaml")
 

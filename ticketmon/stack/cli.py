@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def _up(args: argparse.Namespace) -> int:
-    from ticketmon import logs
+    from ticketmon.core import logs
     from ticketmon.stack import up
 
     logs.setup(args.log_level)

@@ -7,12 +7,12 @@ import time
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+from support.promtool import promtool_check_metrics
 
 from exporters.blockchain.collector import SolanaCollector
 from exporters.blockchain.main import build
 from exporters.blockchain.settings import BlockchainSettings
-from exporters.framework.checks import promtool_check_metrics
-from ticketmon.config import ConfigError, load
+from ticketmon.core.config import ConfigError, load
 from ticketmon.servers.process import free_port
 
 

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from exporters.business.catalog import load_catalog
-from ticketmon.config import ConfigError
+from ticketmon.core.config import ConfigError
 
 COUNTER = """
   - name: big_orders

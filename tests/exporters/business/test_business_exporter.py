@@ -15,10 +15,10 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, event, text
+from support.promtool import promtool_check_metrics
 
 from exporters.business.main import BusinessSettings, build
-from exporters.framework.checks import promtool_check_metrics
-from ticketmon.config import ConfigError
+from ticketmon.core.config import ConfigError
 from ticketmon.simulator.platform_db import Knobs, LiveWriter, seed
 
 
@@ -213,7 +213,7 @@ def test_lost_database_sets_up_zero_then_recovers(postgres_cluster, postgres_url
 
 
 def test_bad_settings_are_named(tmp_path):
-    from ticketmon.config import load
+    from ticketmon.core.config import load
 
     cfg = tmp_path / "business.yaml"
     cfg.write_text("cardinality_limit: 0\n")

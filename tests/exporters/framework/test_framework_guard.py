@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from ticketmon.config import ConfigError, load
-from ticketmon.httpguard import Guard, GuardSettings
+from ticketmon.core.config import ConfigError, load
+from ticketmon.core.metrics_guard import Guard, GuardSettings
 
 
 def app(environ, start_response):

@@ -13,9 +13,9 @@ import pytest
 import requests
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
+from support.promtool import promtool_check_metrics
 
 from exporters.framework import Exporter, HttpSettings, SnapshotCollector
-from exporters.framework.checks import promtool_check_metrics
 
 
 class Sales(SnapshotCollector):

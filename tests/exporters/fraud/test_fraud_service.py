@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
+from support.promtool import promtool_check_metrics
 
-from exporters.framework.checks import promtool_check_metrics
 from exporters.fraud.history import UserHistory
 from exporters.fraud.settings import FraudSettings
-from ticketmon.config import ConfigError, load
+from ticketmon.core.config import ConfigError, load
 from ticketmon.servers.process import ManagedProcess, free_port
 
 GOOD = {"user_id": "u1", "event_id": "e1", "quantity": 2}

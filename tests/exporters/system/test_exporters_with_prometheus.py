@@ -14,8 +14,8 @@ import threading
 
 import requests
 from sqlalchemy import create_engine
+from support.promtool import promtool_check_metrics
 
-from exporters.framework.checks import promtool_check_metrics
 from ticketmon.servers.process import ManagedProcess, free_port
 from ticketmon.simulator.platform_db import Knobs, LiveWriter, seed
 

@@ -11,10 +11,10 @@ import textwrap
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+from support.promtool import promtool_check_metrics
 
-from exporters.framework.checks import promtool_check_metrics
 from exporters.system.main import SystemSettings, build
-from ticketmon.config import ConfigError, load
+from ticketmon.core.config import ConfigError, load
 from ticketmon.servers.process import ManagedProcess, free_port
 from ticketmon.simulator.platform_db_cli import PlatformDbSettings
 from ticketmon.simulator.services import Platform, ServicesSettings, set_mode

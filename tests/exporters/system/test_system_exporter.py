@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from support.promtool import promtool_check_metrics
 
-from exporters.framework.checks import promtool_check_metrics
 from exporters.system.main import SystemSettings, build
-from ticketmon.config import ConfigError, load
+from ticketmon.core.config import ConfigError, load
 from ticketmon.servers.process import free_port
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from support.receiver import payload_bytes
 
-from receiver.anomaly import store as anomaly_store
+from receiver.anomaly import scores as anomaly_store
 
 
 def post_firing(client):

@@ -9,12 +9,12 @@ import pytest
 import sqlalchemy as sa
 from support.anomaly_series import STEP
 
-from receiver.anomaly import store as anomaly_store
+from receiver.anomaly import scores as anomaly_store
 from receiver.anomaly.job import AnomalyJob
 from receiver.anomaly.settings import AnomalySettings, SeriesSettings
 from receiver.anomaly.tables import anomaly_scores, anomaly_skips
 from receiver.store import Store, migrate
-from ticketmon.config import ConfigError, load
+from ticketmon.core.config import ConfigError, load
 from ticketmon.servers.process import find_binary, free_port
 
 

@@ -11,9 +11,9 @@ from support.anomaly_series import STEP
 
 from receiver.anomaly.background import AnomalyThread
 from receiver.anomaly.tables import anomaly_scores
+from receiver.escalation.settings import WorkerSettings
 from receiver.store import migrate
-from receiver.worker import WorkerSettings
-from ticketmon.config import ConfigError, load
+from ticketmon.core.config import ConfigError, load
 from ticketmon.servers.process import ManagedProcess, free_port
 
 

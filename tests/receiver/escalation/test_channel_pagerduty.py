@@ -9,7 +9,7 @@ from escalation_helpers import make_message
 
 from receiver.channels.base import Outcome
 from receiver.channels.pagerduty import PagerDutyChannel, PagerDutySettings
-from ticketmon.config import ConfigError, load
+from ticketmon.core.config import ConfigError, load
 
 # fixtures shared by the escalation tests
 sink, tls_sink = escalation_helpers.sink, escalation_helpers.tls_sink

@@ -16,13 +16,14 @@ import sqlalchemy as sa
 from escalation_helpers import firing_payload, write_policies
 from prometheus_client import CollectorRegistry, generate_latest
 
-from receiver.escalation.hooks import on_incident_event
-from receiver.escalation.outbox import list_notifications
+from receiver.escalation.listings import list_notifications
+from receiver.escalation.settings import WorkerSettings
 from receiver.escalation.tables import escalations, notifications
+from receiver.escalation.timers import on_incident_event
+from receiver.escalation.worker import Worker
 from receiver.payload import parse
 from receiver.store import Store, migrate
-from receiver.worker import Worker, WorkerSettings
-from ticketmon.config import ConfigError
+from ticketmon.core.config import ConfigError
 
 # fixtures shared by the escalation tests
 sink, tls_sink = escalation_helpers.sink, escalation_helpers.tls_sink
@@ -140,8 +141,8 @@ def test_resolved_by_alertmanager_before_delivery_sends_nothing(store, sink, tmp
     worker = make_worker(store, sink, policies)
     open_incident(store)
     with worker.engine.begin() as conn:  # the step fires but is not delivered yet
-        from receiver.escalation.outbox import advance_escalations
-        from receiver.worker import utcnow
+        from receiver.escalation.steps import advance_escalations
+        from receiver.escalation.worker import utcnow
         assert len(advance_escalations(conn, worker.policies, utcnow()).fired) == 1
     store.ingest(parse(json.dumps(firing_payload(1, status="resolved")).encode()))
     drain(worker)

@@ -7,7 +7,7 @@ import yaml
 
 from receiver import severity
 from receiver.escalation.policy import load_policies, parse_duration, parse_policies
-from ticketmon.config import ConfigError
+from ticketmon.core.config import ConfigError
 
 
 def test_shipped_policies_follow_the_defaults():

@@ -59,7 +59,7 @@ def rows(url) -> list[dict]:
 
 
 def test_worker_killed_mid_delivery_loses_nothing(sqlite_url, sink, tmp_path):
-    from receiver.escalation.hooks import on_incident_event
+    from receiver.escalation.timers import on_incident_event
     from receiver.payload import parse
     from receiver.store import Store
 

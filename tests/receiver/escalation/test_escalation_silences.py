@@ -9,7 +9,7 @@ import requests
 from escalation_helpers import write_policies
 from test_escalation_flow import drain, make_worker, open_incident
 
-from receiver.escalation.hooks import on_incident_event
+from receiver.escalation.timers import on_incident_event
 from receiver.store import Store, migrate
 
 sink = escalation_helpers.sink

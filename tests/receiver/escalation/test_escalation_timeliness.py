@@ -20,11 +20,12 @@ from prometheus_client import CollectorRegistry, generate_latest
 from support.waiting import wait_for
 from test_escalation_flow import SECRET, open_incident
 
-from receiver.escalation.hooks import on_incident_event
 from receiver.escalation.outbox import Finished, claim, finish_all, outcome_values
+from receiver.escalation.settings import WorkerSettings
 from receiver.escalation.tables import notifications
+from receiver.escalation.timers import on_incident_event
+from receiver.escalation.worker import Worker, utcnow
 from receiver.store import Store, migrate
-from receiver.worker import Worker, WorkerSettings, utcnow
 from ticketmon.simulator.notification_sink import NotificationSink
 
 sink = escalation_helpers.sink

@@ -10,7 +10,7 @@ from escalation_helpers import make_message
 
 from receiver.channels.templates import Templates
 from receiver.escalation.ack_links import AckLinks, AckTokenError
-from ticketmon.config import ConfigError
+from ticketmon.core.config import ConfigError
 
 # fixtures shared by the escalation tests
 sink, tls_sink = escalation_helpers.sink, escalation_helpers.tls_sink

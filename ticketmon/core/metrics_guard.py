@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydantic import SecretStr, field_validator, model_validator
 
-from ticketmon.config import Settings
+from ticketmon.core.config import Settings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -12,62 +12,17 @@ state is in the database, so a restart loses nothing; its own /metrics (default 
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
-import signal
 import socket
 import threading
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Annotated
 
-from pydantic import BeforeValidator, Field, SecretStr, model_validator
-
-from receiver.anomaly.settings import AnomalyJobSettings
 from receiver.channels.base import DeliveryResult, Message, Outcome
-from receiver.channels.registry import ChannelSettings
-from receiver.escalation.policy import parse_duration
-from ticketmon.config import Settings
+from receiver.escalation.messages import build_message
+from receiver.escalation.settings import WorkerSettings
 
 log = logging.getLogger("receiver.worker")
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-
-
-class WorkerSettings(Settings):
-    database_url: str = "sqlite:///ticketmon-receiver.db"
-    policies_file: Path | None = None  # default: rules/escalation/policies.yaml
-    templates_dir: Path | None = None
-    channels: dict[str, ChannelSettings] = {}
-    public_url: str = "http://127.0.0.1:10190"  # the receiver, for incident and ack links
-    grafana_url: str | None = None
-    alertmanager_url: str | None = None  # for silences; None: no silences
-    silence_on_ack: bool = True
-    silence_duration: Duration = 4 * 3600.0
-    ack_link_secret: SecretStr | None = None  # the receiver must have the same one
-    ack_link_ttl: Duration = 24 * 3600.0
-    poll_interval: Duration = 0.5
-    batch_size: int = Field(default=250, ge=1, le=10_000)  # escalation timers per transaction
-    concurrency: int = Field(default=4, ge=1, le=64)  # deliveries in flight per channel
-    lease: Duration = 120.0
-    retry_base: Duration = 2.0
-    retry_cap: Duration = 300.0
-    max_age: Duration = 6 * 3600.0
-    max_attempts: int = Field(default=25, ge=1)
-    metrics_host: str = "127.0.0.1"
-    metrics_port: int = Field(default=10195, ge=0, le=65535)  # 0: no /metrics
-    worker_id: str | None = None
-    log_level: str = "info"
-    anomaly: AnomalyJobSettings | None = None  # also run the anomaly job; None: off
-
-    @model_validator(mode="after")
-    def _lease_outlives_a_delivery(self) -> WorkerSettings:
-        slowest = max((getattr(c, "timeout", 0) for c in self.channels.values()), default=0)
-        if self.lease <= slowest * 2:
-            raise ValueError(f"lease must be longer than twice the slowest channel timeout "
-                             f"({slowest}s)")
-        return self
 
 
 def utcnow() -> datetime:
@@ -80,12 +35,12 @@ class Worker:
         from receiver.channels.templates import Templates
         from receiver.escalation.ack_links import AckLinks
         from receiver.escalation.dispatch import Dispatcher
-        from receiver.escalation.hooks import ALERTMANAGER
         from receiver.escalation.metrics import WorkerMetrics
         from receiver.escalation.outbox import RetryPolicy
         from receiver.escalation.policy import load_policies
         from receiver.escalation.silences import Silencer
-        from receiver.store.engine import make_engine
+        from receiver.escalation.timers import ALERTMANAGER
+        from ticketmon.core.database import make_engine
 
         self.settings = settings
         self.policies = load_policies(settings.policies_file)
@@ -120,7 +75,7 @@ class Worker:
     # -- escalation steps --------------------------------------------------------------
     def fire_due_steps(self) -> int:
         """Carry out every due step, a batch per transaction; returns steps fired."""
-        from receiver.escalation.outbox import advance_escalations
+        from receiver.escalation.steps import advance_escalations
 
         fired = 0
         try:
@@ -211,24 +166,8 @@ class Worker:
         return channel.send(self.message(row, incident)), None
 
     def message(self, row: dict, incident: dict) -> Message:
-        opened = incident.get("opened_at")
-        data = {
-            "id": str(incident["id"]), "title": incident["title"],
-            "severity": incident["severity"], "service": incident.get("service") or "",
-            "tenant": incident["tenant"], "status": incident["status"],
-            "started_at": opened.timestamp() if opened else None,
-            "labels": incident.get("common_labels") or {},
-            "summary": (incident.get("common_labels") or {}).get("alertname", ""),
-        }
-        links = {"incident": f"{self.settings.public_url}/api/v1/incidents/{incident['id']}"}
-        if self.settings.grafana_url:
-            links["grafana"] = self.settings.grafana_url
-        if incident.get("external_url"):
-            links["alertmanager"] = incident["external_url"]
-        if self.ack_links and row["action"] == "trigger":
-            links["ack"] = self.ack_links.url(str(incident["id"]), row["channel"])
-        return Message(action=row["action"], incident=data, delivery_id=row["key"],
-                       step=row["step"], round=row["round"], actor=row["actor"], links=links)
+        return build_message(row, incident, self.settings.public_url,
+                             self.settings.grafana_url, self.ack_links)
 
     # -- loop --------------------------------------------------------------------------
     def failed(self, exc: Exception) -> None:
@@ -250,45 +189,3 @@ class Worker:
             anomaly.stop()
         self.engine.dispose()
         log.info("worker stopped", extra={"worker": self.owner})
-
-
-def single_worker_lock(database_url: str):
-    """On SQLite only one worker may run: hold an exclusive lock beside the database."""
-    if not database_url.startswith("sqlite"):
-        return None
-    path = database_url.split("///", 1)[-1] or "ticketmon-receiver.db"
-    handle = open(f"{path}.worker.lock", "w")  # noqa: SIM115 - held for the process's life
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        log.info("another worker holds %s.worker.lock: waiting (SQLite runs one worker)", path)
-        fcntl.flock(handle, fcntl.LOCK_EX)
-    return handle
-
-
-def main(args) -> int:
-    from prometheus_client import CollectorRegistry, start_http_server
-
-    from receiver.store import migrate
-    from ticketmon import config, logs
-
-    settings = config.load(WorkerSettings, getattr(args, "config", None))
-    logs.setup(settings.log_level)
-    lock = single_worker_lock(settings.database_url)  # noqa: F841 - kept open until exit
-    if settings.database_url.startswith("sqlite"):
-        migrate.upgrade(settings.database_url)
-    registry = CollectorRegistry()
-    worker = Worker(settings, registry)
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port, settings.metrics_host, registry=registry)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: worker.stopping.set())
-    worker.run()
-    return 0
-
-
-def register(subparsers) -> None:
-    """Adds `worker` to the `ticketmon receiver` group."""
-    parser = subparsers.add_parser("worker", help="escalate incidents and deliver notifications")
-    parser.add_argument("--config", help="YAML settings (default $TICKETMON_CONFIG)")
-    parser.set_defaults(func=main)

@@ -1,6 +1,6 @@
 """The in-transaction incident hook: escalation timers and outbox rows.
 
-Registered in the receiver as `receiver.escalation.hooks:on_incident_event` (setting
+Registered in the receiver as `receiver.escalation.timers:on_incident_event` (setting
 `incident_hooks`), it runs inside the transaction that opens, acknowledges or resolves
 an incident, so the timer and the notifications commit or roll back with the change.
 Opening only starts a timer due at once; the worker picks the policy and writes the
@@ -14,19 +14,19 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from receiver.escalation.tables import escalations, notifications
-from receiver.store.hooks import IncidentEvent
+from receiver.store.bulk import dialect_insert
+from receiver.store.incident_events import IncidentEvent
 
 ALERTMANAGER = "alertmanager"  # pseudo-channel for silences
 NOTIFIED = ("delivered", "delivering")
 
 
 def on_incident_event(conn: Connection, event: IncidentEvent) -> None:
-    if event.kind in ("opened", "reopened"):
-        start(conn, event.incident_id, event.tenant, event.at, restart=event.kind == "reopened")
+    if event.kind == "opened":
+        start(conn, event.incident_id, event.tenant, event.at)
     elif event.kind == "severity_raised":
         start(conn, event.incident_id, event.tenant, event.at, restart=True, only_active=True)
     elif event.kind == "acknowledged":
@@ -108,8 +108,7 @@ def outbox_row(incident_id: int, tenant: str, episode: int, round_: int, step: i
 def insert_outbox(conn: Connection, rows: list[dict]) -> None:
     if not rows:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     # RETURNING lets SQLAlchemy send one multi-row INSERT ("insertmanyvalues") instead
     # of a round trip per row
-    conn.execute(dialect.insert(notifications).on_conflict_do_nothing(
+    conn.execute(dialect_insert(conn, notifications).on_conflict_do_nothing(
         index_elements=["key"]).returning(notifications.c.id), rows)

@@ -17,8 +17,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from sqlalchemy.engine import Connection
 
 from receiver.anomaly.tables import anomaly_scores, anomaly_skips, incident_anomaly_scores
-from receiver.store.hooks import IncidentEvent
-from receiver.store.ingest import dialect_insert
+from receiver.store.bulk import dialect_insert
+from receiver.store.incident_events import IncidentEvent
 from receiver.store.tables import incidents
 
 
@@ -82,7 +82,7 @@ def _matches(selector: dict, labels: dict) -> bool:
 
 def on_incident_event(conn: Connection, event: IncidentEvent) -> None:
     """Incident hook: on open, keep the scores of the series its alerts relate to."""
-    if event.kind not in ("opened", "reopened"):
+    if event.kind != "opened":
         return
     row = conn.execute(sa.select(incidents.c.group_labels, incidents.c.common_labels)
                        .where(incidents.c.id == event.incident_id)).first()

@@ -1,0 +1,1 @@
+"""Escalation: policies, timers, the outbox and the worker that delivers it."""

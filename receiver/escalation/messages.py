@@ -1,0 +1,29 @@
+"""The message a channel sends for an outbox row: incident fields and the links in it."""
+
+from __future__ import annotations
+
+from receiver.channels.base import Message
+from receiver.escalation.ack_links import AckLinks
+
+
+def build_message(row: dict, incident: dict, public_url: str, grafana_url: str | None,
+                  ack_links: AckLinks | None) -> Message:
+    """What a channel renders for one outbox row: the incident, and links to act on it."""
+    opened = incident.get("opened_at")
+    data = {
+        "id": str(incident["id"]), "title": incident["title"],
+        "severity": incident["severity"], "service": incident.get("service") or "",
+        "tenant": incident["tenant"], "status": incident["status"],
+        "started_at": opened.timestamp() if opened else None,
+        "labels": incident.get("common_labels") or {},
+        "summary": (incident.get("common_labels") or {}).get("alertname", ""),
+    }
+    links = {"incident": f"{public_url}/api/v1/incidents/{incident['id']}"}
+    if grafana_url:
+        links["grafana"] = grafana_url
+    if incident.get("external_url"):
+        links["alertmanager"] = incident["external_url"]
+    if ack_links and row["action"] == "trigger":
+        links["ack"] = ack_links.url(str(incident["id"]), row["channel"])
+    return Message(action=row["action"], incident=data, delivery_id=row["key"],
+                   step=row["step"], round=row["round"], actor=row["actor"], links=links)

@@ -1,0 +1,54 @@
+"""Worker settings: channels, policies, silences, retries, and the jobs the worker hosts.
+
+One YAML file plus TICKETMON_* overrides, like every component (`ticketmon receiver
+worker --config FILE`); a channel's timeout bounds the delivery lease.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
+
+from receiver.anomaly.settings import AnomalyJobSettings
+from receiver.channels.registry import ChannelSettings
+from receiver.escalation.policy import parse_duration
+from ticketmon.core.config import Settings
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class WorkerSettings(Settings):
+    database_url: str = "sqlite:///ticketmon-receiver.db"
+    policies_file: Path | None = None  # default: rules/escalation/policies.yaml
+    templates_dir: Path | None = None
+    channels: dict[str, ChannelSettings] = {}
+    public_url: str = "http://127.0.0.1:10190"  # the receiver, for incident and ack links
+    grafana_url: str | None = None
+    alertmanager_url: str | None = None  # for silences; None: no silences
+    silence_on_ack: bool = True
+    silence_duration: Duration = 4 * 3600.0
+    ack_link_secret: SecretStr | None = None  # the receiver must have the same one
+    ack_link_ttl: Duration = 24 * 3600.0
+    poll_interval: Duration = 0.5
+    batch_size: int = Field(default=250, ge=1, le=10_000)  # escalation timers per transaction
+    concurrency: int = Field(default=4, ge=1, le=64)  # deliveries in flight per channel
+    lease: Duration = 120.0
+    retry_base: Duration = 2.0
+    retry_cap: Duration = 300.0
+    max_age: Duration = 6 * 3600.0
+    max_attempts: int = Field(default=25, ge=1)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=10195, ge=0, le=65535)  # 0: no /metrics
+    worker_id: str | None = None
+    log_level: str = "info"
+    anomaly: AnomalyJobSettings | None = None  # also run the anomaly job; None: off
+
+    @model_validator(mode="after")
+    def _lease_outlives_a_delivery(self) -> WorkerSettings:
+        slowest = max((getattr(c, "timeout", 0) for c in self.channels.values()), default=0)
+        if self.lease <= slowest * 2:
+            raise ValueError(f"lease must be longer than twice the slowest channel timeout "
+                             f"({slowest}s)")
+        return self
