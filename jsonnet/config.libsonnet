@@ -31,5 +31,19 @@
       diskFreeRatio: 0.10,
       feePayerSol: 1,
     },
+    // The alert in rules/*.yml each threshold mirrors (null: a dashboard-only line).
+    // `ticketmon rules lint` fails unless that alert's first comparison against a
+    // number uses the same value, so change a threshold here and in the rule together.
+    thresholdAlerts: {
+      paymentFailureRatio: 'PaymentFailureRatioHigh',
+      mintFailureRatio: 'NFTMintFailureRatioHigh',
+      highRiskRatio: 'FraudHighRiskRatioHigh',
+      slotLag: 'SolanaSlotLagHigh',
+      latencyP95Seconds: 'ServiceLatencyP95High',
+      cpuRatio: 'HostHighCPU',
+      memoryRatio: 'HostHighMemory',
+      diskFreeRatio: 'HostDiskSpaceLow',
+      feePayerSol: null,  // the alert predicts exhaustion; the panel marks a low balance
+    },
   },
 }

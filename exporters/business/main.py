@@ -34,6 +34,8 @@ class BusinessSettings(Settings):
     disable_queries: list[str] = []
     max_rows_per_run: int = Field(default=1_000_000, gt=0)
     counters_start: Literal["now", "beginning"] = "now"
+    # ids below a counter's watermark re-checked for rows that commit late (0: none)
+    counter_lookback_ids: int = Field(default=10_000, ge=0, le=1_000_000)
     cardinality_limit: int = Field(default=50, ge=1, le=10_000)
     cardinality_window_seconds: float = Field(default=86_400.0, gt=0)
     cardinality_refresh_seconds: float = Field(default=300.0, gt=0)
@@ -50,7 +52,8 @@ def build(settings: BusinessSettings) -> Exporter:
                              settings.cardinality_refresh_seconds)
     collectors = [
         QueryCollector(spec, engine, guard, settings.interval_seconds, settings.timeout_seconds,
-                       settings.max_rows_per_run, settings.counters_start)
+                       settings.max_rows_per_run, settings.counters_start,
+                       settings.counter_lookback_ids)
         for spec in catalog.queries
     ]
     return Exporter("business", collectors, settings.http)

@@ -135,3 +135,63 @@ def test_a_test_over_several_groups_must_fix_their_order(rules_copy):
         "[ticketmon-system, ticketmon-system-recording]"))
     assert any(p.startswith("system.test.yml: group_eval_order must put") for p in
                _lint_all(rules_copy))
+
+
+def _thresholds(rules_dir, jsonnet_dir=None):
+    from ticketmon.dashboards import JSONNET_DIR
+
+    return lint.lint_thresholds(promtool.rule_files(rules_dir), jsonnet_dir or JSONNET_DIR)
+
+
+def test_dashboard_thresholds_equal_the_alerts(rules_copy):
+    assert _thresholds(rules_copy) == []
+
+
+def test_an_alert_threshold_changed_alone_is_named(rules_copy):
+    rule_file = rules_copy / "business.yml"
+    rule_file.write_text(rule_file.read_text().replace(
+        "ratio_rate10m > 0.10", "ratio_rate10m > 0.15"))
+    assert _thresholds(rules_copy) == [
+        "business.yml: alert PaymentFailureRatioHigh fires at 0.15 but config.libsonnet: "
+        "_config.thresholds.paymentFailureRatio is 0.1: dashboards and alerts must turn red "
+        "at the same value"]
+
+
+def test_a_dashboard_threshold_changed_alone_or_unmapped_is_named(rules_copy, tmp_path):
+    import shutil
+
+    from ticketmon.dashboards import JSONNET_DIR
+    from ticketmon.rules.cli import JSONNET_DIR as CLI_JSONNET_DIR
+
+    assert CLI_JSONNET_DIR == JSONNET_DIR
+    jsonnet = tmp_path / "jsonnet"
+    shutil.copytree(JSONNET_DIR, jsonnet)
+    config = jsonnet / "config.libsonnet"
+    config.write_text(config.read_text()
+                      .replace("slotLag: 50,", "slotLag: 40,\n      queueDepth: 7,")
+                      .replace("'HostHighCPU'", "'HostCPUHigh'"))
+    problems = _thresholds(rules_copy, jsonnet)
+    assert problems == [
+        "config.libsonnet: _config.thresholdAlerts.cpuRatio: alert 'HostCPUHigh' is in no "
+        "rule file",
+        "config.libsonnet: _config.thresholds.queueDepth: name the alert it mirrors in "
+        "_config.thresholdAlerts.queueDepth (null if only panels use it)",
+        "blockchain.yml: alert SolanaSlotLagHigh fires at 50 but config.libsonnet: "
+        "_config.thresholds.slotLag is 40: dashboards and alerts must turn red at the same "
+        "value",
+    ]
+
+
+def test_cli_lint_checks_thresholds_and_names_broken_jsonnet(rules_copy, tmp_path, capsys):
+    from ticketmon.cli import main
+
+    rule_file = rules_copy / "system.yml"
+    rule_file.write_text(rule_file.read_text().replace(
+        "instance:node_cpu_utilisation:ratio_rate5m > 0.80",
+        "instance:node_cpu_utilisation:ratio_rate5m > 0.85"))
+    assert main(["rules", "lint", "--rules-dir", str(rules_copy)]) == 1
+    assert "system.yml: alert HostHighCPU fires at 0.85" in capsys.readouterr().err
+    (tmp_path / "config.libsonnet").write_text("{ _config+:: { thresholds: } }")
+    assert main(["rules", "lint", "--rules-dir", str(rules_copy),
+                 "--jsonnet-dir", str(tmp_path)]) == 2
+    assert "config.libsonnet: does not evaluate" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from pathlib import Path
 from ticketmon.rules import REPO, RULES_DIR
 
 DASHBOARDS_DIR = REPO / "dashboards"
+JSONNET_DIR = REPO / "jsonnet"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cmd.set_defaults(func=build)
     cmd = sub.add_parser("lint", help="names, labels, annotations, runbooks and the catalog")
     cmd.add_argument("--dashboards-dir", type=Path, default=DASHBOARDS_DIR)
+    cmd.add_argument("--jsonnet-dir", type=Path, default=JSONNET_DIR,
+                     help="jsonnet sources whose _config.thresholds the alerts must match")
     cmd.set_defaults(func=lint)
     for name in ("check", "test", "build", "lint"):
         sub.choices[name].add_argument("--rules-dir", type=Path, default=RULES_DIR,
@@ -110,6 +113,7 @@ def lint(args: argparse.Namespace) -> int:
     problems += lint_mod.lint_tests(files, promtool.test_files(args.rules_dir))
     dashboards = sorted(args.dashboards_dir.glob("*.json"))
     problems += lint_mod.lint_dashboards(dashboards, catalog, recorded)
+    problems += lint_mod.lint_thresholds(files, args.jsonnet_dir)
     alerts = len(lint_mod.alert_names(files))
     print(f"linted {len(files)} rule files ({alerts} alerts, {len(recorded)} recorded names) "
           f"and {len(dashboards)} dashboards against {len(catalog.metrics)} catalogued metrics")

@@ -26,6 +26,10 @@ ALERT_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 RECORD_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z0-9_]+:[a-zA-Z0-9_]+$")
 # Labels every firing alert must carry: Alertmanager groups, routes and inhibits on them.
 ALERT_LABELS = ("severity", "service")
+JSONNET_CONFIG = "config.libsonnet"
+_LITERALS = re.compile(r"""\"(?:\\.|[^"\\])*"|'[^']*'|`[^`]*`|\{[^}]*\}|\[[^\]]*\]""")
+_COMPARISON = re.compile(
+    r"(?:==|!=|>=|<=|>|<)\s*(?:bool\s+)?([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)")
 
 
 def read_doc(path: Path) -> dict:
@@ -253,4 +257,58 @@ def lint_dashboards(files: list[Path], catalog: Catalog, recorded: set[str]) -> 
             continue
         for where, expr in dashboard_exprs(dashboard):
             problems += lint_expr(expr, catalog, recorded, f"{path.name}: {where}")
+    return problems
+
+
+def compared_numbers(expr: str) -> list[float]:
+    """Numbers the expression compares against (`x > 0.1`), in order of appearance."""
+    return [float(n) for n in _COMPARISON.findall(_LITERALS.sub(" ", expr))]
+
+
+def dashboard_config(jsonnet_dir: Path) -> dict:
+    """The mixin's _config as the dashboards see it; ConfigError if it does not evaluate."""
+    import _jsonnet
+
+    snippet = f'(import "{JSONNET_CONFIG}")._config'
+    try:
+        return json.loads(_jsonnet.evaluate_snippet("lint", snippet, jpathdir=[str(jsonnet_dir)]))
+    except RuntimeError as exc:
+        raise ConfigError(f"{jsonnet_dir / JSONNET_CONFIG}: does not evaluate: {exc}") from exc
+
+
+def lint_thresholds(files: list[Path], jsonnet_dir: Path) -> list[str]:
+    """Dashboard thresholds (_config.thresholds) equal the alerts' thresholds.
+
+    Panels turn red at _config.thresholds.X; the alert _config.thresholdAlerts.X names
+    must fire at the same value, its first comparison against a number. The rule YAML
+    stays the alerts' source (promtool tests read it); this ties the two copies.
+    """
+    config = dashboard_config(jsonnet_dir)
+    where = f"{JSONNET_CONFIG}: _config"
+    thresholds = config.get("thresholds", {})
+    mirrors = config.get("thresholdAlerts", {})
+    exprs = {r["alert"]: (path, str(r.get("expr", "")))
+             for path, _, r in load_rules(files) if "alert" in r}
+    problems = [f"{where}.thresholdAlerts.{key}: no such threshold in _config.thresholds"
+                for key in sorted(set(mirrors) - set(thresholds))]
+    for key, value in sorted(thresholds.items()):
+        if key not in mirrors:
+            problems.append(f"{where}.thresholds.{key}: name the alert it mirrors in "
+                            f"_config.thresholdAlerts.{key} (null if only panels use it)")
+            continue
+        alert = mirrors[key]
+        if alert is None:
+            continue
+        if alert not in exprs:
+            problems.append(f"{where}.thresholdAlerts.{key}: alert {alert!r} is in no rule file")
+            continue
+        path, expr = exprs[alert]
+        numbers = compared_numbers(expr)
+        if not numbers:
+            problems.append(f"{path.name}: alert {alert} compares against no number, so it "
+                            f"cannot mirror {where}.thresholds.{key}")
+        elif not isinstance(value, int | float) or numbers[0] != float(value):
+            problems.append(f"{path.name}: alert {alert} fires at {numbers[0]:g} but "
+                            f"{where}.thresholds.{key} is {value!r}: dashboards and alerts "
+                            "must turn red at the same value")
     return problems
