@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Connection, create_engine, text
 
 from exporters.business.main import BusinessSettings, build
-from ticketmon.config import ConfigError, load
+from ticketmon.core.config import ConfigError, load
 from ticketmon.simulator.platform_db import seed
 
 INSERT = text("""
