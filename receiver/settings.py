@@ -6,10 +6,11 @@ so development and production differ only in values, never in code paths.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator
 
+from receiver.escalation.policy import parse_duration
 from ticketmon.core.auth import ConfiguredToken, JwtSettings
 from ticketmon.core.config import Settings
 from ticketmon.core.metrics_guard import GuardSettings
@@ -35,6 +36,8 @@ class ReceiverSettings(Settings):
         default_factory=lambda: ["receiver.escalation.timers:on_incident_event",
                                  "receiver.anomaly.scores:on_incident_event"])
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # the longest silence a person may set on an incident ('30m', '8h', or seconds)
+    silence_max: Annotated[float, BeforeValidator(parse_duration)] = 24 * 3600.0
 
     @field_validator("database_url")
     @classmethod

@@ -105,7 +105,7 @@ def cursor_param() -> int | None:
 
 
 # -- JSON bodies -----------------------------------------------------------------------
-def json_object(allowed: dict[str, type], required: tuple[str, ...] = (),
+def json_object(allowed: dict[str, type | tuple[type, ...]], required: tuple[str, ...] = (),
                 optional_body: bool = False) -> dict:
     """A small JSON object body, checked field by field."""
     raw = request.get_data(cache=True)
@@ -123,8 +123,11 @@ def json_object(allowed: dict[str, type], required: tuple[str, ...] = (),
         if name not in allowed:
             raise ApiError(400, "unknown_field", f"unknown field {name!r}", name)
         if value is not None and not isinstance(value, allowed[name]):
-            raise ApiError(400, "invalid_field",
-                           f"{name} must be a {allowed[name].__name__}", name)
+            kinds = allowed[name] if isinstance(allowed[name], tuple) else (allowed[name],)
+            words = {"str": "string", "int": "number", "float": "number"}
+            expected = " or ".join(dict.fromkeys(words.get(k.__name__, k.__name__)
+                                                 for k in kinds))
+            raise ApiError(400, "invalid_field", f"{name} must be a {expected}", name)
         if isinstance(value, str) and (len(value) > 2000 or "\x00" in value):
             raise ApiError(400, "invalid_field",
                            f"{name} must be at most 2000 characters without NUL", name)

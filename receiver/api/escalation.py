@@ -17,6 +17,7 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from receiver.api.common import ApiError, caller, cursor_param, limit_param, multi, only_params
 from receiver.api.common import receiver as context
+from receiver.api.incidents import silence_seconds
 from receiver.escalation.ack_links import AckLinks, AckTokenError
 from receiver.escalation.listings import list_notifications
 from receiver.escalation.outbox import retry_dead
@@ -106,22 +107,46 @@ def ack_page(token: str):
     return Response(page, mimetype="text/html")
 
 
+SILENCE_CHOICES = ("1h", "4h", "8h", "24h")
+
+
 @bp.post("/ack/<token>")
 def ack(token: str):
+    """Acknowledge; with the form field `silence` (e.g. 4h), also silence the group in
+    Alertmanager for that long: the option the page offers after acknowledging."""
     claim = _claim(token)
     if not claim.incident_id.isdigit():
         raise ApiError(400, "invalid_token", "acknowledge link is not valid")
     actor = f"ack-link:{claim.channel}"[:200]
+    store, incident_id = context().store, int(claim.incident_id)
+    silence = request.form.get("silence") or request.args.get("silence")
+    seconds = silence_seconds(silence, context().settings.silence_max) if silence else None
     try:
-        incident, changed = context().store.change_incident(
-            int(claim.incident_id), "acknowledge", actor, "*", request_id=g.get("request_id"))
+        incident, changed = store.change_incident(
+            incident_id, "acknowledge", actor, "*", request_id=g.get("request_id"))
+        if seconds is not None:
+            incident, _ = store.silence_incident(incident_id, seconds, actor, "*",
+                                                 request_id=g.get("request_id"))
     except Conflict:
-        incident, changed = {"id": int(claim.incident_id), "status": "resolved"}, False
+        incident, changed = {"id": incident_id, "status": "resolved"}, False
     if request.accept_mimetypes.best == "application/json":
-        return jsonify(incident_id=incident["id"], status=incident["status"], changed=changed)
+        return jsonify(incident_id=incident["id"], status=incident["status"], changed=changed,
+                       silenced_until=incident.get("silenced_until"))
     word = "Acknowledged" if changed else f"Already {incident['status']}"
-    return Response(f"<!doctype html><p>{word}: incident {incident['id']}.</p>",
-                    mimetype="text/html")
+    page = f"<!doctype html><html><body style='font-family:sans-serif'><p>{word}: incident " \
+           f"{incident['id']}.</p>"
+    if incident.get("silenced_until"):
+        page += f"<p>Silenced in Alertmanager until {html.escape(incident['silenced_until'])}.</p>"
+    elif incident["status"] != "resolved":
+        safe = html.escape(token, quote=True)
+        options = "".join(f"<option>{c}</option>" for c in SILENCE_CHOICES)
+        page += (f"<form method='post' action='/ack/{safe}'><label>Also silence in "
+                 f"Alertmanager for <select name='silence'>{options}</select></label> "
+                 "<button type='submit'>Silence</button></form><p><small>While silenced, "
+                 "Alertmanager sends nothing for this group, not even its resolution; "
+                 "ticketmon learns of it from its reconciliation with Alertmanager."
+                 "</small></p>")
+    return Response(page + "</body></html>", mimetype="text/html")
 
 
 def _openapi() -> None:
@@ -150,8 +175,9 @@ def _openapi() -> None:
                     "responses": {"200": {"description": "HTML page",
                                           "content": {"text/html": {}}},
                                   **_errors(400, 404)}},
-            "post": {"summary": "Acknowledge through a signed link", "tags": ["escalation"],
-                     "security": [], "parameters": [token],
+            "post": {"summary": "Acknowledge through a signed link; form field `silence` "
+                                "(e.g. 4h) also silences the group in Alertmanager",
+                     "tags": ["escalation"], "security": [], "parameters": [token],
                      "responses": {**_ok("acknowledged (or already so)", OBJ),
                                    **_errors(400, 404, 503)}}},
     })

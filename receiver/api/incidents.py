@@ -1,10 +1,12 @@
-"""Incidents: list (filters, cursor pages), one with its alerts and timeline, ack/resolve."""
+"""Incidents: list (filters, cursor pages), one with its alerts and timeline, and what a
+person does about one: acknowledge, resolve, silence in Alertmanager (or lift it)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, g, jsonify, request
 
 from receiver.api.common import (
+    ApiError,
     caller,
     cursor_param,
     json_object,
@@ -14,6 +16,7 @@ from receiver.api.common import (
     receiver,
     scope_tenants,
 )
+from receiver.escalation.policy import parse_duration
 from receiver.store import queries
 from receiver.store.store import NotFound
 
@@ -62,3 +65,45 @@ def acknowledge(incident_id: int):
 @bp.post("/api/v1/incidents/<int:incident_id>/resolve")
 def resolve(incident_id: int):
     return _change(incident_id, "resolve")
+
+
+MIN_SILENCE = 60.0
+
+
+def silence_seconds(raw, longest: float) -> float:
+    """A silence's length from a request ('2h', '30m' or seconds), within its bounds."""
+    try:
+        seconds = parse_duration(raw)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_field", f"duration: {exc}", "duration") from None
+    if not MIN_SILENCE <= seconds <= longest:
+        raise ApiError(400, "invalid_field", f"duration must be between {MIN_SILENCE:g}s and "
+                       f"{longest:g}s (setting silence_max)", "duration")
+    return seconds
+
+
+@bp.post("/api/v1/incidents/<int:incident_id>/silence")
+def silence(incident_id: int):
+    """Silence the incident's group in Alertmanager. Explicit, bounded, and never part of
+    acknowledge: while it lasts Alertmanager sends nothing for the group, not even the
+    resolve, so only reconciliation with Alertmanager ends the incident meanwhile."""
+    principal = caller("operator")
+    only_params()
+    body = json_object({"duration": (str, int, float), "comment": str}, required=("duration",))
+    ctx = receiver()
+    seconds = silence_seconds(body["duration"], ctx.settings.silence_max)
+    incident, changed = ctx.store.silence_incident(
+        incident_id, seconds, principal.name, principal.tenant, comment=body.get("comment"),
+        request_id=g.get("request_id"))
+    return jsonify(incident=incident, changed=changed)
+
+
+@bp.delete("/api/v1/incidents/<int:incident_id>/silence")
+def unsilence(incident_id: int):
+    principal = caller("operator")
+    only_params()
+    body = json_object({"comment": str}, optional_body=True)
+    incident, changed = receiver().store.silence_incident(
+        incident_id, None, principal.name, principal.tenant, comment=body.get("comment"),
+        request_id=g.get("request_id"))
+    return jsonify(incident=incident, changed=changed)

@@ -96,6 +96,24 @@ DOCUMENT = {
                           **_errors(401, 403, 404, 503)}}},
         "/api/v1/incidents/{incident_id}/acknowledge": _change("acknowledge"),
         "/api/v1/incidents/{incident_id}/resolve": _change("resolve"),
+        "/api/v1/incidents/{incident_id}/silence": {
+            "post": {
+                "summary": "Silence the incident's group in Alertmanager for a bounded time "
+                           "(operator); acknowledging never silences",
+                "tags": ["incidents"], "parameters": [_path("incident_id")],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "additionalProperties": False, "required": ["duration"],
+                    "properties": {
+                        "duration": {"oneOf": [{"type": "string", "example": "4h"},
+                                               {"type": "number", "minimum": 60}]},
+                        "comment": {"type": "string", "maxLength": 2000, "nullable": True}}}}}},
+                "responses": {**_ok("{incident, changed}", OBJ),
+                              **_errors(400, 401, 403, 404, 409, 415, 503)}},
+            "delete": {
+                "summary": "Lift the incident's silence now (operator)", "tags": ["incidents"],
+                "parameters": [_path("incident_id")],
+                "responses": {**_ok("{incident, changed}", OBJ),
+                              **_errors(400, 401, 403, 404, 415, 503)}}},
         "/api/v1/alerts": {"get": {
             "summary": "List alert instances, active and past (viewer)", "tags": ["alerts"],
             "parameters": [_query("status", "firing (active) or resolved", multiple=True),

@@ -58,6 +58,7 @@ class Message:
     actor: str | None = None
     links: dict[str, str] = field(default_factory=dict)
     now: float = field(default_factory=time.time)
+    installation: str = ""  # this installation's id (migration 0004)
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
@@ -66,6 +67,12 @@ class Message:
     @property
     def incident_id(self) -> str:
         return str(self.incident["id"])
+
+    @property
+    def thread_key(self) -> str:
+        """The incident's key outside ticketmon (PagerDuty dedup_key, email thread): unique
+        across installations and database resets, so two of them never merge incidents."""
+        return f"ticketmon-{self.installation or 'unset'}-{self.incident_id}"
 
     @property
     def firing_for(self) -> str:

@@ -61,7 +61,7 @@ class EmailChannel:
     def build(self, message: Message) -> EmailMessage:
         mail = EmailMessage()
         domain = self.settings.from_addr.rpartition("@")[2] or "ticketmon"
-        thread = f"<incident-{message.incident_id}@{domain}>"
+        thread = f"<{message.thread_key}@{domain}>"
         mail["Subject"] = self.templates.render("title.txt.j2", message).replace("\n", " ")
         mail["From"] = self.settings.from_addr
         mail["To"] = ", ".join(self.settings.to)

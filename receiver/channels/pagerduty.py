@@ -1,6 +1,7 @@
 """PagerDuty Events API v2 through the `pagerduty` package.
 
-The incident id is the dedup_key, so trigger, acknowledge and resolve land on one
+The incident's thread key (installation id + incident id) is the dedup_key, so
+trigger, acknowledge and resolve land on one
 PagerDuty incident. The routing key is chosen per service, then per tenant, then the
 default. The package's client retries by itself (429 without limit, blocking for
 minutes) and ignores a `timeout=` constructor argument: we switch its retries off and
@@ -99,9 +100,9 @@ class PagerDutyChannel:
             if message.action == "trigger":
                 client.trigger(**self.trigger_fields(message))
             elif message.action == "acknowledge":
-                client.acknowledge(message.incident_id)
+                client.acknowledge(message.thread_key)
             else:
-                client.resolve(message.incident_id)
+                client.resolve(message.thread_key)
         except HttpError as exc:
             response = exc.response
             result = classify_status(response.status_code, response.headers.get("Retry-After"))
@@ -126,7 +127,7 @@ class PagerDutyChannel:
         return {
             "summary": self.templates.render("title.txt.j2", message)[:1024],
             "source": incident.get("service") or self.settings.source,
-            "dedup_key": message.incident_id,
+            "dedup_key": message.thread_key,
             "severity": SEVERITIES.get(str(incident.get("severity")), "info"),
             "custom_details": {
                 "service": incident.get("service"),

@@ -7,7 +7,7 @@ from receiver.escalation.ack_links import AckLinks
 
 
 def build_message(row: dict, incident: dict, public_url: str, grafana_url: str | None,
-                  ack_links: AckLinks | None) -> Message:
+                  ack_links: AckLinks | None, installation: str) -> Message:
     """What a channel renders for one outbox row: the incident, and links to act on it."""
     opened = incident.get("opened_at")
     data = {
@@ -25,5 +25,8 @@ def build_message(row: dict, incident: dict, public_url: str, grafana_url: str |
         links["alertmanager"] = incident["external_url"]
     if ack_links and row["action"] == "trigger":
         links["ack"] = ack_links.url(str(incident["id"]), row["channel"])
-    return Message(action=row["action"], incident=data, delivery_id=row["key"],
-                   step=row["step"], round=row["round"], actor=row["actor"], links=links)
+    # the outbox key is unique in this database; the installation makes it unique anywhere
+    return Message(action=row["action"], incident=data,
+                   delivery_id=f"{installation}/{row['key']}", step=row["step"],
+                   round=row["round"], actor=row["actor"], links=links,
+                   installation=installation)

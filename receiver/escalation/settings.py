@@ -26,9 +26,8 @@ class WorkerSettings(Settings):
     channels: dict[str, ChannelSettings] = {}
     public_url: str = "http://127.0.0.1:10190"  # the receiver, for incident and ack links
     grafana_url: str | None = None
-    alertmanager_url: str | None = None  # for silences; None: no silences
-    silence_on_ack: bool = True
-    silence_duration: Duration = 4 * 3600.0
+    alertmanager_url: str | None = None  # for explicit silences; None: no silences
+    silence_duration: Duration = 4 * 3600.0  # when a silence request names no duration
     ack_link_secret: SecretStr | None = None  # the receiver must have the same one
     ack_link_ttl: Duration = 24 * 3600.0
     poll_interval: Duration = 0.5
@@ -44,6 +43,15 @@ class WorkerSettings(Settings):
     worker_id: str | None = None
     log_level: str = "info"
     anomaly: AnomalyJobSettings | None = None  # also run the anomaly job; None: off
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_silence_on_ack(cls, data):
+        if isinstance(data, dict) and "silence_on_ack" in data:
+            raise ValueError("silence_on_ack was removed: acknowledging never silences "
+                             "(Alertmanager would then send no resolve); silence an incident "
+                             "explicitly with POST /api/v1/incidents/ID/silence")
+        return data
 
     @model_validator(mode="after")
     def _lease_outlives_a_delivery(self) -> WorkerSettings:

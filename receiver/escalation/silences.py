@@ -1,8 +1,10 @@
-"""Alertmanager silences for acknowledged incidents, through Alertmanager's API v2.
+"""Alertmanager silences that a person asked for on an incident, through its API v2.
 
-Acknowledging silences the incident's alerts (matchers from the group labels, which
-are what Alertmanager grouped the notification by) until the acknowledgement runs
-out; resolving expires the silence. Outcomes map onto the outbox like a channel's.
+A silence covers the incident's group (matchers from the group labels, which are what
+Alertmanager grouped the notification by) for a bounded time; asking again extends the
+same silence, resolving the incident expires it. While it lasts Alertmanager sends
+nothing for the group, not even a resolve: the reconciliation with Alertmanager's API
+is what still ends the incident. Outcomes map onto the outbox like a channel's.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ class Silencer:
         self.timeout = timeout
         self.session = session()
 
-    def silence(self, incident: dict, actor: str | None,
+    def silence(self, incident: dict, actor: str | None, duration: float | None = None,
+                replaces: str | None = None,
                 now: datetime | None = None) -> tuple[DeliveryResult, str | None]:
         found = matchers(incident)
         if not found:
@@ -37,15 +40,20 @@ class Silencer:
         body = {
             "matchers": found,
             "startsAt": now.isoformat().replace("+00:00", "Z"),
-            "endsAt": (now + timedelta(seconds=self.duration)).isoformat().replace("+00:00", "Z"),
+            "endsAt": (now + timedelta(seconds=duration or self.duration)
+                       ).isoformat().replace("+00:00", "Z"),
             "createdBy": f"ticketmon ({actor or 'unknown'})"[:200],
-            "comment": f"ticketmon incident {incident['id']} acknowledged",
+            "comment": f"ticketmon incident {incident['id']} silenced",
         }
+        if replaces:  # Alertmanager updates (extends) the silence with this id
+            body["id"] = replaces
         try:
             resp = self.session.post(f"{self.url}/api/v2/silences", json=body,
                                      timeout=self.timeout)
         except requests.RequestException as exc:
             return DeliveryResult(Outcome.RETRY, f"alertmanager: {type(exc).__name__}"), None
+        if resp.status_code == 404 and replaces:  # that silence is gone: start a new one
+            return self.silence(incident, actor, duration, None, now)
         result = classify_status(resp.status_code, resp.headers.get("Retry-After"))
         if result.outcome is not Outcome.DELIVERED:
             return result, None

@@ -1,12 +1,14 @@
 """The in-transaction incident hook: escalation timers and outbox rows.
 
 Registered in the receiver as `receiver.escalation.timers:on_incident_event` (setting
-`incident_hooks`), it runs inside the transaction that opens, acknowledges or resolves
-an incident, so the timer and the notifications commit or roll back with the change.
-Opening only starts a timer due at once; the worker picks the policy and writes the
-step's notifications when it claims the timer. Acknowledge and resolve stop the timer,
-cancel what has not gone out, and queue an acknowledge/resolve for every channel that
-was (or is being) notified, plus the Alertmanager silence and its expiry.
+`incident_hooks`), it runs inside the transaction that opens, acknowledges, silences or
+resolves an incident, so the timer and the notifications commit or roll back with the
+change. Opening only starts a timer due at once; the worker picks the policy and writes
+the step's notifications when it claims the timer. Acknowledge and resolve stop the
+timer, cancel what has not gone out, and queue an acknowledge/resolve for every channel
+that was (or is being) notified. Acknowledging never silences: Alertmanager sends
+nothing for silenced alerts, not even their resolution, so a silence is its own
+explicit action here (queued for the worker), and resolving expires it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sqlalchemy.engine import Connection
 from receiver.escalation.tables import escalations, notifications
 from receiver.store.bulk import dialect_insert
 from receiver.store.incident_events import IncidentEvent
+from receiver.store.tables import incidents
 
 ALERTMANAGER = "alertmanager"  # pseudo-channel for silences
 NOTIFIED = ("delivered", "delivering")
@@ -33,6 +36,11 @@ def on_incident_event(conn: Connection, event: IncidentEvent) -> None:
         stop(conn, event, "acknowledged", "acknowledge")
     elif event.kind == "resolved":
         stop(conn, event, "resolved", "resolve")
+    elif event.kind in ("silenced", "unsilenced"):
+        row = _row(conn, event.incident_id)
+        action = "silence" if event.kind == "silenced" else "unsilence"
+        insert_outbox(conn, [_outbox(event, row, ALERTMANAGER, action, detail=event.detail,
+                                     once=False)])
 
 
 def _row(conn: Connection, incident_id: int) -> dict | None:
@@ -75,31 +83,41 @@ def stop(conn: Connection, event: IncidentEvent, state: str, action: str) -> Non
             n.incident_id == event.incident_id, n.action == "trigger", n.state.in_(NOTIFIED))
     ).scalars().all()
     rows = [_outbox(event, row, channel, action) for channel in sorted(notified)]
-    if action == "acknowledge":
-        rows.append(_outbox(event, row, ALERTMANAGER, "silence"))
-    else:
+    if action == "resolve":
         silenced = conn.execute(sa.select(n.id).where(
             n.incident_id == event.incident_id, n.action == "silence", n.state.in_(NOTIFIED),
         ).limit(1)).first()
         if silenced or row["silence_id"]:
-            rows.append(_outbox(event, row, ALERTMANAGER, "unsilence"))
+            rows.append(_outbox(event, row, ALERTMANAGER, "unsilence", once=False))
+        # the incident shows the silence ended with it
+        conn.execute(incidents.update().where(
+            incidents.c.id == event.incident_id, incidents.c.silenced_until > at,
+        ).values(silenced_until=at))
     insert_outbox(conn, rows)
 
 
-def _outbox(event: IncidentEvent, row: dict, channel: str, action: str) -> dict:
-    return outbox_row(event.incident_id, event.tenant, row["episode"], 0, 0, channel, action,
-                      event.at, actor=event.actor)
+def _outbox(event: IncidentEvent, row: dict | None, channel: str, action: str,
+            detail: dict | None = None, once: bool = True) -> dict:
+    episode = row["episode"] if row else 0
+    return outbox_row(event.incident_id, event.tenant, episode, 0, 0, channel, action,
+                      event.at, actor=event.actor, detail=detail,
+                      suffix=None if once else event.at.isoformat())
 
 
 def outbox_row(incident_id: int, tenant: str, episode: int, round_: int, step: int,
                channel: str, action: str, due_at: datetime, actor: str | None = None,
-               now: datetime | None = None) -> dict:
-    """One outbox row; its key makes writing the same notification twice a no-op."""
+               now: datetime | None = None, detail: dict | None = None,
+               suffix: str | None = None) -> dict:
+    """One outbox row; its key makes writing the same notification twice a no-op.
+
+    `suffix` makes the key unique per request, for actions a person may repeat in one
+    episode (silence, extend it, lift it)."""
     where = f"{round_}.{step}" if action == "trigger" else action
+    key = f"{incident_id}/{episode}/{where}/{channel}/{action}"
     return {
         "incident_id": incident_id, "tenant": tenant, "episode": episode, "round": round_,
         "step": step, "channel": channel, "action": action, "actor": actor,
-        "key": f"{incident_id}/{episode}/{where}/{channel}/{action}",
+        "key": f"{key}@{suffix}" if suffix else key, "detail": detail,
         "state": "pending", "attempts": 0, "due_at": due_at, "next_attempt_at": due_at,
         "created_at": now or due_at,
     }

@@ -12,6 +12,7 @@ state is in the database, so a restart loses nothing; its own /metrics (default 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -21,6 +22,7 @@ from datetime import UTC, datetime
 from receiver.channels.base import DeliveryResult, Message, Outcome
 from receiver.escalation.messages import build_message
 from receiver.escalation.settings import WorkerSettings
+from receiver.store import queries
 
 log = logging.getLogger("receiver.worker")
 
@@ -51,7 +53,7 @@ class Worker:
                                    settings.public_url, settings.ack_link_ttl)
                           if settings.ack_link_secret else None)
         self.silencer = (Silencer(settings.alertmanager_url, settings.silence_duration)
-                         if settings.alertmanager_url and settings.silence_on_ack else None)
+                         if settings.alertmanager_url else None)
         self.retry = RetryPolicy(settings.retry_base, settings.retry_cap, settings.max_age,
                                  settings.max_attempts)
         self.owner = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
@@ -151,14 +153,15 @@ class Worker:
         row, incident = item.row, item.incident
         if incident is None:
             return DeliveryResult(Outcome.PERMANENT, "incident no longer exists"), None
-        if row["action"] == "silence":
+        if row["action"] in ("silence", "unsilence"):
             if self.silencer is None:
-                return DeliveryResult(Outcome.PERMANENT, "skipped"), None
-            return self.silencer.silence(incident, row["actor"])
-        if row["action"] == "unsilence":
-            if self.silencer is None:
-                return DeliveryResult(Outcome.PERMANENT, "skipped"), None
-            return self.silencer.expire(item.silence_id), None
+                return DeliveryResult(Outcome.PERMANENT, "no alertmanager_url is configured: "
+                                      "cannot silence"), None
+            if row["action"] == "unsilence":
+                return self.silencer.expire(item.silence_id), None
+            duration = (row.get("detail") or {}).get("duration_seconds")
+            return self.silencer.silence(incident, row["actor"], duration=duration,
+                                         replaces=item.silence_id)
         channel = self.channels.get(row["channel"])
         if channel is None:
             return DeliveryResult(Outcome.PERMANENT,
@@ -167,7 +170,13 @@ class Worker:
 
     def message(self, row: dict, incident: dict) -> Message:
         return build_message(row, incident, self.settings.public_url,
-                             self.settings.grafana_url, self.ack_links)
+                             self.settings.grafana_url, self.ack_links, self.installation)
+
+    @functools.cached_property
+    def installation(self) -> str:
+        """This installation's id, read once (a delivery only happens with the DB up)."""
+        with self.engine.connect() as conn:
+            return queries.installation_id(conn)
 
     # -- loop --------------------------------------------------------------------------
     def failed(self, exc: Exception) -> None:

@@ -14,7 +14,8 @@ from typing import Literal
 
 from sqlalchemy.engine import Connection
 
-EventKind = Literal["opened", "acknowledged", "resolved", "severity_raised"]
+EventKind = Literal["opened", "acknowledged", "resolved", "severity_raised", "silenced",
+                    "unsilenced"]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from receiver.store.ingest import MEMBERS
-from receiver.store.tables import alerts, api_tokens, audit_log, events, incident_alerts, incidents
+from receiver.store.tables import (
+    alerts,
+    api_tokens,
+    audit_log,
+    events,
+    incident_alerts,
+    incidents,
+    installation,
+)
 from receiver.store.types import iso
 
 ALL_TENANTS = "*"
@@ -63,6 +71,15 @@ def list_incidents(conn: Connection, scope: str, flt: IncidentFilter, limit: int
     rows = conn.execute(query.order_by(incidents.c.id.desc()).limit(limit + 1)).mappings().all()
     page, cursor = _page([as_json(r) for r in rows], limit)
     return page, cursor
+
+
+def installation_id(conn: Connection) -> str:
+    """Drawn by migration 0004; a database without it is not migrated."""
+    found = conn.execute(sa.select(installation.c.id).limit(1)).scalar()
+    if not found:
+        raise RuntimeError("the installation table is empty: run `ticketmon receiver db "
+                           "upgrade`")
+    return found
 
 
 def get_incident(conn: Connection, scope: str, incident_id: int) -> dict | None:

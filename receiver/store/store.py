@@ -10,7 +10,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -113,9 +113,53 @@ class Store:
         """Acknowledge or resolve by hand; returns (incident, changed). Always audited."""
         if action not in ("acknowledge", "resolve"):
             raise ValueError(action)
+        target = "acknowledged" if action == "acknowledge" else "resolved"
+
+        def change(incident: dict, now: datetime) -> tuple[dict | None, dict]:
+            if action == "acknowledge" and incident["status"] == "resolved":
+                raise Conflict(f"incident {incident_id} is resolved: it cannot be acknowledged")
+            if incident["status"] == target:
+                return None, {}
+            return {"status": target, f"{target}_at": now, f"{target}_by": actor}, {}
+
+        return self._act(incident_id, action, target, actor, tenant, comment, request_id,
+                         change)
+
+    def silence_incident(self, incident_id: int, seconds: float | None, actor: str,
+                         tenant: str, comment: str | None = None,
+                         request_id: str | None = None) -> tuple[dict, bool]:
+        """Silence the incident's group in Alertmanager for `seconds` (None: lift it).
+
+        The worker creates (or extends, or expires) the silence; the incident shows
+        until when. Audited like acknowledge and resolve."""
+        action = "silence" if seconds is not None else "unsilence"
+
+        def change(incident: dict, now: datetime) -> tuple[dict | None, dict]:
+            if seconds is None:
+                if not incident["silenced_until"] or incident["silenced_until"] <= now:
+                    return None, {}
+                return {"silenced_until": now}, {}
+            if incident["status"] == "resolved":
+                raise Conflict(f"incident {incident_id} is resolved: there is nothing to "
+                               "silence")
+            until = now + timedelta(seconds=seconds)
+            return ({"silenced_until": until, "silenced_by": actor},
+                    {"duration_seconds": seconds, "until": until.isoformat()})
+
+        return self._act(incident_id, action, f"{action}d", actor, tenant, comment,
+                         request_id, change)
+
+    def _act(self, incident_id: int, action: str, kind: str, actor: str, tenant: str,
+             comment: str | None, request_id: str | None,
+             change: Callable[[dict, datetime], tuple[dict | None, dict]]
+             ) -> tuple[dict, bool]:
+        """A person's action on one incident: lock it within the caller's scope, apply
+        `change` (new column values, or None for no change, and the event's detail), write
+        the timeline event and run the hooks, and audit the attempt whatever its outcome."""
         now = utcnow()
         audit = {"at": now, "actor": actor, "actor_tenant": tenant, "action": action,
                  "incident_id": incident_id, "comment": comment, "request_id": request_id}
+        conflict: Conflict | None = None
         with self.transaction() as conn:
             query = sa.select(incidents).where(incidents.c.id == incident_id)
             query = queries.scoped(query, incidents.c.tenant, tenant).with_for_update()
@@ -123,26 +167,23 @@ class Store:
             if row is None:
                 raise NotFound(f"incident {incident_id} not found")
             incident = dict(row)
-            target = "acknowledged" if action == "acknowledge" else "resolved"
-            if action == "acknowledge" and incident["status"] == "resolved":
-                outcome = "conflict"
-            elif incident["status"] == target:
-                outcome = "unchanged"
-            else:
-                outcome = "changed"
-                prefix = "acknowledged" if action == "acknowledge" else "resolved"
-                values = {"status": target, f"{prefix}_at": now, f"{prefix}_by": actor,
-                          "updated_at": now}
+            try:
+                values, detail = change(incident, now)
+            except Conflict as exc:
+                conflict, values, detail = exc, None, {}
+            outcome = "conflict" if conflict else "unchanged" if values is None else "changed"
+            if values is not None:
+                values["updated_at"] = now
                 conn.execute(incidents.update().where(incidents.c.id == incident_id)
                              .values(values))
                 incident.update(values)
-                detail = {"comment": comment} if comment else {}
+                detail = {**detail, **({"comment": comment} if comment else {})}
                 conn.execute(events.insert().values(
-                    at=now, incident_id=incident_id, kind=target, actor=actor, detail=detail))
-                run_hooks(conn, self.hooks, incident, target, actor, now, detail)
+                    at=now, incident_id=incident_id, kind=kind, actor=actor, detail=detail))
+                run_hooks(conn, self.hooks, incident, kind, actor, now, detail)
             conn.execute(audit_log.insert().values(outcome=outcome, **audit))
-        if outcome == "conflict":
-            raise Conflict(f"incident {incident_id} is resolved: it cannot be acknowledged")
+        if conflict is not None:
+            raise conflict
         return queries.as_json(incident, skip=("extra",)), outcome == "changed"
 
     def create_token(self, name: str, role: str, tenant: str) -> tuple[int, str]:

@@ -1,4 +1,4 @@
-"""The receiver's tables (SQLAlchemy Core). Migration 0001 creates exactly these.
+"""The receiver's tables (SQLAlchemy Core). Migrations 0001 and 0004 create exactly these.
 
 alerts          one row per Alertmanager alert instance: fingerprint + startsAt
 incident_alerts which incident of a group an alert belongs to (one per group)
@@ -6,6 +6,7 @@ incidents       one row per Alertmanager group episode
 events          append-only history: alert status changes and incident timeline
 audit_log       who acknowledged or resolved what, and when
 api_tokens      hashed API tokens with a role and a tenant scope
+installation    one row: this installation's id, drawn by migration 0004
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ incidents = sa.Table(
     sa.Column("acknowledged_by", sa.String(200)),
     sa.Column("resolved_at", UTCDateTime),
     sa.Column("resolved_by", sa.String(200)),
+    # an explicit Alertmanager silence over the group (never implied by acknowledge)
+    sa.Column("silenced_until", UTCDateTime),
+    sa.Column("silenced_by", sa.String(200)),
     sa.Index(None, "tenant", "status", "id"),
     sa.Index(None, "status", "id"),
     # At most one unresolved incident per Alertmanager group: concurrent receivers that
@@ -138,4 +142,11 @@ api_tokens = sa.Table(
     sa.Column("tenant", sa.String(100), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("revoked_at", UTCDateTime),
+)
+
+installation = sa.Table(
+    "installation",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
 )

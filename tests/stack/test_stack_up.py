@@ -1,6 +1,8 @@
 """The main job end to end: `ticketmon stack up` starts everything, a scenario makes a
 real alert travel Prometheus -> Alertmanager -> receiver -> worker -> notification sink,
-and SIGTERM stops every process it started."""
+the README walkthrough (acknowledge, bring the service back) ends with the incident
+resolved and PagerDuty's resolve in the sink, and SIGTERM stops every process it
+started."""
 
 from __future__ import annotations
 
@@ -55,7 +57,7 @@ def stack(tmp_path):
             assert not alive, f"left running after SIGTERM: {[p.cmdline() for p in alive]}"
 
 
-def test_stack_up_runs_everything_and_an_alert_reaches_a_notification(stack):
+def test_stack_up_runs_everything_and_the_walkthrough_ends_resolved(stack):
     proc, urls, state = stack
     for name in ["prometheus", "alertmanager", "receiver", "worker", "business-exporter",
                  "system-exporter", "blockchain-exporter", "fraud", "notification-sink"]:
@@ -82,11 +84,27 @@ def test_stack_up_runs_everything_and_an_alert_reaches_a_notification(stack):
     found = wait_for(incident, 150, "a ServiceDown incident in the receiver", every=1)
     assert found[0]["severity"] == "critical"
 
-    def paged():
+    def paged(action: str = "trigger"):
         msgs = requests.get(f"{state['notification-sink'].rstrip('/')}/messages", timeout=5).json()
-        return [m for m in msgs if "pagerduty" in json.dumps(m) and "checkout" in json.dumps(m)]
+        return [m for m in msgs if "pagerduty" in json.dumps(m) and "checkout" in json.dumps(m)
+                and f'"event_action": "{action}"' in json.dumps(m)]
 
     wait_for(paged, 60, "a PagerDuty event for checkout in the sink", every=1)
+
+    # the README walkthrough: acknowledge, bring checkout back -> resolved, resolve paged
+    incident_id = found[0]["id"]
+    acked = requests.post(f"{state['receiver_url']}/api/v1/incidents/{incident_id}/acknowledge",
+                          headers=headers, timeout=5)
+    assert acked.status_code == 200 and acked.json()["incident"]["status"] == "acknowledged"
+    print(scenario.run("service-ok", "checkout"))
+
+    def resolved():
+        resp = requests.get(f"{state['receiver_url']}/api/v1/incidents/{incident_id}",
+                            headers=headers, timeout=5)
+        return resp.json()["incident"]["status"] == "resolved"
+
+    wait_for(resolved, 150, "the acknowledged incident to resolve", every=1)
+    wait_for(lambda: paged("resolve"), 60, "PagerDuty's resolve in the sink", every=1)
 
 
 def test_scenario_without_a_stack_says_so(tmp_path):

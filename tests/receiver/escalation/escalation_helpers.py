@@ -33,6 +33,9 @@ def templates() -> Templates:
     return Templates()
 
 
+INSTALLATION = "5c1d2a8e-0000-4000-8000-000000000001"
+
+
 def make_message(action: str = "trigger", **incident) -> Message:
     base = {
         "id": "42", "title": "Checkout error rate above 5%", "severity": "critical",
@@ -46,7 +49,7 @@ def make_message(action: str = "trigger", **incident) -> Message:
         links={"incident": "http://127.0.0.1:10190/incidents/42",
                "grafana": "http://grafana/d/x", "alertmanager": "http://127.0.0.1:9093/#/alerts",
                "ack": "http://127.0.0.1:10190/ack/TOKEN"},
-        actor="alice" if action != "trigger" else None,
+        actor="alice" if action != "trigger" else None, installation=INSTALLATION,
     )
 
 

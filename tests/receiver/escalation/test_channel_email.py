@@ -10,7 +10,7 @@ import escalation_helpers  # noqa: E402
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from escalation_helpers import make_message
+from escalation_helpers import INSTALLATION, make_message
 
 from receiver.channels.base import Outcome
 from receiver.channels.email import EmailChannel, EmailSettings
@@ -104,7 +104,7 @@ def test_starttls_with_auth_sends_text_and_html(smtp_starttls, cert, templates):
     assert rcpts == ["oncall@example.org", "team@example.org"]
     mail = parse(raw)
     assert mail["Subject"] == "[CRITICAL] Checkout error rate above 5%"
-    assert mail["Message-ID"] == "<incident-42@example.org>"
+    assert mail["Message-ID"] == f"<ticketmon-{INSTALLATION}-42@example.org>"
     assert mail.get_content_type() == "multipart/alternative"
     text = mail.get_body(("plain",)).get_content()
     html = mail.get_body(("html",)).get_content()
@@ -116,7 +116,7 @@ def test_resolve_mail_threads_under_the_first_one(smtp_starttls, cert, templates
     recorder, port = smtp_starttls
     channel(port, cert, templates).send(make_message("resolve"))
     mail = parse(recorder.messages[0][2])
-    assert mail["In-Reply-To"] == "<incident-42@example.org>"
+    assert mail["In-Reply-To"] == f"<ticketmon-{INSTALLATION}-42@example.org>"
     assert mail["Subject"].startswith("[RESOLVED]")
     assert "Resolved by alice" in mail.get_body(("plain",)).get_content()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import escalation_helpers  # noqa: E402
-from escalation_helpers import make_message
+from escalation_helpers import INSTALLATION, make_message
 
 from receiver.channels.base import Outcome
 from receiver.channels.pagerduty import PagerDutyChannel, PagerDutySettings
@@ -22,13 +22,13 @@ def channel(sink, templates, **extra) -> PagerDutyChannel:
     return PagerDutyChannel("pagerduty", PagerDutySettings.model_validate(cfg), templates)
 
 
-def test_trigger_acknowledge_resolve_share_the_incident_id_as_dedup_key(tls_sink, templates):
+def test_trigger_acknowledge_resolve_share_one_dedup_key(tls_sink, templates):
     pd = channel(tls_sink, templates)
     for action in ("trigger", "acknowledge", "resolve"):
         assert pd.send(make_message(action)).outcome is Outcome.DELIVERED
     events = [m.json() for m in tls_sink.received("/pagerduty/v2/enqueue")]
     assert [e["event_action"] for e in events] == ["trigger", "acknowledge", "resolve"]
-    assert {e["dedup_key"] for e in events} == {"42"}
+    assert {e["dedup_key"] for e in events} == {f"ticketmon-{INSTALLATION}-42"}
     assert {e["routing_key"] for e in events} == {"R" * 32}
     payload = events[0]["payload"]
     assert payload["summary"] == "[CRITICAL] Checkout error rate above 5%"
@@ -103,3 +103,15 @@ def test_routing_key_never_appears_in_settings_repr(templates):
     cfg = PagerDutySettings.model_validate(
         {"type": "pagerduty", "routing_key": "supersecretroutingkey"})
     assert "supersecretroutingkey" not in repr(cfg) + str(cfg.model_dump())
+
+
+def test_two_installations_never_share_a_dedup_key(tls_sink, templates):
+    """Same routing key, same incident number, two installations (or one database reset):
+    PagerDuty must see two incidents, not merge them."""
+    pd = channel(tls_sink, templates)
+    for installation in ("install-a", "install-b"):
+        message = make_message("trigger")
+        message.installation = installation
+        assert pd.send(message).outcome is Outcome.DELIVERED
+    keys = [m.json()["dedup_key"] for m in tls_sink.received("/pagerduty/v2/enqueue")]
+    assert len(set(keys)) == 2 and all(k.endswith("-42") for k in keys)

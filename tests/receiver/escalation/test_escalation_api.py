@@ -7,6 +7,7 @@ import subprocess
 
 import escalation_helpers
 import pytest
+import sqlalchemy as sa
 from escalation_helpers import write_policies
 from test_escalation_flow import SECRET, drain, make_worker, open_incident
 
@@ -95,7 +96,8 @@ def test_one_click_ack_link(app_and_worker, sink):
     assert client.get(f"/api/v1/incidents/{incident}", headers=auth(VIEWER)) \
         .json["incident"]["status"] == "open"
     done = client.post(path, headers={"Accept": "application/json"})
-    assert done.json == {"incident_id": incident, "status": "acknowledged", "changed": True}
+    assert done.json == {"incident_id": incident, "status": "acknowledged", "changed": True,
+                         "silenced_until": None}  # acknowledging never silences
     got = client.get(f"/api/v1/incidents/{incident}", headers=auth(VIEWER)).json["incident"]
     assert got["acknowledged_by"] == "ack-link:chat"
     again = client.post(path, headers={"Accept": "application/json"})
@@ -113,3 +115,54 @@ def test_ack_links_off_without_a_secret(app_and_worker, monkeypatch):
     monkeypatch.delenv("TICKETMON_ACK_LINK_SECRET")
     resp = app.test_client().get("/ack/anything")
     assert resp.status_code == 404 and json.loads(resp.data)["error"]["code"] == "not_found"
+
+
+def test_ack_page_offers_a_silence_after_acknowledging(app_and_worker, sink):
+    app, store, worker = app_and_worker
+    client = app.test_client()
+    incident = open_incident(store)
+    drain(worker)
+    path = sink.received("/chat")[0].json()["links"]["ack"].removeprefix(
+        "http://127.0.0.1:10190")
+    page = client.post(path)
+    assert b"Acknowledged" in page.data and b"name='silence'" in page.data
+    done = client.post(path, data={"silence": "4h"}, headers={"Accept": "application/json"})
+    assert done.status_code == 200 and done.json["silenced_until"]
+    assert client.post(path, data={"silence": "3y"}).status_code == 400
+    got = client.get(f"/api/v1/incidents/{incident}", headers=auth(VIEWER)).json["incident"]
+    assert got["status"] == "acknowledged" and got["silenced_by"] == "ack-link:chat"
+    assert [e["kind"] for e in got["timeline"]][-2:] == ["acknowledged", "silenced"]
+
+
+@pytest.mark.parametrize("body, field", [
+    ({}, "duration"), ({"duration": "soon"}, "duration"), ({"duration": 10}, "duration"),
+    ({"duration": "48h"}, "duration"), ({"duration": True}, "duration"),
+    ({"duration": "1h", "colour": "red"}, "colour"), ({"duration": [1]}, "duration"),
+])
+def test_silence_api_refuses_bad_durations(app_and_worker, body, field):
+    app, store, _ = app_and_worker
+    incident = open_incident(store)
+    resp = app.test_client().post(f"/api/v1/incidents/{incident}/silence", json=body,
+                                  headers=auth(OPERATOR))
+    assert resp.status_code == 400 and resp.json["error"]["field"] == field
+
+
+def test_silence_api_roles_and_audit(app_and_worker):
+    app, store, _ = app_and_worker
+    client = app.test_client()
+    incident = open_incident(store)
+    url = f"/api/v1/incidents/{incident}/silence"
+    assert client.post(url, json={"duration": "1h"}, headers=auth(VIEWER)).status_code == 403
+    done = client.post(url, json={"duration": "90m", "comment": "db failover"},
+                       headers=auth(OPERATOR))
+    assert done.status_code == 200 and done.json["changed"] is True
+    assert done.json["incident"]["silenced_until"]
+    lifted = client.delete(url, headers=auth(OPERATOR))
+    assert lifted.status_code == 200 and lifted.json["changed"] is True
+    assert client.post("/api/v1/incidents/999999/silence", json={"duration": "1h"},
+                       headers=auth(OPERATOR)).status_code == 404
+    with store.engine.connect() as conn:
+        audit = conn.execute(sa.text("SELECT action, outcome, comment FROM audit_log "
+                                     "ORDER BY id")).all()
+    assert [tuple(a) for a in audit][-2:] == [("silence", "changed", "db failover"),
+                                               ("unsilence", "changed", None)]
