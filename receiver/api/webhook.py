@@ -35,9 +35,11 @@ log = logging.getLogger("receiver.webhook")
 bp = Blueprint("webhook", __name__)
 
 STEP = 1 << 20  # bytes read from the WSGI input per call
-# an oversized body is still read (and dropped), up to this many times the limit, to
-# name its group in the log and to let Alertmanager read the 413 instead of a reset
+# an oversized body is still read (and dropped), up to this many times the limit (at
+# least DRAIN_MIN bytes), to name its group in the log and to let Alertmanager read the
+# 413 instead of a connection reset
 DRAIN_FACTOR = 4
+DRAIN_MIN = 64 << 20
 TAIL = 256 * 1024  # Alertmanager writes groupKey after the alerts: near the end
 LOGGED_GROUP_KEY = 1000  # characters of a group key written to a log line
 
@@ -83,7 +85,7 @@ def _read_unsized() -> bytes:
 
 
 def _drain_for_group_key(stream, length: int, limit: int) -> str | None:
-    if length > DRAIN_FACTOR * limit:
+    if length > max(DRAIN_FACTOR * limit, DRAIN_MIN):
         return None
     tail = b""
     left = length
