@@ -73,6 +73,15 @@ class ReceiverMetrics:
             "ticketmon_receiver_alerts_duplicate_total",
             "Alerts received that changed nothing (HA pairs and repeats)",
             registry=self.registry)
+        self.payload_repairs = Counter(
+            "ticketmon_receiver_payload_repairs_total",
+            "Strings or numbers of accepted webhook posts repaired to fit the store "
+            "(cut with a marker, NUL or lone surrogate replaced, group key shortened)",
+            ["kind"], registry=self.registry)
+        self.webhook_refused = Counter(
+            "ticketmon_receiver_webhook_refused_total",
+            "Webhook posts answered 4xx: Alertmanager does not retry them, they are lost",
+            ["reason"], registry=self.registry)
         self.store_duration = Histogram(
             "ticketmon_receiver_store_duration_seconds",
             "Time spent in one database transaction", buckets=STORE_BUCKETS,

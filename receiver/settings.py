@@ -15,6 +15,8 @@ from ticketmon.core.auth import ConfiguredToken, JwtSettings
 from ticketmon.core.config import Settings
 from ticketmon.core.metrics_guard import GuardSettings
 
+MIB = 1_048_576
+
 
 class ReceiverSettings(Settings):
     database_url: str = "sqlite:///ticketmon-receiver.db"
@@ -24,7 +26,10 @@ class ReceiverSettings(Settings):
     webhook_token: SecretStr | None = None
     api_tokens: list[ConfiguredToken] = Field(default_factory=list)
     jwt: JwtSettings = Field(default_factory=JwtSettings)
-    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    # what one Alertmanager post may weigh: a group of 1,000 alerts with long labels is
+    # several MiB, and a refused post is lost for good; each sync worker holds the body
+    # and its parsed alerts: about 3 times the body at peak (receiver/api/webhook.py)
+    max_body_bytes: int = Field(default=32 * MIB, ge=1024, le=256 * MIB)
     page_limit_default: int = Field(default=50, ge=1, le=1000)
     page_limit_max: int = Field(default=500, ge=1, le=10000)
     pool_size: int = Field(default=4, ge=1, le=50)

@@ -9,11 +9,12 @@ bp = Blueprint("openapi", __name__)
 ERROR = {"$ref": "#/components/schemas/Error"}
 
 
-def _errors(*codes: int) -> dict:
+def _errors(*codes: int, **override: str) -> dict:
     text = {400: "bad input (the body names the field)", 401: "no or wrong credentials",
             403: "role or tenant not allowed", 404: "not found in your tenant scope",
             409: "invalid state transition", 413: "body over max_body_bytes",
             415: "not application/json", 503: "store unavailable: retry"}
+    text.update({int(k[1:]): v for k, v in override.items()})
     return {str(c): {"description": text[c],
                      "content": {"application/json": {"schema": ERROR}}} for c in codes}
 
@@ -77,8 +78,19 @@ DOCUMENT = {
             "requestBody": {"required": True, "content": {"application/json": {
                 "schema": {"type": "object", "required": ["version", "groupKey", "status",
                                                           "alerts"]}}}},
+            "description": "Any post a real Alertmanager sends is kept whole: strings the "
+                           "store cannot hold as sent are repaired, not refused (names over "
+                           "200 and values over 10,000 characters cut with a marker "
+                           "'…[truncated by ticketmon: N chars, sha256:…]', NUL and lone "
+                           "surrogates replaced by U+FFFD, a group key over 1,024 bytes "
+                           "shortened to a prefix and a digest); each repair is listed in "
+                           "the alert's extra.ticketmon_repairs. Alertmanager does not "
+                           "retry a 4xx, so every refusal is logged and counted.",
             "responses": {**_ok("stored (committed)", OBJ),
-                          **_errors(400, 401, 413, 415, 503)}}},
+                          **_errors(400, 401, 413, 415, 503, e400=(
+                              "not an Alertmanager payload (not JSON, not an object, "
+                              "version not 4, no alerts, an alert without fingerprint, "
+                              "startsAt, status or labels); the body names the field"))}}},
         "/api/v1/incidents": {"get": {
             "summary": "List incidents, newest first (viewer)", "tags": ["incidents"],
             "parameters": [

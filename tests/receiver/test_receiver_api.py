@@ -65,9 +65,10 @@ SCHEMA_ERRORS = {
     "labels-missing": (lambda b: b["alerts"][0].pop("labels"), "alerts.0.labels"),
     "groupKey": (lambda b: b.pop("groupKey"), "groupKey"),
     "truncated-negative": (lambda b: b.update(truncatedAlerts=-1), "truncatedAlerts"),
-    "nul": (lambda b: b["alerts"][0]["annotations"].update(summary="a\u0000b"),
-            "alerts.0.annotations.summary"),
-}
+    "alert-not-object": (lambda b: b["alerts"].__setitem__(1, "x"), "alerts.1"),
+    "startsAt-missing": (lambda b: b["alerts"][0].pop("startsAt"), "alerts.0.startsAt"),
+    "group-status": (lambda b: b.update(status="pending"), "status"),
+}  # NUL, long values, long group keys are repaired: test_receiver_webhook_repairs.py
 
 
 @pytest.mark.parametrize("case", sorted(SCHEMA_ERRORS))
