@@ -15,3 +15,19 @@ def test_every_package_folder_has_an_init() -> None:
                if d.is_dir() and d.name != "__pycache__" and any(d.glob("*.py"))
                and not (d / "__init__.py").exists()]
     assert not missing, f"add __init__.py to: {missing}"
+
+
+def test_exporters_and_the_core_never_import_the_receiver() -> None:
+    """Shared pieces live in ticketmon.core; an exporter that imported `receiver` would
+    drag the receiver's settings, store and Flask app into every exporter process."""
+    import ast
+
+    offenders = []
+    for root in ("exporters", "ticketmon/core"):
+        for path in (REPO / root).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                         else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                if any(n == "receiver" or n.startswith("receiver.") for n in names):
+                    offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert not offenders, offenders

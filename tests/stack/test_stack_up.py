@@ -84,12 +84,16 @@ def test_stack_up_runs_everything_and_the_walkthrough_ends_resolved(stack):
     found = wait_for(incident, 150, "a ServiceDown incident in the receiver", every=1)
     assert found[0]["severity"] == "critical"
 
-    def paged(action: str = "trigger"):
+    def pagerduty_events() -> list[dict]:
         msgs = requests.get(f"{state['notification-sink'].rstrip('/')}/messages", timeout=5).json()
-        return [m for m in msgs if "pagerduty" in json.dumps(m) and "checkout" in json.dumps(m)
-                and f'"event_action": "{action}"' in json.dumps(m)]
+        return [m["body"] for m in msgs if m["path"].startswith("/pagerduty")
+                and isinstance(m["body"], dict)]
 
-    wait_for(paged, 60, "a PagerDuty event for checkout in the sink", every=1)
+    def paged():
+        return [e for e in pagerduty_events() if e.get("event_action") == "trigger"
+                and "checkout" in json.dumps(e)]
+
+    [trigger, *_] = wait_for(paged, 60, "a PagerDuty event for checkout in the sink", every=1)
 
     # the README walkthrough: acknowledge, bring checkout back -> resolved, resolve paged
     incident_id = found[0]["id"]
@@ -104,7 +108,11 @@ def test_stack_up_runs_everything_and_the_walkthrough_ends_resolved(stack):
         return resp.json()["incident"]["status"] == "resolved"
 
     wait_for(resolved, 150, "the acknowledged incident to resolve", every=1)
-    wait_for(lambda: paged("resolve"), 60, "PagerDuty's resolve in the sink", every=1)
+    # PagerDuty's resolve names only the dedup_key: the trigger's, this installation's
+    assert trigger["dedup_key"].startswith("ticketmon-")
+    wait_for(lambda: [e for e in pagerduty_events() if e.get("event_action") == "resolve"
+                      and e.get("dedup_key") == trigger["dedup_key"]],
+             60, "PagerDuty's resolve in the sink", every=1)
 
 
 def test_scenario_without_a_stack_says_so(tmp_path):
