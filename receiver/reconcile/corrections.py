@@ -7,9 +7,10 @@ resolve through the same incident hooks as ingest (`run_hooks`), so escalation
 starts, stops and sends its resolve notifications exactly as for a webhook post.
 Locks are taken incident first, then alerts, as ingest does, so the two never deadlock.
 
-One exception to "an alert only moves firing -> resolved": an alert the reconciler
-itself resolved, that Alertmanager reports firing again (an HA member lagging, an
-answer that flapped), fires again. One that Alertmanager resolved stays resolved.
+One exception to "an alert only moves firing -> resolved": an alert whose resolution
+was inferred (by the reconciler: an HA member lagging, an answer that flapped; by
+ingest: a group reported resolved, a newer instance) that Alertmanager reports firing
+again fires again. One that Alertmanager posted as resolved stays resolved.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class Corrections:
     linked_alerts: int = 0  # placed into the group's open incident
     resolved_incidents: list[int] = field(default_factory=list)
     opened_incidents: list[int] = field(default_factory=list)
-    unfixable: int = 0  # Alertmanager resolved it, then reported it firing again
+    unfixable: int = 0  # Alertmanager posted it resolved, then reported it firing again
 
     def add(self, other: Corrections) -> None:
         self.resolved_alerts += other.resolved_alerts
@@ -188,7 +189,7 @@ def place_firing(conn: Connection, key: str, group: AmGroup, found: Sequence[AmA
                 alerts.c.fingerprint == st.key[0], alerts.c.starts_at == st.key[1])
                 .values(status="firing", ends_at=None, updated_at=now))
             done.fired_alerts += 1
-            why = "the reconciler had resolved it; Alertmanager reports it firing again"
+            why = "its resolution was inferred; Alertmanager reports it firing"
         elif st.held_open:
             continue
         else:
@@ -226,16 +227,21 @@ def place_firing(conn: Connection, key: str, group: AmGroup, found: Sequence[AmA
 
 
 def refireable(conn: Connection, keys: list[Key]) -> set[Key]:
-    """Resolved alerts whose last resolution was the reconciler's."""
-    last: dict[Key, str] = {}
+    """Resolved alerts whose resolution was inferred, not reported: by the reconciler, or
+    by ingest from a group-level "resolved" post (Alertmanager computes a truncated
+    post's status from the alerts it lists) or from a newer instance. Only an alert
+    Alertmanager itself posted as resolved stays resolved whatever it reports later."""
+    last: dict[Key, bool] = {}
     for part in chunks(keys):
-        for fp, starts_at, kind in conn.execute(
-                sa.select(events.c.fingerprint, events.c.starts_at, events.c.kind)
+        for fp, starts_at, kind, detail in conn.execute(
+                sa.select(events.c.fingerprint, events.c.starts_at, events.c.kind,
+                          events.c.detail)
                 .where(sa.tuple_(events.c.fingerprint, events.c.starts_at).in_(list(part)),
                        events.c.kind.in_(("alert_resolved", "reconciled_resolved")))
                 .order_by(events.c.id)):
-            last[(fp, starts_at)] = kind
-    return {k for k, kind in last.items() if kind == "reconciled_resolved"}
+            last[(fp, starts_at)] = (kind == "reconciled_resolved"
+                                     or bool((detail or {}).get("reason")))
+    return {k for k, inferred in last.items() if inferred}
 
 
 def insert_alert(conn: Connection, a: AmAlert, now: datetime) -> Key | None:
