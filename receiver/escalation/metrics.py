@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy.engine import Connection
 
@@ -59,9 +59,50 @@ class WorkerMetrics:
         self.errors = Counter("ticketmon_receiver_worker_errors",
                               "Worker passes that failed (database unreachable, ...)",
                               registry=registry)
+        self.reconcile = ReconcileMetrics(registry)
 
     def record(self, row: dict, state: str, outcome: str, now: datetime) -> None:
         self.notifications.labels(row["channel"], OUTCOME.get(state, outcome)).inc()
         if state == "delivered":
             self.delivery_lateness.labels(row["channel"]).observe(
                 max(0.0, (now - row["due_at"]).total_seconds()))
+
+
+class ReconcileMetrics:
+    """Reconciliation with Alertmanager (receiver.reconcile): runs, corrections, members."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.runs = Counter(
+            "ticketmon_receiver_reconcile_runs",
+            "Reconciliation runs by outcome (ok, partial: an Alertmanager did not count, "
+            "unreachable: none did, skipped: another worker's turn, error)",
+            ["outcome"], registry=registry)
+        self.corrections = Counter(
+            "ticketmon_receiver_reconcile_corrections",
+            "Store corrections made from Alertmanager's API by action", ["action"],
+            registry=registry)
+        self.last_success = Gauge(
+            "ticketmon_receiver_reconcile_last_success_timestamp_seconds",
+            "When a reconciliation run last compared with at least one Alertmanager",
+            registry=registry)
+        self.up = Gauge(
+            "ticketmon_receiver_reconcile_alertmanager_up",
+            "1 if this Alertmanager answered the last reconciliation run usably",
+            ["alertmanager"], registry=registry)
+
+    def observe(self, report, truth, now: datetime) -> None:
+        self.runs.labels(report.outcome).inc()
+        if truth is None:
+            return
+        for member in truth.members:
+            self.up.labels(member.url).set(1 if member.up else 0)
+        if report.outcome in ("ok", "partial"):
+            self.last_success.set(now.timestamp())
+        d = report.done
+        for action, n in (("resolved_alert", d.resolved_alerts),
+                          ("fired_alert", d.fired_alerts),
+                          ("linked_alert", d.linked_alerts),
+                          ("resolved_incident", len(d.resolved_incidents)),
+                          ("opened_incident", len(d.opened_incidents))):
+            if n:
+                self.corrections.labels(action).inc(n)

@@ -1,4 +1,5 @@
-"""Worker settings: channels, policies, silences, retries, and the jobs the worker hosts.
+"""Worker settings: channels, policies, silences, retries, and the jobs the worker hosts
+(anomaly scoring, reconciliation with Alertmanager).
 
 One YAML file plus TICKETMON_* overrides, like every component (`ticketmon receiver
 worker --config FILE`); a channel's timeout bounds the delivery lease.
@@ -14,6 +15,7 @@ from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from receiver.anomaly.settings import AnomalyJobSettings
 from receiver.channels.registry import ChannelSettings
 from receiver.escalation.policy import parse_duration
+from receiver.reconcile.settings import ReconcileSettings
 from ticketmon.core.config import Settings
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -43,6 +45,8 @@ class WorkerSettings(Settings):
     worker_id: str | None = None
     log_level: str = "info"
     anomaly: AnomalyJobSettings | None = None  # also run the anomaly job; None: off
+    # reconcile with Alertmanager's API (default: every 60s with alertmanager_url)
+    reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
 
     @model_validator(mode="before")
     @classmethod

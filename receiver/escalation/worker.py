@@ -188,13 +188,19 @@ class Worker:
                                           "channels": sorted(self.channels),
                                           "policies": [p.name for p in self.policies.policies]})
         from receiver.anomaly.background import AnomalyThread
+        from receiver.reconcile.reconciler import ReconcileThread
 
         anomaly = AnomalyThread.start(self.settings.anomaly, self.settings.database_url)
+        reconcile = ReconcileThread.start(self.settings.reconcile, self.settings.alertmanager_url,
+                                          self.settings.database_url, self.owner,
+                                          self.metrics.reconcile)
         steps = threading.Thread(target=self.step_loop, name="steps", daemon=True)
         steps.start()
         self.dispatcher.run(self.stopping, self.failed)
         steps.join()
         if anomaly:
             anomaly.stop()
+        if reconcile:
+            reconcile.stop()
         self.engine.dispose()
         log.info("worker stopped", extra={"worker": self.owner})

@@ -1,0 +1,65 @@
+"""Which webhook group (groupKey) an alert that Alertmanager reports belongs to.
+
+Alertmanager builds a groupKey as route key + ":" + the group labels, e.g.
+`{}/{severity="critical"}:{alertname="X", service="y"}` (dispatch/route.go: Route.Key()
+and aggrGroup.GroupKey()). API v2 never shows the route key: /api/v2/alerts/groups
+gives a group's receiver and labels only. So, in order:
+
+1. the store already has an incident with that receiver whose groupKey ends in those
+   labels: exact, the groups recur (the latest such incident wins when two routes
+   share a receiver and group labels: then it may be the other route's);
+2. otherwise the route-key prefix of the latest incident of the same receiver: exact
+   when one route uses that receiver;
+3. otherwise the root route's key `{}`.
+
+A guess that turns out wrong opens a second incident beside the one the next webhook
+post opens; both hold the same alerts, so both resolve when they do (the reconciler
+resolves incidents none of whose alerts fires).
+"""
+
+from __future__ import annotations
+
+import json
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from receiver.reconcile.alertmanager_api import AmAlert, AmGroup, Truth
+from receiver.store.tables import incidents
+
+ROOT_ROUTE = "{}"
+
+
+def go_labelset(labels: dict[str, str]) -> str:
+    """model.LabelSet.String(): sorted `name="value"` pairs, Go-quoted, in braces."""
+    pairs = sorted(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in labels.items())
+    return "{" + ", ".join(pairs) + "}"
+
+
+def group_of(alert: AmAlert, truth: Truth, receivers: set[str] | None = None
+             ) -> AmGroup | None:
+    """The alert's group: the first one of an allowed receiver; None while Alertmanager
+    has not grouped it yet (unprocessed) - the next run places it."""
+    for group in truth.groups.get(alert.fingerprint, []):
+        if receivers is None or group.receiver in receivers:
+            return group
+    return None
+
+
+def group_key(conn: Connection, group: AmGroup) -> str:
+    suffix = ":" + go_labelset(group.labels)
+    i = incidents.c
+    same = conn.execute(
+        sa.select(i.group_key).where(i.receiver == group.receiver,
+                                     i.group_key.endswith(suffix, autoescape=True))
+        .order_by(i.id.desc()).limit(1)).scalar()
+    if same is not None:
+        return same
+    latest = conn.execute(
+        sa.select(i.group_key, i.group_labels).where(i.receiver == group.receiver)
+        .order_by(i.id.desc()).limit(1)).first()
+    if latest is not None:
+        tail = ":" + go_labelset(latest.group_labels or {})
+        if latest.group_key.endswith(tail):
+            return latest.group_key[: -len(tail)] + suffix
+    return ROOT_ROUTE + suffix
