@@ -5,8 +5,8 @@ keeps every worker's values in files of that directory and /metrics sums them, s
 answer is the same whichever worker serves the scrape. Without it (tests, one process)
 the metrics live in the app's own registry.
 
-Each multiprocess write costs ~3 µs (a histogram observation ~7 µs), about 40 µs per
-check for the eight or so values a check touches. So a check only adds to plain
+Each multiprocess write is a file-backed update, and a check touches eight or so
+values, which would add up on the request path. So a check only adds to plain
 in-memory tallies (`record`); `flush` folds them into the prometheus_client values
 once a second from a background thread (one write per changed series), and before
 this worker answers a scrape. Another worker's latest second may be missing from a

@@ -52,7 +52,7 @@ def insert_statement(dialect: sa.Dialect) -> tuple[str, bool]:
     """The INSERT in the driver's own paramstyle, and whether it takes tuples.
 
     Rows go to the driver's executemany as they are: SQLAlchemy's per-row bind
-    processing (~15 µs a row here) would run on a thread that shares the GIL with the
+    processing would run on a thread that shares the GIL with the
     request threads. The JSON column gets text, which both SQLite and PostgreSQL take.
     """
     stmt = checks.insert().values({name: sa.bindparam(name) for name in COLUMNS})

@@ -13,8 +13,8 @@ validate. Here the body is read in 1 MiB steps (gunicorn's sync worker buffers a
 one step) and joined once into bytes (2N for that instant, before anything is parsed), and
 pydantic validates those bytes as they stand (`model_validate_json`: no dict tree, no
 re-serialisation; a bytearray would be copied by pydantic-core, bytes are not). The
-parsed alerts weigh about 2N for label-heavy posts (measured: a 35 MiB body of 10,000
-alerts peaked at +102 MiB); the body is dropped before the store serialises the rows.
+parsed alerts weigh about as much again for label-heavy posts; the body is dropped
+before the store serialises the rows.
 """
 
 from __future__ import annotations
