@@ -53,7 +53,7 @@ def stored_incidents(bed: FaultBed) -> int:
 def assert_firing(c: Counts) -> None:
     assert c.held == c.sent == ALERTS
     assert c.lost == 0, c.lost_fingerprints[:5]
-    assert c.stored == ALERTS
+    assert c.stored == c.firing == ALERTS
     assert c.open_incidents == GROUPS and c.duplicate_incidents == 0
     assert c.pages == GROUPS * 2 and c.duplicate_pages == 0 and c.unpaged == 0
     assert c.dead == 0
@@ -64,6 +64,7 @@ def resolve_all(bed: FaultBed, starts: datetime, name: str) -> Counts:
     c = bed.settle(bed.converged_resolved, CONVERGE, "every incident and page resolved")
     report(name, "resolved", c)
     assert c.resolved_incidents == c.incidents == GROUPS and c.duplicate_incidents == 0
+    assert c.stored == ALERTS and c.firing == 0
     assert c.resolves == c.pages == GROUPS * 2
     assert c.duplicate_resolves == 0 and c.missing_resolves == 0 and c.duplicate_pages == 0
     assert c.dead == 0

@@ -288,6 +288,7 @@ class Counts:
     sent: int = 0
     held: int = 0
     stored: int = 0
+    firing: int = 0  # stored alerts whose status is firing
     lost: int = 0
     groups: int = 0
     incidents: int = 0
@@ -351,7 +352,8 @@ class Ledger:
         mine = {str(i) for i, _, _ in incidents}
         per_group = Counter(g for _, g, _ in incidents)
         open_per_group = Counter(g for _, g, s in incidents if s != "resolved")
-        c = Counts(sent=sent, held=len(am_held), stored=len(alerts), groups=len(per_group),
+        c = Counts(sent=sent, held=len(am_held), stored=len(alerts),
+                   firing=sum(s == "firing" for s in alerts.values()), groups=len(per_group),
                    incidents=len(incidents),
                    open_incidents=sum(open_per_group.values()),
                    resolved_incidents=sum(s == "resolved" for _, _, s in incidents),
@@ -507,7 +509,7 @@ class FaultBed:
     def converged_resolved(self) -> Counts | None:
         """Every incident resolved, every page resolved, the outbox idle."""
         c = self.ledger.count(self.sent, set())
-        done = (c.incidents and c.resolved_incidents == c.incidents
+        done = (c.incidents and c.resolved_incidents == c.incidents and c.firing == 0
                 and c.missing_resolves == 0 and c.outbox_busy == 0)
         return c if done else None
 
