@@ -108,8 +108,10 @@ def scenario(name: str, cluster: PostgresCluster, workdir: Path, args,
         bed.start()
         starts = datetime.now(UTC) - timedelta(minutes=1)
         began = time.monotonic()
+        order = list(range(args.alerts))
+        rng.shuffle(order)  # each group's last change, and final post, at a random moment
         pusher = bed.pusher(args.alerts, args.groups, starts, batch=50,
-                            spread=args.duration)
+                            spread=args.duration, order=order)
         faults = Faults(name, bed, cluster, rng)
         pusher.start()
         faults.start()

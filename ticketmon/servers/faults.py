@@ -102,9 +102,9 @@ receivers:
 """
 
 
-def make_alerts(count: int, groups: int, start: int = 0, starts_at: datetime | None = None,
+def make_alerts(indices: Iterable[int], groups: int, starts_at: datetime | None = None,
                 ends_at: datetime | None = None, run: str = "r") -> list[dict]:
-    """Alerts start..start+count-1 for Alertmanager's API; alert i is in group i % groups.
+    """Alerts for Alertmanager's API; alert i is in group i % groups.
 
     The same arguments give the same label sets, so posting them again with ends_at in
     the past resolves them.
@@ -118,7 +118,7 @@ def make_alerts(count: int, groups: int, start: int = 0, starts_at: datetime | N
         "annotations": {"summary": f"chaos group {i % groups} of run {run}"},
         "startsAt": starts_at.isoformat(), "endsAt": ends_at.isoformat(),
         "generatorURL": "http://127.0.0.1/chaos",
-    } for i in range(start, start + count)]
+    } for i in indices]
 
 
 def push(am_urls: Iterable[str], alerts: list[dict], timeout: float = 10.0) -> None:
@@ -138,14 +138,18 @@ def held(am_url: str, run: str) -> set[str]:
 
 
 class Pusher(threading.Thread):
-    """Pushes `count` alerts in batches, spread over about `spread` seconds."""
+    """Pushes alerts start..start+count-1 in batches over about `spread` seconds, in
+    `order` if given (a shuffled order gives each group its last change at another
+    moment, so a fault meets some group's final notification)."""
 
     def __init__(self, am_urls: list[str], count: int, groups: int, run: str,
                  starts_at: datetime, batch: int = 20, spread: float = 4.0,
-                 start: int = 0) -> None:
+                 start: int = 0, order: list[int] | None = None) -> None:
         super().__init__(name="alert-pusher", daemon=True)
         self.am_urls, self.count, self.groups, self.run_id = am_urls, count, groups, run
-        self.starts_at, self.batch, self.first = starts_at, batch, start
+        self.starts_at, self.batch = starts_at, batch
+        self.order = order if order is not None else list(range(start, start + count))
+        assert len(self.order) == count
         self.pause = spread / max(1, -(-count // batch))
         self.pushed = 0
         self.error: Exception | None = None
@@ -153,10 +157,10 @@ class Pusher(threading.Thread):
     def run(self) -> None:
         try:
             for offset in range(0, self.count, self.batch):
-                n = min(self.batch, self.count - offset)
-                push(self.am_urls, make_alerts(n, self.groups, self.first + offset,
-                                               self.starts_at, run=self.run_id))
-                self.pushed += n
+                part = self.order[offset:offset + self.batch]
+                push(self.am_urls, make_alerts(part, self.groups, self.starts_at,
+                                               run=self.run_id))
+                self.pushed += len(part)
                 time.sleep(self.pause)
         except Exception as exc:  # reported by finish()
             self.error = exc
@@ -491,7 +495,7 @@ class FaultBed:
         """Post every alert again with endsAt in the past: Alertmanager resolves them."""
         ended = datetime.now(UTC) - timedelta(seconds=1)
         for offset in range(0, count, batch):
-            push(self.am_urls, make_alerts(min(batch, count - offset), groups, offset,
+            push(self.am_urls, make_alerts(range(offset, min(count, offset + batch)), groups,
                                            starts_at, ended, run=self.run))
 
     # -- convergence -----------------------------------------------------------------

@@ -100,7 +100,7 @@ class PostgresCluster:
         return self.url(name)
 
     def stop(self) -> None:
-        if self.datadir.exists():
+        if (self.datadir / "postmaster.pid").exists():  # not when halt() left it stopped
             self._run("pg_ctl", "-D", str(self.datadir), "-m", "immediate", "-w", "stop")
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
