@@ -84,7 +84,7 @@ def test_receiver_sigkilled_under_load_loses_no_alert_and_pages_once(beds, postg
     failed = sum(bed.am_metric(FAILED))
     # the rest arrive while nothing listens: Alertmanager must keep them and re-send
     bed.pusher(ALERTS - ALERTS * 2 // 3, GROUPS, starts, start=ALERTS * 2 // 3,
-               spread=0.5).run()
+               spread=0.5).push_here()
     wait_for(lambda: sum(bed.am_metric(FAILED)) > failed, 60,
              "Alertmanager failing to post to the dead receiver", every=0.2)
     receiver.start()
@@ -121,7 +121,7 @@ def test_postgres_restarted_under_load_503_then_loses_nothing(own_postgres, beds
     first.finish()
     failed = sum(bed.am_metric(FAILED))
     bed.pusher(ALERTS - ALERTS * 2 // 3, GROUPS, starts, start=ALERTS * 2 // 3,
-               spread=0.5).run()
+               spread=0.5).push_here()
     wait_for(lambda: sum(bed.am_metric(FAILED)) > failed, 60,
              "Alertmanager's posts failing while PostgreSQL is down", every=0.2)
     assert receiver.post(probe_payload()).status_code == 503
@@ -138,7 +138,7 @@ def test_alertmanager_ha_pair_two_receivers_two_workers_one_incident_one_page(
         beds, postgres_url):
     bed = beds(postgres_url, receivers=2, workers=2, run="ha")
     starts = datetime.now(UTC) - timedelta(minutes=1)
-    bed.pusher(ALERTS, GROUPS, starts, spread=3.0).run()
+    bed.pusher(ALERTS, GROUPS, starts, spread=3.0).push_here()
     c = bed.settle(lambda: bed.converged_firing(GROUPS), CONVERGE, "convergence of the pair")
     posts = bed.am_metric(POSTS)
     report("ha-pair", "firing", c, posts_per_node=posts)

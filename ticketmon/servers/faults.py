@@ -165,6 +165,13 @@ class Pusher(threading.Thread):
         except Exception as exc:  # reported by finish()
             self.error = exc
 
+    def push_here(self) -> int:
+        """Push in the calling thread instead; raises what went wrong."""
+        self.run()
+        if self.error:
+            raise self.error
+        return self.pushed
+
     def finish(self, timeout: float = 60.0) -> int:
         self.join(timeout)
         if self.is_alive():
