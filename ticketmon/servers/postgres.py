@@ -53,6 +53,10 @@ class PostgresCluster:
             "initdb", "-D", str(self.datadir), "-U", "postgres", "-A", "trust",
             "-E", "UTF8", "--no-sync",
         )
+        self.start()
+
+    def start(self) -> None:
+        """Start the server (again, after halt()) on the same port and data."""
         opts = (
             f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.workdir} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
@@ -60,6 +64,15 @@ class PostgresCluster:
         )
         self._run("pg_ctl", "-D", str(self.datadir), "-l", str(self.logfile), "-o", opts,
                   "-w", "-t", "60", "start")
+
+    def halt(self, mode: str = "fast") -> None:
+        """Stop the server but keep its data, for fault tests that start() it again.
+
+        `fast` rolls back open transactions and ends every session, like a restart in
+        production; `immediate` is a crash, and with this cluster's synchronous_commit=off
+        it may drop commits already acknowledged, so it is no test of the receiver.
+        """
+        self._run("pg_ctl", "-D", str(self.datadir), "-m", mode, "-w", "stop")
 
     def _run(self, tool: str, *args: str) -> None:
         result = subprocess.run(
@@ -87,7 +100,7 @@ class PostgresCluster:
         return self.url(name)
 
     def stop(self) -> None:
-        if self.datadir.exists():
+        if (self.datadir / "postmaster.pid").exists():  # not when halt() left it stopped
             self._run("pg_ctl", "-D", str(self.datadir), "-m", "immediate", "-w", "stop")
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
