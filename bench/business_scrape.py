@@ -395,6 +395,8 @@ def interval_config(workdir: Path, seconds: int) -> Path:
 
 def row(system: str, mode: str, r: dict) -> list:
     g, t = r.get("gzip", {}), r.get("identity", {})
+    if g.get("content_encoding", "gzip") != "gzip":
+        mode += " (answers gzip requests uncompressed)"
     return [system, mode, g.get("samples") or t.get("samples"), g.get("p50_ms"), g.get("p99_ms"),
             t.get("p50_ms"), t.get("p99_ms"), g.get("bytes"), t.get("bytes")]
 
