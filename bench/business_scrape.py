@@ -401,7 +401,7 @@ def row(system: str, mode: str, r: dict) -> list:
             t.get("p50_ms"), t.get("p99_ms"), g.get("bytes"), t.get("bytes")]
 
 
-def print_table(report: dict, a: argparse.Namespace) -> None:
+def print_table(report: dict) -> None:
     small = report["small"]
     print(f"\nscrape latency, {small['tickets']:,} tickets (ms; sequential scrapes, new "
           "connection each, client in its own process)")
@@ -487,7 +487,7 @@ def main() -> int:
     finally:
         cluster.stop()
         shutil.rmtree(work, ignore_errors=True)
-    print_table(report, a)
+    print_table(report)
     scr = report["small"]["scrape"]
     idle, busy = scr["ticketmon idle"], scr[f"ticketmon collecting every {a.collect_interval:g} s"]
     small_ms = report["small"]["ours_collection_per_run"]["median_ms"]
