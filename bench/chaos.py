@@ -1,6 +1,6 @@
 """Chaos: the fault scenarios of tests/integration/test_faults.py, longer and repeated.
 
-    PYTHONPATH=. .venv/bin/python bench/chaos.py [--scenarios sigkill,postgres,ha]
+    .venv/bin/python bench/chaos.py [--scenarios sigkill,postgres,ha]
         [--alerts 2000] [--groups 400] [--duration 60] [--resolve-faults 20]
         [--settle 300] [--seed 1] [--workdir DIR]
 

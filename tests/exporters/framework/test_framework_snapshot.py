@@ -89,3 +89,53 @@ def test_backoff_doubles_up_to_the_cap_and_resets_on_success():
 def test_bad_interval_or_timeout_is_refused(interval, timeout):
     with pytest.raises(ValueError, match="interval and timeout"):
         Counting(interval, timeout)
+
+
+def _families():
+    from prometheus_client.core import (
+        CounterMetricFamily,
+        HistogramMetricFamily,
+        InfoMetricFamily,
+    )
+
+    big = CounterMetricFamily("ticketmon_test_sold", "Sold.\nSecond line \\ slash",
+                              labels=["event", "kind"])
+    for i in range(1000):
+        big.add_metric([f'Event "{i}"\n\\', "vip" if i % 2 else "general"], float(i))
+    created = CounterMetricFamily("ticketmon_test_with_created", "Has _created.",
+                                  labels=["k"])
+    for i in range(30):
+        created.add_metric([str(i)], float(i), created=1700000000.0 + i)
+    odd = GaugeMetricFamily("ticketmon_test_odd_values", "NaN and infinities.", labels=["v"])
+    for i, value in enumerate([float("nan"), float("inf"), float("-inf"), -0.0, 1e-9] * 9):
+        odd.add_metric([str(i)], value)
+    hist = HistogramMetricFamily("ticketmon_test_seconds", "Latency.", labels=["route"])
+    for i in range(20):
+        hist.add_metric([f"/r{i}"], [("0.1", 1.0), ("1.0", 3.0), ("+Inf", 4.0)], 2.5)
+    info = InfoMetricFamily("ticketmon_test_build", "Build.")
+    info.add_metric([], {"version": "1.2.3"})
+    empty = GaugeMetricFamily("ticketmon_test_empty", "No samples.", labels=["x"])
+    return [big, created, odd, hist, info, empty]
+
+
+@pytest.mark.parametrize("slice_size", [1, 7, 250, 100_000])
+def test_render_in_slices_is_byte_for_byte_generate_latest(slice_size):
+    from prometheus_client.exposition import generate_latest
+
+    from exporters.framework.snapshot import _Fixed, render
+
+    families = _families()
+    assert render(families, slice_size) == generate_latest(_Fixed(families))
+
+
+def test_render_hands_the_gil_over_between_slices(monkeypatch):
+    """A scrape thread must not wait for a whole family: render sleeps after each slice."""
+    from exporters.framework import snapshot
+
+    sleeps = []
+    monkeypatch.setattr(snapshot.time, "sleep", sleeps.append)
+    big = GaugeMetricFamily("ticketmon_test_many", "Many.", labels=["i"])
+    for i in range(1000):
+        big.add_metric([str(i)], float(i))
+    snapshot.render([big], slice_size=100)
+    assert len(sleeps) == 10 and all(0 < s < 0.001 for s in sleeps)

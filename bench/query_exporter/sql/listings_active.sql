@@ -1,0 +1,1 @@
+SELECT count(*) AS listings_active FROM marketplace_listings WHERE status = 'active'

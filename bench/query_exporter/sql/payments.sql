@@ -1,0 +1,1 @@
+SELECT provider, outcome, count(*) AS payments FROM payments GROUP BY provider, outcome

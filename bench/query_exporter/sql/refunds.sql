@@ -1,0 +1,1 @@
+SELECT reason, count(*) AS refunds FROM refunds GROUP BY reason
