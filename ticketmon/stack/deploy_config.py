@@ -76,5 +76,7 @@ def alertmanager_config(
 
 
 def write_yaml(data: dict, path: Path) -> Path:
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+    """Written 0600 from creation: the main job's configs hold its tokens and secrets."""
+    from ticketmon.stack.state import write_private
+
+    return write_private(path, yaml.safe_dump(data, sort_keys=False))
