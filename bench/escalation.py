@@ -97,8 +97,8 @@ def run_workers(cluster: PostgresCluster, db: str, workers: int, count: int, cha
         cfg.write_text(yaml.safe_dump({
             "database_url": url, "policies_file": str(policies), "metrics_port": port,
             "concurrency": PER_CHANNEL, "worker_id": f"w{w}", "log_level": "warning",
-            "channels": {n: {"type": "webhook", "url": f"{sink.url}/{n}", "secret": SECRET}
-                         for n in names}}))
+            "channels": {n: {"type": "webhook", "url": f"{sink.url}/{n}", "secret": SECRET,
+                             "allow_insecure_http": True} for n in names}}))
         proc = ManagedProcess(f"{db}-w{w}", [sys.executable, "-m", "ticketmon", "receiver",
                                              "worker", "--config", str(cfg)],
                               workdir / f"{db}-w{w}.log")

@@ -10,6 +10,8 @@ import tempfile
 
 from prometheus_client import multiprocess
 
+from ticketmon.core import logs
+
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     _dir = tempfile.mkdtemp(prefix="ticketmon-receiver-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _dir
@@ -27,6 +29,9 @@ workers = int(os.environ.get("TICKETMON_RECEIVER_WORKERS", "2"))
 worker_class = "sync"
 control_socket_disable = True
 accesslog = None
+# gunicorn's own log lines (worker crashes, "Error handling request" tracebacks) go
+# through the redacting JSON formatter like the app's
+logconfig_dict = logs.gunicorn_logconfig()
 
 
 def child_exit(server, worker) -> None:

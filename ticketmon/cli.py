@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
 
+from ticketmon.core import redact
 from ticketmon.core.config import ConfigError
 
 # component name -> module with register(subparsers)
@@ -39,10 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = args.func(args)
     except ConfigError as exc:
-        print(f"ticketmon: {exc}", file=sys.stderr)
+        print(f"ticketmon: {redact.text(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception:
+        # Python's own traceback would print exception texts (URLs, keys) as they are
+        print(redact.text(traceback.format_exc()), file=sys.stderr, end="")
+        return 1
     return int(result or 0)
 
 

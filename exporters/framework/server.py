@@ -23,6 +23,7 @@ from pydantic import Field
 
 from exporters.framework.health import CollectorHealthCollector
 from exporters.framework.snapshot import SnapshotCollector
+from ticketmon.core import redact
 from ticketmon.core.metrics_guard import Guard, GuardSettings
 
 log = logging.getLogger("ticketmon.exporters")
@@ -86,7 +87,7 @@ class Exporter:
             "status": "ok",
             "exporter": self.name,
             "collectors": {
-                c.name: {"up": c.health.up, "last_error": c.health.last_error}
+                c.name: {"up": c.health.up, "last_error": redact.text(c.health.last_error)}
                 for c in self.collectors
             },
         }

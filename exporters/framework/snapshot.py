@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from prometheus_client.core import Metric
 from prometheus_client.exposition import generate_latest
 
+from ticketmon.core import redact
+
 log = logging.getLogger("ticketmon.exporters")
 
 
@@ -141,6 +143,8 @@ class SnapshotCollector:
         return True
 
     def _fail(self, duration: float, reason: str) -> bool:
+        # the text is served on /healthz and logged: an exception may quote a DSN or key
+        reason = redact.text(reason)
         with self._lock:
             self.text, self.gzipped = b"", b""
             self.health.up = False

@@ -30,7 +30,7 @@ from exporters.fraud.outlier import OutlierModel
 from exporters.fraud.recorder import Recorder
 from exporters.fraud.request import describe, parse
 from exporters.fraud.settings import FraudSettings
-from ticketmon.core import config
+from ticketmon.core import config, redact
 from ticketmon.core.auth import DEV_PRINCIPAL, Authenticator, AuthError, Principal
 from ticketmon.core.metrics_guard import Guard
 
@@ -49,7 +49,7 @@ def _json(doc: object, status: int = 200) -> Response:
 
 
 def _error(status: int, message: str, **extra: object) -> Response:
-    return _json({"error": message, **extra}, status)
+    return _json({"error": redact.text(message), **extra}, status)  # may quote an exception
 
 
 class CheckIds:

@@ -12,10 +12,12 @@ import shutil
 from prometheus_client import multiprocess
 
 from exporters.fraud import refitter
+from ticketmon.core import logs
 
 worker_class = "gthread"
 threads = 4
 keepalive = 30  # seconds an idle pooled connection stays open (gunicorn's default is 2)
+logconfig_dict = logs.gunicorn_logconfig()  # gunicorn's and the app's lines: JSON, redacted
 
 
 def when_ready(server) -> None:

@@ -14,6 +14,7 @@ from flask import current_app, g, request
 from receiver.metrics import ReceiverMetrics
 from receiver.settings import ReceiverSettings
 from receiver.store import Store
+from ticketmon.core import redact
 from ticketmon.core.auth import DEV_PRINCIPAL, Authenticator, Forbidden, Principal
 
 
@@ -43,7 +44,8 @@ class ApiError(Exception):
 
 
 def error_body(code: str, message: str, field: str | None = None) -> dict:
-    return {"error": {"code": code, "message": message, "field": field}}
+    """The API's error shape; the message may quote an exception, so it is redacted."""
+    return {"error": {"code": code, "message": redact.text(message), "field": field}}
 
 
 def caller(role: str) -> Principal:

@@ -38,6 +38,9 @@ class EmailSettings(Settings):
             raise ValueError("to: at least one recipient is needed")
         if bool(self.username) != bool(self.password):
             raise ValueError("SMTP auth needs both username and password")
+        if self.security == "none" and (self.username or self.password):
+            raise ValueError("SMTP credentials are sent only over TLS: with username and "
+                             "password set, security must be starttls or tls, not none")
         return self
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr, model_validator
 
 from receiver.channels.base import DeliveryResult, Message
 from receiver.channels.http import post, session
 from receiver.channels.templates import Templates
+from receiver.channels.webhook import require_https
 from ticketmon.core.config import Settings
 
 ICONS = {"critical": ":red_circle:", "error": ":large_orange_circle:",
@@ -27,13 +28,13 @@ class SlackSettings(Settings):
     webhook_url: SecretStr  # the URL itself is the credential
     timeout: float = 10.0
     verify: bool | str = True
+    allow_insecure_http: bool = False  # http:// only by explicit choice (local sinks)
 
-    @field_validator("webhook_url")
-    @classmethod
-    def _http_url(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().startswith(("https://", "http://")):
-            raise ValueError("webhook_url must be an http(s) URL")
-        return value
+    @model_validator(mode="after")
+    def _https(self) -> SlackSettings:
+        require_https("webhook_url", self.webhook_url.get_secret_value(),
+                      self.allow_insecure_http)
+        return self
 
 
 class SlackChannel:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import SecretStr, model_validator
 
 from receiver.channels.base import DeliveryResult, Message
 from receiver.channels.http import post, session
@@ -33,6 +33,25 @@ class WebhookSettings(Settings):
     secret: SecretStr
     timeout: float = 10.0
     verify: bool | str = True
+    # plain http shows the incident and its ack links to the network: only by choice
+    allow_insecure_http: bool = False
+
+    @model_validator(mode="after")
+    def _https(self) -> WebhookSettings:
+        require_https("url", self.url, self.allow_insecure_http)
+        return self
+
+
+def require_https(key: str, url: str, allow_insecure_http: bool) -> None:
+    """Outgoing webhooks go over https; http only where the settings say so explicitly."""
+    if url.startswith("https://"):
+        return
+    if not url.startswith("http://"):
+        raise ValueError(f"{key} must be an https:// URL")
+    if not allow_insecure_http:
+        raise ValueError(f"{key} is plain http://: messages would cross the network "
+                         "unencrypted; use https://, or set allow_insecure_http: true "
+                         "on this channel (local test sinks only)")
 
 
 class WebhookVerificationError(ValueError):

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from receiver.escalation.tables import notifications
+from ticketmon.core import redact
 
 n = notifications.c
 
@@ -26,7 +27,10 @@ def list_notifications(conn: Connection, state: str | list[str] | None = None,
         query = query.where(n.tenant == tenant)
     if before_id is not None:
         query = query.where(n.id < before_id)
-    return [dict(r) for r in conn.execute(query).mappings().all()]
+    rows = [dict(r) for r in conn.execute(query).mappings().all()]
+    for row in rows:  # rows written before last_error was redacted at the source
+        row["last_error"] = redact.text(row["last_error"]) if row["last_error"] else None
+    return rows
 
 
 def state_counts(conn: Connection) -> list[tuple[str, str, int]]:

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from receiver.escalation.tables import escalations, notifications
 from receiver.store.bulk import arrays, unnest
 from receiver.store.tables import incidents
+from ticketmon.core import redact
 
 n = notifications.c
 
@@ -108,6 +109,7 @@ class RetryPolicy:
 def outcome_values(row: dict, now: datetime, outcome: str, detail: str,
                    retry: RetryPolicy, retry_after: float | None = None) -> dict:
     """The row's new columns after a delivery attempt ended with `outcome`."""
+    detail = redact.text(detail)  # last_error is served by the API: no credential in it
     if outcome == "delivered":
         return {"state": "delivered", "finished_at": now, "last_error": None}
     if outcome == "retry":

@@ -17,6 +17,7 @@ from receiver.channels.registry import ChannelSettings
 from receiver.escalation.policy import parse_duration
 from receiver.reconcile.settings import ReconcileSettings
 from ticketmon.core.config import Settings
+from ticketmon.core.metrics_guard import GuardSettings
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
@@ -42,6 +43,7 @@ class WorkerSettings(Settings):
     max_attempts: int = Field(default=25, ge=1)
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=10195, ge=0, le=65535)  # 0: no /metrics
+    metrics_guard: GuardSettings = Field(default_factory=GuardSettings)  # basic auth, allowlist
     worker_id: str | None = None
     log_level: str = "info"
     anomaly: AnomalyJobSettings | None = None  # also run the anomaly job; None: off

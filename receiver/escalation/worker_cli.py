@@ -1,8 +1,16 @@
-"""`ticketmon receiver worker`: run the escalation worker with its /metrics endpoint."""
+"""`ticketmon receiver worker`: run the escalation worker with its /metrics endpoint.
+
+/metrics sits behind the same guard as every component's (basic auth, allowlist, when
+configured: `metrics_guard`); /healthz stays open for container health checks.
+"""
 
 from __future__ import annotations
 
+import json
 import signal
+import threading
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from receiver.escalation.settings import WorkerSettings
 from receiver.escalation.worker import Worker
@@ -10,7 +18,7 @@ from receiver.store import worker_lock
 
 
 def main(args) -> int:
-    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import CollectorRegistry
 
     from receiver.store import migrate
     from ticketmon.core import config, logs
@@ -23,11 +31,53 @@ def main(args) -> int:
     registry = CollectorRegistry()
     worker = Worker(settings, registry)
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, settings.metrics_host, registry=registry)
+        serve_metrics(settings, registry)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stopping.set())
     worker.run()
     return 0
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+
+def metrics_app(settings: WorkerSettings, registry):
+    """/metrics (guarded) and /healthz (open) as one WSGI app."""
+    from prometheus_client import make_wsgi_app
+
+    from ticketmon.core.metrics_guard import Guard
+
+    metrics = make_wsgi_app(registry)
+
+    def app(environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path == "/healthz":
+            body = json.dumps({"status": "ok"}).encode()
+            start_response("200 OK", [("Content-Type", "application/json"),
+                                      ("Content-Length", str(len(body)))])
+            return [body]
+        if path.startswith("/metrics") or path == "/":
+            return metrics(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "application/json")])
+        return [b'{"error": "not found"}']
+
+    return Guard(app, settings.metrics_guard,
+                 protected=lambda path: path.startswith("/metrics") or path == "/")
+
+
+def serve_metrics(settings: WorkerSettings, registry) -> WSGIServer:
+    server = make_server(settings.metrics_host, settings.metrics_port,
+                         metrics_app(settings, registry), server_class=_Server,
+                         handler_class=_Quiet)
+    threading.Thread(target=server.serve_forever, name="worker-metrics", daemon=True).start()
+    return server
 
 
 def register(subparsers) -> None:

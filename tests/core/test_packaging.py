@@ -31,3 +31,25 @@ def test_exporters_and_the_core_never_import_the_receiver() -> None:
                 if any(n == "receiver" or n.startswith("receiver.") for n in names):
                     offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert not offenders, offenders
+
+
+def test_the_lock_pins_every_declared_requirement_within_its_range():
+    """requirements.lock (what ./dev installs and .ci/audit.py audits) covers pyproject."""
+    import tomllib
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+    from packaging.version import Version
+
+    root = Path(__file__).resolve().parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    lines = (root / "requirements.lock").read_text().splitlines()
+    lock = {canonicalize_name(n): Version(v)
+            for n, v in (line.split("==", 1) for line in lines if "==" in line)}
+    for raw in project["dependencies"] + project["optional-dependencies"]["test"]:
+        req = Requirement(raw)
+        name = canonicalize_name(req.name)
+        assert name in lock, f"{name} is not in requirements.lock: run .ci/lock.py"
+        assert req.specifier.contains(lock[name], prereleases=True), \
+            f"{name}=={lock[name]} in the lock does not satisfy {raw}"

@@ -212,12 +212,12 @@ def _start_receiver(stack: LiveStack, addresses: dict[str, str]) -> None:
                 "pagerduty": {"type": "pagerduty", "routing_key": "R" * 32, "timeout": 1,
                               "base_url": f"https://127.0.0.1:{dead}"},
                 "slack": {"type": "slack", "webhook_url": f"http://127.0.0.1:{dead}/slack",
-                          "timeout": 1},
+                          "timeout": 1, "allow_insecure_http": True},
                 "email": {"type": "email", "host": "127.0.0.1", "port": dead,
                           "security": "none", "from_addr": "tm@example.com",
                           "to": ["oncall@example.com"], "timeout": 1},
                 "webhook": {"type": "webhook", "url": f"http://127.0.0.1:{dead}/hook",
-                            "secret": "s" * 32, "timeout": 1}}})],
+                            "secret": "s" * 32, "timeout": 1, "allow_insecure_http": True}}})],
             ready=f"http://127.0.0.1:{metrics}/metrics")
         addresses["receiver-worker"] = f"127.0.0.1:{metrics}"
         stack.endpoints["worker"] = (f"http://127.0.0.1:{metrics}/metrics", {"worker"})

@@ -23,6 +23,7 @@ SECRETS_ENV = {
     "TICKETMON_SMTP_PASSWORD": "test-smtp-password",
     "TICKETMON_WEBHOOK_CHANNEL_URL": "https://hooks.example.com/ticketmon",
     "TICKETMON_WEBHOOK_CHANNEL_SECRET": "test-webhook-channel-secret-0123456789",
+    "TICKETMON_METRICS_PASSWORD": "test-metrics-password-0123456789",
 }
 
 

@@ -205,3 +205,39 @@ def test_dockerfile_pins_its_base_and_copies_what_exists():
             for source in line.split()[1:-1]:
                 assert (REPO / source).exists(), f"Dockerfile copies missing {source}"
     assert any(line.startswith("USER ") and "root" not in line for line in lines)
+
+
+def _guard_of(settings):
+    """The /metrics guard settings of a component, wherever its model keeps them."""
+    for key in ("metrics_guard", "metrics", "http"):
+        guard = getattr(settings, key, None)
+        if guard is not None and hasattr(guard, "basic_auth_username"):
+            return guard
+    raise AssertionError(f"{type(settings).__name__} has no /metrics guard")
+
+
+def test_every_ticketmon_metrics_needs_the_password_prometheus_sends(compose_model):
+    services = compose_model["services"]
+    prom = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
+    prom_secrets = {s["target"] for s in services["prometheus"].get("secrets", [])}
+    guarded = set()
+    for job in prom["scrape_configs"]:
+        if not job["job_name"].startswith("ticketmon-"):
+            continue
+        auth = job.get("basic_auth")
+        assert auth and auth.get("password_file"), f"{job['job_name']} scrapes without auth"
+        assert "password" not in auth, "no password inline in prometheus.yml"
+        assert auth["password_file"] in prom_secrets, \
+            f"{job['job_name']}: {auth['password_file']} is not a secret of prometheus"
+        for target in [t for s in job["static_configs"] for t in s["targets"]]:
+            host = target.rsplit(":", 1)[0]
+            model, path, env = _config_of(services[host])
+            env.pop("TICKETMON_CONFIG", None)
+            guard = _guard_of(config.load(_model(model), path, environ=env))
+            assert guard.basic_auth_username == auth["username"], host
+            assert str(guard.basic_auth_password_file) == auth["password_file"], host
+            targets = {s["target"] for s in services[host].get("secrets", [])}
+            assert auth["password_file"] in targets, f"{host} lacks the metrics secret"
+            guarded.add(host)
+    assert guarded == {"receiver", "receiver-worker", "business-exporter", "system-exporter",
+                       "blockchain-exporter", "fraud"}

@@ -2,13 +2,15 @@
 real alert travel Prometheus -> Alertmanager -> receiver -> worker -> notification sink,
 the README walkthrough (acknowledge, bring the service back) ends with the incident
 resolved and PagerDuty's resolve in the sink, and SIGTERM stops every process it
-started."""
+started. The run's state and secret-bearing configs are 0600 in its 0700 work directory,
+and the stack is found there, not through a shared file."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -18,7 +20,7 @@ import pytest
 import requests
 from support.waiting import wait_for
 
-from ticketmon.stack import scenario, up
+from ticketmon.stack import scenario, state
 
 
 def _lines_until_ready(proc: subprocess.Popen, timeout: float = 180) -> dict[str, str]:
@@ -37,15 +39,22 @@ def _lines_until_ready(proc: subprocess.Popen, timeout: float = 180) -> dict[str
 
 @pytest.fixture
 def stack(tmp_path):
-    if up.STATE_POINTER.exists():
-        pytest.fail(f"another stack is running ({up.STATE_POINTER})")
+    workdir = tmp_path / "stack"
     proc = subprocess.Popen(
         [sys.executable, "-m", "ticketmon", "stack", "up", "--interval", "1s",
-         "--workdir", str(tmp_path / "stack")],
+         "--workdir", str(workdir)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         urls = _lines_until_ready(proc)
-        yield proc, urls, json.loads(up.STATE_POINTER.read_text())
+        # only the owner may read what holds the admin token
+        assert stat.S_IMODE(workdir.stat().st_mode) == 0o700
+        for name in ("stack.json", "receiver.yaml", "fraud.yaml", "worker.yaml",
+                     "checkout.yaml", "webhook-token"):
+            assert stat.S_IMODE((workdir / name).stat().st_mode) == 0o600, name
+        assert "tm_" not in urls["admin-token"]  # the token is not printed
+        doc = json.loads(state.state_path(workdir).read_text())
+        assert doc["pid"] == proc.pid
+        yield proc, urls, doc
     finally:
         if proc.poll() is None:
             children = psutil.Process(proc.pid).children(recursive=True)
@@ -72,7 +81,9 @@ def test_stack_up_runs_everything_and_the_walkthrough_ends_resolved(stack):
     health = wait_for(targets_up, 60, "every scrape target up", every=1)
     assert len(health) >= 12
 
-    print(scenario.run("service-down", "checkout"))
+    said = scenario.run("service-down", "checkout", workdir=tmp_workdir(state))
+    assert state["admin_token"] not in said and str(tmp_workdir(state)) in said
+    print(said)
     headers = {"Authorization": f"Bearer {state['admin_token']}"}
 
     def incident():
@@ -100,7 +111,7 @@ def test_stack_up_runs_everything_and_the_walkthrough_ends_resolved(stack):
     acked = requests.post(f"{state['receiver_url']}/api/v1/incidents/{incident_id}/acknowledge",
                           headers=headers, timeout=5)
     assert acked.status_code == 200 and acked.json()["incident"]["status"] == "acknowledged"
-    print(scenario.run("service-ok", "checkout"))
+    print(scenario.run("service-ok", "checkout", workdir=tmp_workdir(state)))
 
     def resolved():
         resp = requests.get(f"{state['receiver_url']}/api/v1/incidents/{incident_id}",
@@ -115,9 +126,19 @@ def test_stack_up_runs_everything_and_the_walkthrough_ends_resolved(stack):
              60, "PagerDuty's resolve in the sink", every=1)
 
 
+def tmp_workdir(doc: dict):
+    from pathlib import Path
+
+    return Path(doc["workdir"])
+
+
 def test_scenario_without_a_stack_says_so(tmp_path):
     with pytest.raises(scenario.ScenarioError, match="no running stack"):
-        scenario.run("service-down", None, state_path=tmp_path / "absent.json")
+        scenario.run("service-down", None, workdir=tmp_path / "absent")
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    with pytest.raises(scenario.ScenarioError, match="no running stack"):
+        scenario.run("service-down", None, runtime=runtime)
     with pytest.raises(scenario.ScenarioError, match="unknown scenario"):
         scenario.run("meteor", None)
 
@@ -134,4 +155,5 @@ def test_sigterm_during_start_up_stops_what_was_started(tmp_path):
     proc.wait(60)
     _, alive = psutil.wait_procs(children, timeout=15)
     assert not alive
-    assert not up.STATE_POINTER.exists()
+    assert not state.state_path(tmp_path / "s").exists()
+    assert not (state.runtime_dir() / f"{proc.pid}.json").exists()

@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ticketmon.core import redact
+
 ENV_PREFIX = "TICKETMON_"
 CONFIG_ENV = "TICKETMON_CONFIG"
 
@@ -111,6 +113,9 @@ def load(
     data = merge(read_yaml(path), env_overrides(model, environ))
     data = merge(data, overrides or {})
     try:
-        return model.model_validate(data)
+        settings = model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_errors(exc, str(path or "defaults and environment"))) from exc
+    # every configured secret is masked in logs and served error texts, whatever its shape
+    redact.remember_model(settings)
+    return settings

@@ -24,10 +24,25 @@ def _scenario(args: argparse.Namespace) -> int:
             print(f"{name:18} {what}; expect {expect}")
         return 0
     try:
-        print(scenario.run(args.name, args.target))
+        print(scenario.run(args.name, args.target, workdir=args.workdir))
     except scenario.ScenarioError as exc:
         print(f"ticketmon: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    """Print the admin token of the stack (for `ADMIN_TOKEN=$(ticketmon stack token)`)."""
+    import sys
+
+    from ticketmon.stack import state
+
+    try:
+        _, doc = state.find(args.workdir)
+    except state.StackNotFound as exc:
+        print(f"ticketmon: {exc}", file=sys.stderr)
+        return 1
+    print(doc["admin_token"])
     return 0
 
 
@@ -44,4 +59,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     sc = stack_sub.add_parser("scenario", help="break something in the running stack ('list')")
     sc.add_argument("name", help="scenario name, or 'list'")
     sc.add_argument("target", nargs="?", help="service or Solana node it applies to")
+    sc.add_argument("--workdir", type=Path,
+                    help="the stack's work directory (default: your only running stack)")
     sc.set_defaults(func=_scenario)
+    tok = stack_sub.add_parser("token", help="print the running stack's admin API token")
+    tok.add_argument("--workdir", type=Path,
+                     help="the stack's work directory (default: your only running stack)")
+    tok.set_defaults(func=_token)

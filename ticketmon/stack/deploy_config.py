@@ -29,7 +29,8 @@ def prometheus_config(
 
     `addresses` maps a compose host name to `127.0.0.1:PORT`; a target whose host has
     no address is dropped (that component is not part of this run), and so is a job left
-    with no target.
+    with no target. The jobs' basic auth (a compose secret file) is dropped too: the main
+    job's components serve /metrics without a password, on 127.0.0.1 only.
     """
     cfg = yaml.safe_load(source.read_text())
     base = source.parent
@@ -48,6 +49,7 @@ def prometheus_config(
             if interval:
                 job.pop("scrape_interval", None)
                 job.pop("scrape_timeout", None)
+            job.pop("basic_auth", None)
             jobs.append({**job, "static_configs": statics})
     cfg["scrape_configs"] = jobs
     for am in cfg.get("alerting", {}).get("alertmanagers", []):
@@ -76,5 +78,7 @@ def alertmanager_config(
 
 
 def write_yaml(data: dict, path: Path) -> Path:
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+    """Written 0600 from creation: the main job's configs hold its tokens and secrets."""
+    from ticketmon.stack.state import write_private
+
+    return write_private(path, yaml.safe_dump(data, sort_keys=False))

@@ -3,6 +3,8 @@
 Each scenario talks to a simulator's own control (the services' control endpoint,
 the Solana simulator's /control, the platform database's knobs file), so the alert
 that follows is produced by the real exporters, rules, Prometheus and Alertmanager.
+The stack is the one in `--workdir DIR`, else this user's only running stack
+(ticketmon/stack/state.py); the output names it, and never prints the admin token.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import requests
 
-from ticketmon.stack.up import STATE_POINTER
+from ticketmon.stack import state as stack_state
 
 FEE_PAYER = "4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T"
 
@@ -22,13 +24,12 @@ class ScenarioError(Exception):
     pass
 
 
-def load_state(path: Path = STATE_POINTER) -> dict:
+def load_state(workdir: Path | None = None,
+               runtime: Path | None = None) -> tuple[stack_state.Running, dict]:
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ScenarioError(
-            f"no running stack found ({path}): start one with `ticketmon stack up`"
-        ) from exc
+        return stack_state.find(workdir, runtime)
+    except stack_state.StackNotFound as exc:
+        raise ScenarioError(str(exc)) from exc
 
 
 def _post(url: str, body: dict) -> dict:
@@ -97,12 +98,14 @@ SCENARIOS: dict[str, tuple[str, str, Callable[[dict, str | None], str]]] = {
 }
 
 
-def run(name: str, target: str | None, state_path: Path = STATE_POINTER) -> str:
+def run(name: str, target: str | None, workdir: Path | None = None,
+        runtime: Path | None = None) -> str:
     if name not in SCENARIOS:
         raise ScenarioError(f"unknown scenario {name!r}; try: {', '.join(SCENARIOS)}")
-    state = load_state(state_path)
+    stack, state = load_state(workdir, runtime)
     _, expect, apply = SCENARIOS[name]
     done = apply(state, target)
-    return (f"{done}\nexpect: {expect}\nwatch: {state['prometheus']}/alerts, "
-            f"{state['receiver_url']}/api/v1/incidents (Bearer {state['admin_token']}), "
-            f"{state['notification-sink']}")
+    return (f"stack: {stack.describe()}\n{done}\nexpect: {expect}\n"
+            f"watch: {state['prometheus']}/alerts, "
+            f"{state['receiver_url']}/api/v1/incidents (admin token: `ticketmon stack token`, "
+            f"from {stack.state_file}, readable by you only), {state['notification-sink']}")

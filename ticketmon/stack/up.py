@@ -5,11 +5,16 @@ live sales, simulated services, a Solana JSON-RPC simulator, checkout traffic), 
 receiver (gunicorn) and its worker, the four exporters, node_exporter, then real
 Alertmanager and Prometheus fed the repository's own deploy/ config and rules/. It prints
 `name url` per component and stops everything on Ctrl-C or SIGTERM.
+
+Least privilege: the work directory is 0700; the run's state (with its admin token)
+and every generated file are created 0600 inside it (ticketmon/stack/state.py), and the
+scenario command finds the stack through a per-user list of running stacks, so two
+stacks on one machine stay apart. The components' /metrics are open: everything
+listens on 127.0.0.1 only, and the log says so at start.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
@@ -26,15 +31,13 @@ import yaml
 from ticketmon.servers.alertmanager import Alertmanager
 from ticketmon.servers.process import ManagedProcess, ServerError, find_binary, free_port
 from ticketmon.servers.prometheus import Prometheus
-from ticketmon.stack import deploy_config
+from ticketmon.stack import deploy_config, state
 from ticketmon.stack.supervisor import Supervisor
 
 log = logging.getLogger("ticketmon.stack")
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
-# Where `ticketmon stack scenario` finds the running stack.
-STATE_POINTER = Path(tempfile.gettempdir()) / "ticketmon-stack.json"
 SERVICES = {"checkout": 10201, "payments": 10202, "inventory": 10203, "marketplace": 10204}
 
 
@@ -155,7 +158,7 @@ def start_receiver(stack: Stack) -> None:
     stack.secrets.update(webhook_token=secrets.token_urlsafe(24),
                          admin_token="tm_admin_" + secrets.token_urlsafe(24),
                          ack_link_secret=secrets.token_urlsafe(32))
-    (stack.workdir / "webhook-token").write_text(stack.secrets["webhook_token"])
+    state.write_private(stack.workdir / "webhook-token", stack.secrets["webhook_token"])
     cfg = stack.write_config("receiver", {
         "database_url": db,
         "api_tokens": [{"name": "stack-admin", "role": "admin", "tenant": "*",
@@ -197,11 +200,14 @@ def start_worker(stack: Stack, alertmanager_url: str) -> None:
             "pagerduty": {"type": "pagerduty", "routing_key": "demo-routing-key",
                           "base_url": f"https://{tls}/pagerduty",
                           "verify": str(stack.workdir / "sink-tls" / "sink-cert.pem")},
-            "slack": {"type": "slack", "webhook_url": f"http://{sink}/slack/demo"},
+            # the sink listens on 127.0.0.1 only: plain http is allowed, explicitly
+            "slack": {"type": "slack", "webhook_url": f"http://{sink}/slack/demo",
+                      "allow_insecure_http": True},
             # The demo has no mail server: email is shown through the sink as a webhook.
-            "email": {"type": "webhook", "url": f"http://{sink}/email", "secret": hook_secret},
+            "email": {"type": "webhook", "url": f"http://{sink}/email", "secret": hook_secret,
+                      "allow_insecure_http": True},
             "webhook": {"type": "webhook", "url": f"http://{sink}/webhook",
-                        "secret": hook_secret},
+                        "secret": hook_secret, "allow_insecure_http": True},
         },
     })
     stack.ticketmon("worker", ["receiver", "worker", "--config", str(cfg)],
@@ -312,9 +318,12 @@ def start_prometheus(stack: Stack) -> None:
 def run(workdir: Path | None = None, keep: bool = False, interval: str = "5s") -> int:
     own_dir = workdir is None
     workdir = Path(workdir or tempfile.mkdtemp(prefix="ticketmon-stack-")).resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
+    state.private_dir(workdir)
     stack = Stack(workdir, Supervisor(), interval)
     print(f"workdir {workdir}", flush=True)
+    log.warning("the main job's /metrics endpoints are open (no basic auth): every "
+                "component listens on 127.0.0.1 only; production configs in deploy/ guard "
+                "them", extra={"workdir": str(workdir)})
     try:
         reserve_prometheus_port(stack)
         start_simulators(stack)
@@ -325,15 +334,18 @@ def run(workdir: Path | None = None, keep: bool = False, interval: str = "5s") -
         start_worker(stack, am_url)
         start_prometheus(stack)
         stack.state.update(workdir=str(workdir), admin_token=stack.secrets["admin_token"],
-                           platform_knobs=str(workdir / "platform-knobs.json"))
-        STATE_POINTER.write_text(json.dumps(stack.state, indent=2))
-        print(f"admin-token {stack.secrets['admin_token']}", flush=True)
+                           platform_knobs=str(workdir / "platform-knobs.json"),
+                           pid=os.getpid())
+        state.register(workdir, stack.state)
+        # the token stays in the 0600 state file: stdout is often captured by others
+        print(f"admin-token in {state.state_path(workdir)} (0600; `ticketmon stack token`)",
+              flush=True)
         print("ready: try `ticketmon stack scenario service-down checkout`; Ctrl-C stops "
               "everything", flush=True)
         stack.supervisor.wait()
     finally:
         stack.supervisor.stop_all()
-        STATE_POINTER.unlink(missing_ok=True)
+        state.unregister(workdir)
         if own_dir and not keep:
             shutil.rmtree(workdir, ignore_errors=True)
     return 0

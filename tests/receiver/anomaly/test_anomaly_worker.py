@@ -26,7 +26,8 @@ def worker_config(tmp_path, database_url: str, **extra) -> dict:
         "database_url": database_url, "policies_file": str(policies),
         "metrics_port": free_port(), "poll_interval": "0.2s",
         "channels": {"chat": {"type": "webhook", "url": f"http://127.0.0.1:{free_port()}/chat",
-                              "secret": "webhook-signing-secret-0123456789", "timeout": 1.0}},
+                              "secret": "webhook-signing-secret-0123456789", "timeout": 1.0,
+                              "allow_insecure_http": True}},
         **extra,
     }
 

@@ -167,3 +167,15 @@ def test_settings_need_recipients_and_both_auth_halves():
         EmailSettings.model_validate({**base, "to": []})
     with pytest.raises(ValueError, match="username and password"):
         EmailSettings.model_validate({**base, "to": ["x@y"], "username": "u"})
+
+
+def test_credentials_only_over_tls():
+    base = {"type": "email", "host": "h", "from_addr": "a@b", "to": ["x@y"],
+            "username": "u", "password": "p"}
+    with pytest.raises(ValueError, match="only over TLS.*not none"):
+        EmailSettings.model_validate({**base, "security": "none"})
+    for security in ("starttls", "tls"):
+        assert EmailSettings.model_validate({**base, "security": security})
+    # a local relay without auth may stay plain
+    assert EmailSettings.model_validate({"type": "email", "host": "h", "from_addr": "a@b",
+                                         "to": ["x@y"], "security": "none"})

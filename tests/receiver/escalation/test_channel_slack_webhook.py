@@ -21,7 +21,8 @@ SECRET = "whsec-0123456789abcdef"
 
 
 def slack(url: str, templates) -> SlackChannel:
-    cfg = SlackSettings.model_validate({"type": "slack", "webhook_url": url, "timeout": 1})
+    cfg = SlackSettings.model_validate({"type": "slack", "webhook_url": url, "timeout": 1,
+                                        "allow_insecure_http": True})
     return SlackChannel("slack", cfg, templates)
 
 
@@ -68,6 +69,32 @@ def test_slack_rejects_a_non_url():
         SlackSettings.model_validate({"type": "slack", "webhook_url": "hooks.slack.com"})
 
 
+@pytest.mark.parametrize("model, key", [(SlackSettings, "webhook_url"), (WebhookSettings, "url")])
+def test_plain_http_only_when_allowed_explicitly(model, key):
+    doc = {"type": "slack" if model is SlackSettings else "webhook",
+           key: "http://hooks.example.com/x"}
+    if model is WebhookSettings:
+        doc["secret"] = SECRET
+    with pytest.raises(ValueError, match=f"{key} is plain http://.*allow_insecure_http: true"):
+        model.model_validate(doc)
+    assert model.model_validate({**doc, "allow_insecure_http": True})
+    assert model.model_validate({**doc, key: "https://hooks.example.com/x"})
+    with pytest.raises(ValueError, match="https://"):
+        model.model_validate({**doc, key: "ftp://hooks.example.com/x",
+                              "allow_insecure_http": True})
+
+
+def test_worker_config_names_the_channel_with_plain_http(tmp_path):
+    from receiver.escalation.settings import WorkerSettings
+    from ticketmon.core import config
+
+    path = tmp_path / "worker.yaml"
+    path.write_text("channels:\n  hook: {type: webhook, url: 'http://example.com/h', "
+                    "secret: s}\n")
+    with pytest.raises(config.ConfigError, match="channels.hook.webhook.*allow_insecure_http"):
+        config.load(WorkerSettings, path, environ={})
+
+
 def test_classification_table():
     table = {200: "delivered", 202: "delivered", 204: "delivered", 400: "permanent",
              401: "permanent", 404: "permanent", 410: "permanent", 408: "retry", 429: "retry",
@@ -78,7 +105,8 @@ def test_classification_table():
 
 
 def webhook_channel(url, templates) -> WebhookChannel:
-    cfg = WebhookSettings.model_validate({"type": "webhook", "url": url, "secret": SECRET})
+    cfg = WebhookSettings.model_validate({"type": "webhook", "url": url, "secret": SECRET,
+                                          "allow_insecure_http": True})
     return WebhookChannel("hook", cfg, templates)
 
 

@@ -28,7 +28,7 @@ def worker_config(path, url, sink, policies, channels=("chat", "pager"), **extra
         "database_url": url, "policies_file": str(policies), "metrics_port": free_port(),
         "poll_interval": "0.1s", "retry_base": "0.05s", "retry_cap": "0.2s",
         "channels": {name: {"type": "webhook", "url": f"{sink.url}/{name}", "secret": SECRET,
-                            "timeout": 1.0} for name in channels},
+                            "timeout": 1.0, "allow_insecure_http": True} for name in channels},
         **extra,
     }
     path.write_text(yaml.safe_dump(cfg))
