@@ -233,10 +233,10 @@ class Store:
         with self.transaction(readonly=True) as conn:
             return fn(conn, *args, **kwargs)
 
-    def read_as(self, tenant: str, fn: Callable, *args, **kwargs):
+    def read_as(self, scope: str, fn: Callable, /, *args, **kwargs):
         """Run fn(conn, …) in a read-only transaction whose row-level security scope is
-        `tenant` (PostgreSQL): the database hides other tenants' rows whatever fn asks."""
-        with self.transaction(readonly=True, tenant=tenant) as conn:
+        `scope` (PostgreSQL): the database hides other tenants' rows whatever fn asks."""
+        with self.transaction(readonly=True, tenant=scope) as conn:
             return fn(conn, *args, **kwargs)
 
     def ping(self) -> None:

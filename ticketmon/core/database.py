@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-
 TENANT_SETTING = "ticketmon.tenant"  # what PostgreSQL row-level security policies read
 
 
