@@ -4,9 +4,11 @@ Every method runs in its own transaction and turns "the database is not there" i
 StoreUnavailable, which the webhook answers with 503 so Alertmanager retries.
 
 Tenancy is enforced twice: every query filters by the caller's tenant (queries.scoped),
-and on PostgreSQL each transaction also sets `ticketmon.tenant` (SET LOCAL) for the
-row-level security policies of migration 0005, so a query that forgot its filter still
-sees one tenant. '*' is the system scope: the webhook, the worker, the CLI and admins.
+and on PostgreSQL a caller's transaction also sets `ticketmon.tenant` (SET LOCAL) for
+the row-level security policies of migration 0005, so a query that forgot its filter
+still sees one tenant. '*' is the system scope (the webhook, the worker, the CLI, admins):
+the Store's sessions start in it, so system work costs no extra statement. Sessions
+opened outside ticketmon's engines start with no scope and see no tenant's rows.
 """
 
 from __future__ import annotations
@@ -53,9 +55,11 @@ class Store:
                  hooks: list[IncidentHook] | None = None,
                  observe: Callable[[float], None] | None = None) -> None:
         self.url = url
-        self.engine = make_engine(url, pool_size=pool_size, timeout=timeout)
+        # sessions start in the system scope '*' (set at connect, so the webhook and the
+        # worker pay no extra round trip); a caller's transaction narrows it with SET LOCAL
+        self.engine = make_engine(url, pool_size=pool_size, timeout=timeout,
+                                  tenant=ALL_TENANTS)
         # one PostgreSQL statement reads one snapshot, so a lone read needs no BEGIN/COMMIT
-        # its sessions act for every tenant: only the webhook's replay probe uses it
         self.autocommit = (None if url.startswith("sqlite") else
                            make_engine(url, pool_size=pool_size, timeout=timeout,
                                        autocommit=True, tenant=ALL_TENANTS))
@@ -87,8 +91,8 @@ class Store:
             if use_autocommit:
                 engine = self.autocommit
             with engine.begin() as conn:
-                if self.row_security and not use_autocommit:
-                    conn.execute(SET_TENANT, {"tenant": tenant})
+                if self.row_security and tenant != ALL_TENANTS:
+                    conn.execute(SET_TENANT, {"tenant": tenant})  # until COMMIT/ROLLBACK
                 yield conn
         except (sa.exc.IntegrityError, sa.exc.DataError):
             raise  # a bug, not an outage: surface it

@@ -60,7 +60,7 @@ def _tenants(conn, table: str) -> set:
 
 
 def test_the_role_really_is_subject_to_row_security(rls_store):
-    with rls_store.engine.connect() as conn:
+    with rls_store.transaction(readonly=True) as conn:
         role = conn.execute(sa.text("SELECT rolsuper, rolbypassrls FROM pg_roles "
                                     "WHERE rolname = current_user")).one()
         forced = dict(conn.execute(sa.text(
@@ -111,11 +111,23 @@ def test_a_scoped_transaction_cannot_write_another_tenants_rows(rls_store):
 
 
 def test_a_session_that_sets_no_tenant_sees_nothing(rls_store):
-    """Fail closed: a connection that skipped Store.transaction gets no tenant's rows."""
-    with rls_store.engine.connect() as conn:
+    """Fail closed: the application's role, connecting without ticketmon's engines (psql,
+    a report tool), gets no tenant's rows."""
+    engine = sa.create_engine(rls_store.url)
+    with engine.connect() as conn:
         counts = {t: conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar()
                   for t in SCOPED_TABLES}
+    engine.dispose()
     assert counts == dict.fromkeys(SCOPED_TABLES, 0)
+
+
+def test_the_scope_ends_with_its_transaction(rls_store):
+    """SET LOCAL: a pooled connection back from a scoped transaction is system again."""
+    with rls_store.transaction(readonly=True, tenant="acme") as conn:
+        assert _tenants(conn, "incidents") == {"acme"}
+    for _ in range(3):  # whichever pooled connection comes next
+        with rls_store.transaction(readonly=True) as conn:
+            assert _tenants(conn, "incidents") == {"acme", "globex"}
 
 
 def test_webhook_and_system_scope_still_work_for_every_tenant(rls_store):
