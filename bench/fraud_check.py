@@ -311,7 +311,7 @@ def fraud_config(workdir: Path, refit_seconds: float) -> Path:
     cfg = workdir / "fraud.yml"
     cfg.write_text(textwrap.dedent(f"""
         database_url: sqlite:///{workdir}/fraud.db
-        auth: {{tokens: [{{name: bench, role: operator, token: {TOKEN}}}]}}
+        auth: {{tokens: [{{name: bench, role: operator, tenant: bench, token: {TOKEN}}}]}}
         outlier: {{min_samples: 200, refit_seconds: {refit_seconds}}}
     """))
     return cfg

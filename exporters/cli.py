@@ -28,7 +28,8 @@ def _available(module: str) -> bool:
 
 def _run(args: argparse.Namespace) -> int:
     module, _, _ = EXPORTERS[args.exporter]
-    return importlib.import_module(module).run(args.config, check=args.check)
+    extra = {"prune": True} if getattr(args, "prune", False) else {}
+    return importlib.import_module(module).run(args.config, check=args.check, **extra)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,4 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--config", help="YAML settings file (TICKETMON_* env overrides it)")
         p.add_argument("--check", action="store_true",
                        help="run every collection once, print problems, exit 1 if any")
+        if name == "fraud":
+            p.add_argument("--prune", action="store_true",
+                           help="delete fraud checks older than retention_days, then exit")
         p.set_defaults(func=_run)

@@ -67,13 +67,21 @@ def db_upgrade(args: argparse.Namespace) -> int:
 def token_create(args: argparse.Namespace) -> int:
     from receiver.store import Store
 
+    tenant = args.tenant or ("*" if args.role == "admin" else None)
+    if tenant is None:
+        print(f"error: --tenant is required for the {args.role} role (only admin tokens may "
+              "span every tenant)", file=sys.stderr)
+        return 2
     settings = _settings(args)
     store = Store(settings.database_url, pool_size=1)
     try:
-        token_id, token = store.create_token(args.name, args.role, args.tenant)
+        token_id, token = store.create_token(args.name, args.role, tenant)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     finally:
         store.dispose()
-    print(f"created token {token_id} ({args.name}, {args.role}, tenant {args.tenant})",
+    print(f"created token {token_id} ({args.name}, {args.role}, tenant {tenant})",
           file=sys.stderr)
     print(token)
     return 0
@@ -123,7 +131,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="create an API token and print it on stdout")
     p.add_argument("--name", required=True, type=_name)
     p.add_argument("--role", required=True, choices=("viewer", "operator", "admin"))
-    p.add_argument("--tenant", default="*", type=_name, help="tenant scope ('*' = all)")
+    p.add_argument("--tenant", type=_name,
+                   help="tenant scope; '*' (every tenant, the default) is for admin only")
     p.set_defaults(func=token_create)
 
     p = sub.add_parser("prune", parents=[common], help="delete what ended before a cutoff")

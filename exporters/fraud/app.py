@@ -2,6 +2,12 @@
 
 POST /api/v1/fraud/check    score one purchase attempt (token with the check role)
 GET  /api/v1/fraud/events   recent high-risk checks, for Grafana annotations (viewer)
+
+Tenancy: a check belongs to the caller's tenant. A caller scoped to one tenant may name
+it in the body (`tenant`) or leave it out; naming another is a 403. An all-tenant caller
+(admin, or auth disabled) names the tenant in the body, "default" when it does not.
+Events answer the caller's tenant only; every tenant (or `?tenant=` of another) needs
+admin with scope '*'.
 GET  /metrics               Prometheus metrics (guarded by basic auth / allowlist if set)
 GET  /healthz               liveness and readiness
 
@@ -27,11 +33,17 @@ from exporters.fraud import patterns as patterns_mod
 from exporters.fraud.history import UserHistory
 from exporters.fraud.metrics import LEVELS, FraudMetrics
 from exporters.fraud.outlier import OutlierModel
-from exporters.fraud.recorder import Recorder
+from exporters.fraud.recorder import DEFAULT_TENANT, Recorder
 from exporters.fraud.request import describe, parse
 from exporters.fraud.settings import FraudSettings
 from ticketmon.core import config, redact
-from ticketmon.core.auth import DEV_PRINCIPAL, Authenticator, AuthError, Principal
+from ticketmon.core.auth import (
+    ALL_TENANTS,
+    DEV_PRINCIPAL,
+    Authenticator,
+    AuthError,
+    Principal,
+)
 from ticketmon.core.metrics_guard import Guard
 
 log = logging.getLogger("ticketmon.fraud")
@@ -86,8 +98,12 @@ class FraudService:
         self.outlier = OutlierModel(o.detector, o.window, len(patterns_mod.FEATURES),
                                     o.min_samples, o.refit_seconds)
         r = settings.recorder
+        key = settings.ip_hmac_key.get_secret_value().encode() if settings.ip_hmac_key else None
         self.recorder = Recorder(settings.database_url, r.queue_size, r.batch_size,
-                                 r.flush_seconds, on_drop=self.metrics.record_dropped)
+                                 r.flush_seconds, on_drop=self.metrics.record_dropped,
+                                 ip_storage=settings.ip_storage, ip_key=key,
+                                 retention_seconds=settings.retention_days * 86400,
+                                 prune_interval=settings.prune_interval_seconds, clock=clock)
         self.auth = None if settings.auth.disabled else Authenticator(
             settings.auth.jwt, settings.auth.tokens)
         self._pid: int | None = None
@@ -128,13 +144,20 @@ class FraudService:
             return "block"
         return "review" if score >= lv.review_from else "allow"
 
-    def check(self, body: bytes) -> tuple[dict, int]:
+    def check(self, body: bytes, principal: Principal = DEV_PRINCIPAL) -> tuple[dict, int]:
         started = time.perf_counter()
         try:
             req = parse(body)
         except ValidationError as exc:
             self.metrics.record_rejected()
             return {"error": "invalid check request", "fields": describe(exc)}, 400
+        if principal.all_tenants:
+            tenant = req.tenant or DEFAULT_TENANT
+        elif req.tenant is None or req.tenant == principal.tenant:
+            tenant = principal.tenant
+        else:
+            return {"error": f"tenant {req.tenant!r} is outside your scope "
+                             f"({principal.tenant})", "field": "tenant"}, 403
         now = self.clock()
         user = req.user_id
         geo = (req.geo.lat, req.geo.lon) if req.geo is not None else None
@@ -152,7 +175,7 @@ class FraudService:
             "event_id": req.event_id, "quantity": req.quantity,
             "risk_score": score, "risk_level": level, "decision": decision,
             "patterns": fired, "outlier_score": outlier, "confidence": ev.confidence,
-            "ip": req.ip,
+            "ip": req.ip, "tenant": tenant,
         })
         self.metrics.record(level, decision, [f.name for f in ev.fired], score, outlier,
                             time.perf_counter() - started)
@@ -160,7 +183,13 @@ class FraudService:
                 "decision": decision, "patterns": fired, "outlier_score": outlier,
                 "confidence": ev.confidence}, 200
 
-    def events(self, args: dict) -> tuple[object, int]:
+    def events(self, args: dict, principal: Principal = DEV_PRINCIPAL) -> tuple[object, int]:
+        tenant = args.get("tenant") or (ALL_TENANTS if principal.all_tenants
+                                        else principal.tenant)
+        if len(tenant) > 100:
+            return {"error": "tenant is at most 100 characters"}, 400
+        if not principal.may_see(tenant):  # '*' included: only an all-tenant admin
+            return {"error": f"tenant {tenant!r} is outside your scope ({principal.tenant})"}, 403
         now = self.clock()
         try:
             since = _time_arg(args.get("since") or args.get("from"), now - 6 * 3600)
@@ -173,7 +202,7 @@ class FraudService:
         min_level = args.get("min_level", self.settings.events_min_level)
         if min_level not in LEVELS:
             return {"error": f"min_level must be one of {', '.join(LEVELS)}"}, 400
-        rows = self.recorder.events(since, until, min_level, limit)
+        rows = self.recorder.events(since, until, min_level, limit, tenant)
         return [_annotation(r) for r in rows], 200
 
 
@@ -198,7 +227,8 @@ def _annotation(row: dict) -> dict:
         "text": f"user {row['user_id']} event {row['event_id']} x{row['quantity']}: "
                 + (", ".join(names) or "outlier"),
         "tags": ["fraud", row["risk_level"], row["decision"], *names],
-        "check_id": row["check_id"], "user_id": row["user_id"], "event_id": row["event_id"],
+        "check_id": row["check_id"], "tenant": row["tenant"], "user_id": row["user_id"],
+        "event_id": row["event_id"],
         "risk_score": row["risk_score"], "outlier_score": row["outlier_score"],
     }
 
@@ -237,7 +267,7 @@ def create_app(settings: FraudSettings | None = None,
             return denied
         if request.content_length is not None and request.content_length > MAX_BODY:
             return _error(413, f"body larger than {MAX_BODY} bytes")
-        doc, status = service.check(request.get_data(cache=False))
+        doc, status = service.check(request.get_data(cache=False), g.principal)
         return _json(doc, status)
 
     @app.get("/api/v1/fraud/events")
@@ -245,7 +275,7 @@ def create_app(settings: FraudSettings | None = None,
         denied = authorize(settings.auth.events_role)
         if denied is not None:
             return denied
-        doc, status = service.events(request.args)
+        doc, status = service.events(request.args, g.principal)
         return _json(doc, status)
 
     @app.get("/metrics")

@@ -1,5 +1,8 @@
 """`ticketmon exporter fraud --config FILE`: the fraud check API under gunicorn.
 
+`--prune` deletes checks past `retention_days` once and exits (the running service also
+does it every `prune_interval_seconds`).
+
 Runs `gunicorn exporters.fraud.wsgi:app` with the configured host, port and workers
 (threaded workers, keep-alive and the shared outlier refitter come from
 exporters/fraud/gunicorn_conf.py), a fresh PROMETHEUS_MULTIPROC_DIR (so /metrics sums
@@ -32,8 +35,21 @@ def gunicorn_argv(settings: FraudSettings) -> list[str]:
     ]
 
 
-def run(config_path: str | None, check: bool = False) -> int:
+def run(config_path: str | None, check: bool = False, prune: bool = False) -> int:
     settings = config.load(FraudSettings, config_path)
+    if prune:  # the service prunes by itself too; this is the operator's one command
+        import time
+
+        from exporters.fraud.recorder import ensure_schema
+        from exporters.fraud.recorder import prune as prune_checks
+        from ticketmon.core.database import make_engine
+
+        engine = make_engine(settings.database_url, pool_size=1)
+        ensure_schema(engine)
+        gone = prune_checks(engine, time.time() - settings.retention_days * 86400)
+        engine.dispose()
+        print(f"fraud_checks={gone} (older than {settings.retention_days:g} days)")
+        return 0
     if check:
         from exporters.fraud.recorder import ensure_schema
         from ticketmon.core.database import make_engine

@@ -35,6 +35,8 @@ def _ip_text(value: str) -> str:
 
 IpAddress = Annotated[str, Field(max_length=64), AfterValidator(_ip_text)]
 Id = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=128)]
+# a tenant name; '*' is a scope, never a tenant a check can belong to
+Tenant = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^*\s]+$")]
 
 
 class Strict(BaseModel):
@@ -58,6 +60,7 @@ class Session(Strict):
 
 
 class CheckRequest(Strict):
+    tenant: Tenant | None = None  # the caller's tenant when left out (see app.py)
     user_id: Id
     event_id: Id
     quantity: int = Field(ge=1, le=10_000)

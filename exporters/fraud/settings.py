@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from ticketmon.core.auth import ConfiguredToken, JwtSettings
 from ticketmon.core.config import Settings
@@ -125,13 +125,24 @@ class Recorder(Settings):
 
 
 class Auth(Settings):
-    """Same tokens as the receiver: bootstrap tokens from config and/or platform JWTs."""
+    """Same tokens as the receiver: bootstrap tokens from config and/or platform JWTs.
+
+    The checkout signs its check JWTs with the HS256 secret, so whoever holds that secret
+    can sign any claim: tokens signed with it may claim at most `check_role` (operator)
+    unless `jwt.hs256_max_role` says otherwise. Admin JWTs (every tenant) come from the
+    platform's auth service, verified with its RS256 public key only."""
 
     disabled: bool = Field(False, description="development only: every caller is admin")
     tokens: list[ConfiguredToken] = Field(default_factory=list)
     jwt: JwtSettings = Field(default_factory=JwtSettings)
     check_role: str = Field("operator", pattern="^(viewer|operator|admin)$")
     events_role: str = Field("viewer", pattern="^(viewer|operator|admin)$")
+
+    @model_validator(mode="after")
+    def _shared_secret_cannot_mint_admin(self) -> Auth:
+        if "hs256_max_role" not in self.jwt.model_fields_set:
+            self.jwt.hs256_max_role = self.check_role  # type: ignore[assignment]
+        return self
 
 
 class FraudSettings(Settings):
@@ -147,6 +158,20 @@ class FraudSettings(Settings):
     auth: Auth = Field(default_factory=Auth)
     metrics: GuardSettings = Field(default_factory=GuardSettings)
     events_min_level: str = Field("high", pattern="^(low|medium|high|critical)$")
+    # personal data: checks (user ids, addresses) are deleted after this many days, by
+    # the service itself every prune_interval_seconds (0: only `--prune`)
+    retention_days: float = Field(30, gt=0, le=3650)
+    prune_interval_seconds: float = Field(3600, ge=0)
+    ip_storage: Literal["truncate", "hmac", "full", "drop"] = Field(
+        "truncate", description="what is kept of the caller's IP: see exporters.fraud.privacy")
+    ip_hmac_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _hmac_needs_a_key(self) -> FraudSettings:
+        key = self.ip_hmac_key.get_secret_value() if self.ip_hmac_key else ""
+        if self.ip_storage == "hmac" and len(key) < 32:
+            raise ValueError("ip_storage hmac needs ip_hmac_key of at least 32 characters")
+        return self
 
     @model_validator(mode="after")
     def _someone_may_call(self) -> FraudSettings:

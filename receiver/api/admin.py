@@ -25,7 +25,8 @@ bp = Blueprint("admin", __name__)
 def list_tokens():
     principal = caller("admin")
     only_params()
-    return jsonify(tokens=receiver().store.read(queries.list_tokens, principal.tenant))
+    return jsonify(tokens=receiver().store.read_as(principal.tenant, queries.list_tokens,
+                                                  principal.tenant))
 
 
 @bp.post("/api/v1/tokens")
@@ -39,7 +40,10 @@ def create_token():
     if len(tenant) > 100 or len(body["name"]) > 100:
         raise ApiError(400, "invalid_field", "name and tenant are at most 100 characters")
     scope_tenants(principal, [tenant])
-    token_id, token = receiver().store.create_token(body["name"], body["role"], tenant)
+    try:
+        token_id, token = receiver().store.create_token(body["name"], body["role"], tenant)
+    except ValueError as exc:  # tenant '*' for a viewer or operator
+        raise ApiError(400, "invalid_field", str(exc), "tenant") from None
     return jsonify(id=token_id, name=body["name"], role=body["role"], tenant=tenant,
                    token=token), 201
 
@@ -57,6 +61,6 @@ def revoke_token(token_id: int):
 def audit():
     principal = caller("admin")
     only_params("limit", "cursor")
-    rows, cursor = receiver().store.read(queries.list_audit, principal.tenant, limit_param(),
-                                         cursor_param())
+    rows, cursor = receiver().store.read_as(principal.tenant, queries.list_audit,
+                                            principal.tenant, limit_param(), cursor_param())
     return jsonify(audit=rows, next_cursor=cursor)

@@ -40,7 +40,8 @@ def list_alerts():
                        "fingerprint")
     flt = queries.AlertFilter(status=multi("status", ("firing", "resolved")),
                               labels=label_filters(), fingerprint=fingerprint)
-    rows, cursor = receiver().store.read(queries.list_alerts, principal.tenant, flt,
+    rows, cursor = receiver().store.read_as(principal.tenant, queries.list_alerts,
+                                            principal.tenant, flt,
                                          limit_param(), cursor_param())
     return jsonify(alerts=rows, next_cursor=cursor)
 
@@ -49,7 +50,8 @@ def list_alerts():
 def get_alert(alert_id: int):
     principal = caller("viewer")
     only_params()
-    alert = receiver().store.read(queries.get_alert, principal.tenant, alert_id)
+    alert = receiver().store.read_as(principal.tenant, queries.get_alert,
+                                     principal.tenant, alert_id)
     if alert is None:
         raise NotFound(f"alert {alert_id} not found")
     return jsonify(alert=alert)

@@ -21,6 +21,7 @@ from receiver.api.incidents import silence_seconds
 from receiver.escalation.ack_links import AckLinks, AckTokenError
 from receiver.escalation.listings import list_notifications
 from receiver.escalation.outbox import retry_dead
+from receiver.store import queries
 from receiver.store.store import Conflict, NotFound
 from receiver.store.types import iso
 
@@ -44,8 +45,9 @@ def dead_letters():
     principal = caller("viewer")
     only_params("limit", "cursor")
     limit = limit_param()
-    rows = context().store.read(list_notifications, state="dead", tenant=principal.tenant,
-                                limit=limit, before_id=cursor_param())
+    rows = context().store.read_as(principal.tenant, list_notifications, state="dead",
+                                   tenant=principal.tenant, limit=limit,
+                                   before_id=cursor_param())
     return _page(rows, limit)
 
 
@@ -53,7 +55,7 @@ def dead_letters():
 def retry_dead_letter(notification_id: int):
     principal = caller("operator")
     only_params()
-    with context().store.transaction() as conn:
+    with context().store.transaction(tenant=principal.tenant) as conn:
         done = retry_dead(conn, notification_id, datetime.now(UTC), principal.tenant)
     if not done:
         raise NotFound(f"dead letter {notification_id} not found")
@@ -66,10 +68,20 @@ def incident_notifications(incident_id: int):
     only_params("state", "limit", "cursor")
     states = multi("state", STATES)
     limit = limit_param()
-    rows = context().store.read(list_notifications, state=states or None,
-                                incident_id=incident_id, tenant=principal.tenant, limit=limit,
-                                before_id=cursor_param())
+    rows = context().store.read_as(principal.tenant, _notifications_in_scope, incident_id,
+                                   principal.tenant, states or None, limit, cursor_param())
+    if rows is None:  # out of scope looks exactly like missing, never like "no rows"
+        raise NotFound(f"incident {incident_id} not found")
     return _page(rows, limit)
+
+
+def _notifications_in_scope(conn, incident_id: int, tenant: str, states: list[str] | None,
+                            limit: int, before_id: int | None) -> list[dict] | None:
+    """An incident's notifications, or None when the incident is not in the scope."""
+    if not queries.incident_in_scope(conn, tenant, incident_id):
+        return None
+    return list_notifications(conn, state=states, incident_id=incident_id, tenant=tenant,
+                              limit=limit, before_id=before_id)
 
 
 def _links() -> AckLinks:
@@ -168,7 +180,7 @@ def _openapi() -> None:
             "parameters": [_path("incident_id"),
                            _query("state", "filter by state", multiple=True), *PAGE],
             "responses": {**_ok("a page of notifications", OBJ),
-                          **_errors(400, 401, 403, 503)}}},
+                          **_errors(400, 401, 403, 404, 503)}}},
         "/ack/{token}": {
             "get": {"summary": "One-click acknowledge page (signed, expiring link)",
                     "tags": ["escalation"], "security": [], "parameters": [token],

@@ -32,7 +32,8 @@ def list_incidents():
                                  service=multi("service"), tenant=multi("tenant", max_len=100))
     flt.group_key = request.args.get("group_key") or None
     scope_tenants(principal, flt.tenant)
-    rows, cursor = receiver().store.read(queries.list_incidents, principal.tenant, flt,
+    rows, cursor = receiver().store.read_as(principal.tenant, queries.list_incidents,
+                                            principal.tenant, flt,
                                          limit_param(), cursor_param())
     return jsonify(incidents=rows, next_cursor=cursor)
 
@@ -41,7 +42,8 @@ def list_incidents():
 def get_incident(incident_id: int):
     principal = caller("viewer")
     only_params()
-    incident = receiver().store.read(queries.get_incident, principal.tenant, incident_id)
+    incident = receiver().store.read_as(principal.tenant, queries.get_incident,
+                                        principal.tenant, incident_id)
     if incident is None:
         raise NotFound(f"incident {incident_id} not found")
     return jsonify(incident=incident)

@@ -57,7 +57,8 @@ class Worker:
         self.retry = RetryPolicy(settings.retry_base, settings.retry_cap, settings.max_age,
                                  settings.max_attempts)
         self.owner = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
-        self.engine = make_engine(settings.database_url, pool_size=2)
+        # the worker acts for every tenant: its sessions' row-level security scope is '*'
+        self.engine = make_engine(settings.database_url, pool_size=2, tenant="*")
         self.metrics = WorkerMetrics(registry)
         self.stopping = threading.Event()
         self.dispatcher = Dispatcher(

@@ -23,7 +23,7 @@ def head() -> str:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    engine = make_engine(url, pool_size=1)
+    engine = make_engine(url, pool_size=1, tenant="*")  # data migrations see every tenant
     try:
         with engine.connect() as conn:
             cfg = _config()

@@ -22,13 +22,22 @@ from receiver.store.tables import (
     installation,
 )
 from receiver.store.types import iso
-
-ALL_TENANTS = "*"
+from ticketmon.core.auth import ALL_TENANTS
 
 
 def scoped(query, column, tenant: str):
-    """Every query goes through here: a token scoped to one tenant sees only that tenant."""
+    """Every query goes through here: a token scoped to one tenant sees only that tenant.
+
+    The application's half of tenancy; PostgreSQL's row-level security (migration 0005,
+    scope set by Store.transaction) is the other half and hides the same rows."""
     return query if tenant == ALL_TENANTS else query.where(column == tenant)
+
+
+def incident_in_scope(conn: Connection, scope: str, incident_id: int) -> bool:
+    """Whether the incident exists for this scope: what its sub-resources answer 404 on."""
+    query = scoped(sa.select(incidents.c.id).where(incidents.c.id == incident_id),
+                   incidents.c.tenant, scope)
+    return conn.execute(query).first() is not None
 
 
 def as_json(mapping, skip: tuple[str, ...] = ()) -> dict:
@@ -140,10 +149,11 @@ def get_alert(conn: Connection, scope: str, alert_id: int) -> dict | None:
         .order_by(events.c.id)
     ).mappings().all()
     alert["history"] = [as_json(h) for h in history]
-    alert["incidents"] = list(conn.execute(
+    alert["incidents"] = list(conn.execute(scoped(
         sa.select(incident_alerts.c.incident_id)
+        .join(incidents, incidents.c.id == incident_alerts.c.incident_id)
         .where(incident_alerts.c.fingerprint == row["fingerprint"],
-               incident_alerts.c.starts_at == row["starts_at"])
+               incident_alerts.c.starts_at == row["starts_at"]), incidents.c.tenant, scope)
     ).scalars())
     return alert
 

@@ -2,6 +2,13 @@
 
 Every method runs in its own transaction and turns "the database is not there" into
 StoreUnavailable, which the webhook answers with 503 so Alertmanager retries.
+
+Tenancy is enforced twice: every query filters by the caller's tenant (queries.scoped),
+and on PostgreSQL a caller's transaction also sets `ticketmon.tenant` (SET LOCAL) for
+the row-level security policies of migration 0005, so a query that forgot its filter
+still sees one tenant. '*' is the system scope (the webhook, the worker, the CLI, admins):
+the Store's sessions start in it, so system work costs no extra statement. Sessions
+opened outside ticketmon's engines start with no scope and see no tenant's rows.
 """
 
 from __future__ import annotations
@@ -20,10 +27,11 @@ from receiver.store import queries, retention
 from receiver.store.incident_events import IncidentHook
 from receiver.store.ingest import IngestResult, Probe, ingest, run_hooks
 from receiver.store.tables import api_tokens, audit_log, events, incidents
-from ticketmon.core.auth import hash_token
-from ticketmon.core.database import make_engine
+from ticketmon.core.auth import ALL_TENANTS, check_scope, hash_token
+from ticketmon.core.database import TENANT_SETTING, make_engine
 
 RETRYABLE_PGCODES = {"40001", "40P01"}  # serialization failure, deadlock
+SET_TENANT = sa.text(f"SELECT set_config('{TENANT_SETTING}', :tenant, true)")
 
 
 class StoreUnavailable(Exception):
@@ -47,11 +55,15 @@ class Store:
                  hooks: list[IncidentHook] | None = None,
                  observe: Callable[[float], None] | None = None) -> None:
         self.url = url
-        self.engine = make_engine(url, pool_size=pool_size, timeout=timeout)
+        # sessions start in the system scope '*' (set at connect, so the webhook and the
+        # worker pay no extra round trip); a caller's transaction narrows it with SET LOCAL
+        self.engine = make_engine(url, pool_size=pool_size, timeout=timeout,
+                                  tenant=ALL_TENANTS)
         # one PostgreSQL statement reads one snapshot, so a lone read needs no BEGIN/COMMIT
         self.autocommit = (None if url.startswith("sqlite") else
                            make_engine(url, pool_size=pool_size, timeout=timeout,
-                                       autocommit=True))
+                                       autocommit=True, tenant=ALL_TENANTS))
+        self.row_security = self.engine.dialect.name == "postgresql"
         self.hooks: list[IncidentHook] = list(hooks or [])
         self.observe = observe
 
@@ -65,14 +77,22 @@ class Store:
             self.autocommit.dispose()
 
     @contextmanager
-    def transaction(self, readonly: bool = False, autocommit: bool = False
-                    ) -> Iterator[Connection]:
+    def transaction(self, readonly: bool = False, autocommit: bool = False,
+                    tenant: str = ALL_TENANTS) -> Iterator[Connection]:
+        """One transaction; on PostgreSQL its row-level security scope is `tenant`."""
+        if not tenant:
+            raise ValueError("tenant must be a tenant name or '*'")
+        if autocommit and tenant != ALL_TENANTS:
+            raise ValueError("autocommit statements run with the all-tenant scope only")
         started = time.perf_counter()
         try:
             engine = self.engine.execution_options(readonly=True) if readonly else self.engine
-            if autocommit and self.autocommit is not None:
+            use_autocommit = autocommit and self.autocommit is not None
+            if use_autocommit:
                 engine = self.autocommit
             with engine.begin() as conn:
+                if self.row_security and tenant != ALL_TENANTS:
+                    conn.execute(SET_TENANT, {"tenant": tenant})  # until COMMIT/ROLLBACK
                 yield conn
         except (sa.exc.IntegrityError, sa.exc.DataError):
             raise  # a bug, not an outage: surface it
@@ -160,7 +180,7 @@ class Store:
         audit = {"at": now, "actor": actor, "actor_tenant": tenant, "action": action,
                  "incident_id": incident_id, "comment": comment, "request_id": request_id}
         conflict: Conflict | None = None
-        with self.transaction() as conn:
+        with self.transaction(tenant=tenant) as conn:
             query = sa.select(incidents).where(incidents.c.id == incident_id)
             query = queries.scoped(query, incidents.c.tenant, tenant).with_for_update()
             row = conn.execute(query).mappings().first()
@@ -187,7 +207,10 @@ class Store:
         return queries.as_json(incident, skip=("extra",)), outcome == "changed"
 
     def create_token(self, name: str, role: str, tenant: str) -> tuple[int, str]:
-        """A new API token; the caller shows it once, only its hash is stored."""
+        """A new API token; the caller shows it once, only its hash is stored.
+
+        ValueError when the scope is not allowed (tenant '*' needs the admin role)."""
+        check_scope(role, tenant)
         token = "tm_" + secrets.token_urlsafe(32)
         with self.transaction() as conn:
             token_id = conn.execute(api_tokens.insert().values(
@@ -196,7 +219,7 @@ class Store:
         return token_id, token
 
     def revoke_token(self, token_id: int, tenant: str) -> bool:
-        with self.transaction() as conn:
+        with self.transaction(tenant=tenant) as conn:
             query = api_tokens.update().where(api_tokens.c.id == token_id,
                                               api_tokens.c.revoked_at.is_(None))
             if tenant != "*":
@@ -209,8 +232,15 @@ class Store:
 
     # -- reads -------------------------------------------------------------------------
     def read(self, fn: Callable, *args, **kwargs):
-        """Run one of receiver.store.queries in a read-only transaction."""
+        """Run one of receiver.store.queries in a read-only, all-tenant transaction
+        (system reads: token lookup, gauges). Callers' reads go through read_as."""
         with self.transaction(readonly=True) as conn:
+            return fn(conn, *args, **kwargs)
+
+    def read_as(self, scope: str, fn: Callable, /, *args, **kwargs):
+        """Run fn(conn, …) in a read-only transaction whose row-level security scope is
+        `scope` (PostgreSQL): the database hides other tenants' rows whatever fn asks."""
+        with self.transaction(readonly=True, tenant=scope) as conn:
             return fn(conn, *args, **kwargs)
 
     def ping(self) -> None:

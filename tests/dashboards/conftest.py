@@ -178,7 +178,7 @@ def _start_exporters(stack: LiveStack, addresses: dict[str, str], services: dict
         stack.start("fraud", ["exporter", "fraud", "--config", stack.config("fraud", {
             "port": port, "workers": 1,
             "database_url": f"sqlite:///{stack.workdir / 'fraud.db'}",
-            "auth": {"tokens": [{"name": "checkout", "role": "operator",
+            "auth": {"tokens": [{"name": "checkout", "role": "operator", "tenant": "demo",
                                  "token": CHECKOUT_TOKEN}]},
             "outlier": {"min_samples": 50, "refit_seconds": 5}})],
             ready=f"http://127.0.0.1:{port}/healthz")

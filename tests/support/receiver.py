@@ -47,3 +47,14 @@ def post_webhook(client, body: bytes | dict, token: str = WEBHOOK_TOKEN, **heade
     if token is not None:
         headers.setdefault("Authorization", f"Bearer {token}")
     return client.post("/api/v1/alertmanager", data=body, headers=headers)
+
+
+def tenant_payload(tenant: str, name: str = "group-3-firing") -> dict:
+    """A real post moved to another tenant: its own group key, labels and fingerprints."""
+    body = payload(name)
+    body["groupKey"] += f"/{tenant}"
+    body["commonLabels"]["tenant"] = tenant
+    for alert in body["alerts"]:
+        alert["labels"]["tenant"] = tenant
+        alert["fingerprint"] = alert["fingerprint"][:8] + tenant.encode().hex()[:8].ljust(8, "0")
+    return body

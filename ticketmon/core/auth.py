@@ -8,7 +8,13 @@ Authenticator and ask it about an `Authorization` header.
 - JWTs from the platform's auth service are accepted with HS256 (shared secret) and/or
   RS256 (public key); the algorithm is pinned per key, so an RS256 public key can never
   be used as an HS256 secret. Role and tenant come from claims; `exp` is required.
+  Each key has a role ceiling (`hs256_max_role`, `rs256_max_role`): whoever holds a
+  shared HS256 secret can sign anything, so a secret handed to a calling service must
+  not be able to vouch for more than that service needs.
 - Roles nest: viewer reads, operator also acknowledges and resolves, admin does all.
+- All-tenant scope (`*`) needs the admin role, whatever the credential: a viewer or
+  operator always belongs to exactly one tenant. Checked where credentials are made
+  (settings, token creation) and again on every authentication.
 """
 
 from __future__ import annotations
@@ -26,6 +32,15 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from ticketmon.core.config import Settings
 
 Role = Literal["viewer", "operator", "admin"]
+ROLES = ("viewer", "operator", "admin")
+ALL_TENANTS = "*"
+
+
+def check_scope(role: str, tenant: str) -> None:
+    """Refuse all-tenant scope for anything but admin (ValueError names the fix)."""
+    if tenant == ALL_TENANTS and role != "admin":
+        raise ValueError(f"tenant '*' (every tenant) needs the admin role, not {role}: "
+                         "give a single tenant")
 
 
 def hash_token(token: str) -> str:
@@ -46,6 +61,7 @@ class ConfiguredToken(Settings):
     def _one_secret(self) -> ConfiguredToken:
         if (self.token is None) == (self.sha256 is None):
             raise ValueError("give exactly one of token or sha256")
+        check_scope(self.role, self.tenant)
         if self.token is not None:
             if len(self.token.get_secret_value()) < 16:
                 raise ValueError("token must be at least 16 characters")
@@ -65,6 +81,9 @@ class JwtSettings(Settings):
     tenant_claim: str = "tenant"
     name_claim: str = "sub"
     leeway_seconds: int = Field(default=30, ge=0, le=600)
+    # the highest role a token signed with each key may claim (higher claims are refused)
+    hs256_max_role: Role = "admin"
+    rs256_max_role: Role = "admin"
 
     @field_validator("hs256_secret")
     @classmethod
@@ -91,8 +110,6 @@ class JwtSettings(Settings):
         return self.hs256_secret is not None or self.rs256_public_key is not None
 
 
-ROLES = ("viewer", "operator", "admin")
-ALL_TENANTS = "*"
 
 
 @dataclass(frozen=True)
@@ -105,8 +122,13 @@ class Principal:
     def has_role(self, role: str) -> bool:
         return ROLES.index(self.role) >= ROLES.index(role)
 
+    @property
+    def all_tenants(self) -> bool:
+        """Every tenant: only an admin with scope `*` (anything else is refused earlier)."""
+        return self.tenant == ALL_TENANTS and self.role == "admin"
+
     def may_see(self, tenant: str) -> bool:
-        return self.tenant in (ALL_TENANTS, tenant)
+        return self.all_tenants or self.tenant == tenant
 
 
 DEV_PRINCIPAL = Principal(name="dev", role="admin", tenant=ALL_TENANTS, via="dev")
@@ -143,7 +165,15 @@ class Authenticator:
             self.keys["RS256"] = jwt_settings.rs256_public_key
 
     def authenticate(self, header: str | None) -> Principal:
-        token = bearer(header)
+        """Who the header proves; AuthError (401) when it proves nothing or too much."""
+        principal = self._identify(bearer(header))
+        try:  # again here: a token row or key from before the rule must not slip through
+            check_scope(principal.role, principal.tenant)
+        except ValueError as exc:
+            raise AuthError(f"{principal.via} credential refused: {exc}") from None
+        return principal
+
+    def _identify(self, token: str) -> Principal:
         if token.count(".") == 2:
             return self._from_jwt(token)
         digest = hash_token(token)
@@ -177,6 +207,10 @@ class Authenticator:
             raise AuthError(f"JWT claim {self.jwt.role_claim!r} must be one of {ROLES}")
         if not isinstance(tenant, str) or not tenant:
             raise AuthError(f"JWT claim {self.jwt.tenant_claim!r} must name a tenant")
+        ceiling = self.jwt.hs256_max_role if alg == "HS256" else self.jwt.rs256_max_role
+        if ROLES.index(role) > ROLES.index(ceiling):
+            raise AuthError(f"a JWT signed with the {alg} key may claim at most the "
+                            f"{ceiling} role")
         return Principal(str(name)[:200], role, tenant[:100], "jwt")
 
 

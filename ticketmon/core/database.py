@@ -5,9 +5,11 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+TENANT_SETTING = "ticketmon.tenant"  # what PostgreSQL row-level security policies read
+
 
 def make_engine(url: str, pool_size: int = 4, timeout: float = 5.0,
-                autocommit: bool = False) -> Engine:
+                autocommit: bool = False, tenant: str | None = None) -> Engine:
     """A small pool per worker; bounded waits so a sick database yields 503, not a hang.
 
     autocommit (PostgreSQL only) gives a pool whose connections never open a transaction:
@@ -24,6 +26,10 @@ def make_engine(url: str, pool_size: int = 4, timeout: float = 5.0,
     options: dict = {}
     if autocommit:
         options["isolation_level"] = "AUTOCOMMIT"
+    session = f"-c statement_timeout={millis} -c lock_timeout={millis}"
+    if tenant is not None:
+        escaped = tenant.replace("\\", "\\\\").replace(" ", "\\ ")
+        session += f" -c {TENANT_SETTING}={escaped}"
     return sa.create_engine(
         url,
         **options,
@@ -33,7 +39,7 @@ def make_engine(url: str, pool_size: int = 4, timeout: float = 5.0,
         pool_recycle=3600,
         connect_args={
             "connect_timeout": max(1, int(timeout)),
-            "options": f"-c statement_timeout={millis} -c lock_timeout={millis}",
+            "options": session,
             "application_name": "ticketmon-receiver",
         },
     )

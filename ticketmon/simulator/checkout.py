@@ -31,6 +31,9 @@ CITIES = [(48.85, 2.35), (51.51, -0.13), (40.71, -74.0), (35.68, 139.69), (52.52
 class CheckoutSettings(Settings):
     url: str = Field("http://127.0.0.1:10194/api/v1/fraud/check", pattern=r"^https?://")
     token: str = ""
+    # the platform tenant the purchases belong to, sent with every check; the token must
+    # be scoped to it (a checkout serving several tenants holds one token per tenant)
+    tenant: str = Field("demo", min_length=1, max_length=100, pattern=r"^[^*\s]+$")
     checks_per_second: float = Field(5, gt=0, le=1000)
     bot_share: float = Field(0.1, ge=0, le=1)
     users: int = Field(500, ge=1)
@@ -72,7 +75,8 @@ def run_traffic(s: CheckoutSettings) -> dict[str, int]:
     next_at = time.monotonic()
     while deadline is None or time.monotonic() < deadline:
         try:
-            answer = session.post(s.url, json=purchase(rng, s), timeout=5)
+            answer = session.post(s.url, json={"tenant": s.tenant, **purchase(rng, s)},
+                                  timeout=5)
             key = answer.json().get("decision", str(answer.status_code)) if answer.ok \
                 else str(answer.status_code)
         except (requests.RequestException, ValueError) as exc:

@@ -32,6 +32,7 @@ from ticketmon.servers.alertmanager import Alertmanager
 from ticketmon.servers.process import ManagedProcess, ServerError, find_binary, free_port
 from ticketmon.servers.prometheus import Prometheus
 from ticketmon.stack import deploy_config, state
+from ticketmon.stack.fraud_keys import fraud_credentials
 from ticketmon.stack.supervisor import Supervisor
 
 log = logging.getLogger("ticketmon.stack")
@@ -253,19 +254,21 @@ def start_exporters(stack: Stack) -> None:
                     ready_url=f"http://127.0.0.1:{port}/metrics", host="blockchain-exporter")
 
     port = stack.port(10194)
-    checkout_token = "tm_demo_checkout_" + secrets.token_hex(8)  # this run's checkout caller
+    # the checkout gets an RS256 token (operator, tenant demo); the fraud service only the
+    # public key: neither can sign an admin or all-tenant token (fraud_keys.py)
+    credentials = fraud_credentials("demo")
     demo = yaml.safe_load((REPO / "exporters" / "fraud" / "demo.yaml").read_text())
     demo.update(port=port, database_url=f"sqlite:///{stack.workdir / 'fraud.db'}")
-    demo["auth"]["tokens"] = [{"name": "stack-checkout", "role": "operator",
-                               "token": checkout_token},
-                              {"name": "stack-admin", "role": "admin", "tenant": "*",
+    demo["auth"]["tokens"] = [{"name": "stack-admin", "role": "admin", "tenant": "*",
                                "token": stack.secrets["admin_token"]}]
+    demo["auth"]["jwt"] = credentials.jwt_settings
     cfg = stack.write_config("fraud", demo)
     stack.ticketmon("fraud", ["exporter", "fraud", "--config", str(cfg)],
                     ready_url=f"http://127.0.0.1:{port}/healthz", host="fraud",
                     url=f"http://127.0.0.1:{port}/api/v1/fraud/events")
     cfg = stack.write_config("checkout", {
-        "url": f"http://127.0.0.1:{port}/api/v1/fraud/check", "token": checkout_token,
+        "url": f"http://127.0.0.1:{port}/api/v1/fraud/check",
+        "token": credentials.checkout_token, "tenant": "demo",
     })
     stack.ticketmon("checkout-traffic", ["simulator", "checkout", "--config", str(cfg)],
                     url=f"-> http://127.0.0.1:{port}/api/v1/fraud/check")

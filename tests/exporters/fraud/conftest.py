@@ -26,8 +26,10 @@ def make_fraud_app(sqlite_url: str, clock: FakeClock) -> Iterator[Callable]:
     def make(database_url: str | None = None, **overrides):
         doc = {
             "database_url": database_url or sqlite_url,
-            "auth": {"tokens": [{"name": "checkout", "role": "operator", "token": TOKEN},
-                                {"name": "grafana", "role": "viewer", "token": VIEWER}]},
+            "auth": {"tokens": [{"name": "checkout", "role": "operator", "tenant": "acme",
+                                 "token": TOKEN},
+                                {"name": "grafana", "role": "viewer", "tenant": "acme",
+                                 "token": VIEWER}]},
             "outlier": {"min_samples": 50, "refit_seconds": 3600},
             "recorder": {"flush_seconds": 0.05},
         }

@@ -16,7 +16,7 @@ def test_checkout_traffic_gets_decisions_and_auth_failures(fraud_app):
     url = f"http://127.0.0.1:{server.server_port}/api/v1/fraud/check"
     try:
         counts = run_traffic(CheckoutSettings(url=url, token="tm_checkout_token_0123456789",
-                                              checks_per_second=100, bot_share=0.3,
+                                              tenant="acme", checks_per_second=100, bot_share=0.3,
                                               duration_seconds=1, seed=4))
         assert counts.get("allow", 0) > 20 and counts.get("block", 0) > 5, counts
         refused = run_traffic(CheckoutSettings(url=url, token="tm_wrong_token_0000000000",

@@ -173,7 +173,7 @@ def test_gunicorn_workers_share_one_metrics_view(tmp_path, sqlite_url):
     port = free_port()
     cfg = tmp_path / "fraud.yml"
     cfg.write_text(f"port: {port}\nworkers: 2\ndatabase_url: '{sqlite_url}'\n"
-                   "auth: {tokens: [{name: c, role: operator,"
+                   "auth: {tokens: [{name: c, role: operator, tenant: acme,"
                    " token: tm_checkout_token_0123456789}]}\n"
                    "metrics: {basic_auth_username: prom, basic_auth_password: scrape-secret}\n"
                    "outlier: {min_samples: 20, refit_seconds: 0.5}\n")

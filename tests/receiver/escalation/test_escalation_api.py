@@ -26,8 +26,8 @@ def app_and_worker(sqlite_url, sink, tmp_path, monkeypatch):
     migrate.upgrade(sqlite_url)
     app = create_app(ReceiverSettings(
         database_url=sqlite_url, webhook_token="w" * 32,
-        api_tokens=[{"name": "v", "role": "viewer", "token": VIEWER},
-                    {"name": "o", "role": "operator", "token": OPERATOR}]))
+        api_tokens=[{"name": "v", "role": "viewer", "tenant": "acme", "token": VIEWER},
+                    {"name": "o", "role": "operator", "tenant": "acme", "token": OPERATOR}]))
     store = app.extensions["ticketmon_receiver"].store
     worker = make_worker(store, sink, write_policies(tmp_path / "p.yaml", [("0s", ["chat"])]))
     yield app, store, worker

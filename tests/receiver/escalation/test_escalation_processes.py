@@ -102,7 +102,8 @@ def test_two_web_processes_two_workers_200_incidents_each_step_exactly_once(
     web_cfg = tmp_path / "receiver.yaml"
     web_cfg.write_text(yaml.safe_dump({
         "database_url": postgres_url, "webhook_token": WEBHOOK_TOKEN, "auto_migrate": False,
-        "api_tokens": [{"name": "ops", "role": "operator", "token": OPERATOR_TOKEN}]}))
+        "api_tokens": [{"name": "ops", "role": "operator", "tenant": "acme",
+                        "token": OPERATOR_TOKEN}]}))
     webs, workers = [], []
     try:
         for i in range(2):
