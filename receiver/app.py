@@ -9,6 +9,7 @@ import uuid
 
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from receiver.anomaly.scores import anomaly_gauges
 from receiver.api import admin, alerts, escalation, incidents, openapi, ops, webhook
@@ -37,6 +38,14 @@ def _load_hook(spec: str):
         raise ConfigError(f"incident_hooks: cannot load {spec!r}: {exc}") from exc
 
 
+class RowId(IntegerConverter):
+    """`<int:…>` in every route: a row id the databases can compare (BIGINT). A longer
+    number is no route (404) rather than an overflow in the driver (500); a regex, not
+    `max`, because werkzeug answers 405 when only the conversion fails."""
+
+    regex = r"\d{1,18}"
+
+
 def create_app(settings: ReceiverSettings | None = None) -> Flask:
     """Build the app from settings (default: $TICKETMON_CONFIG + TICKETMON_* overrides)."""
     settings = settings or load(ReceiverSettings)
@@ -58,6 +67,7 @@ def create_app(settings: ReceiverSettings | None = None) -> Flask:
                          lookup=lambda digest: store.read(queries.find_token, digest))
 
     app = Flask("receiver")
+    app.url_map.converters["int"] = RowId  # before any blueprint adds its routes
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     app.extensions["ticketmon_receiver"] = Receiver(settings, store, auth, metrics)
@@ -134,7 +144,9 @@ def _install_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
         code = (exc.name or "error").lower().replace(" ", "_")
-        return _error(exc.code or 500, code, exc.description or exc.name)
+        # keep the exception's own headers: a 405 must say which methods are Allow-ed
+        headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+        return _error(exc.code or 500, code, exc.description or exc.name, headers=headers)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

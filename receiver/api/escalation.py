@@ -21,6 +21,7 @@ from receiver.api.incidents import silence_seconds
 from receiver.escalation.ack_links import AckLinks, AckTokenError
 from receiver.escalation.listings import list_notifications
 from receiver.escalation.outbox import retry_dead
+from receiver.store import queries
 from receiver.store.store import Conflict, NotFound
 from receiver.store.types import iso
 
@@ -66,10 +67,18 @@ def incident_notifications(incident_id: int):
     only_params("state", "limit", "cursor")
     states = multi("state", STATES)
     limit = limit_param()
-    rows = context().store.read(list_notifications, state=states or None,
-                                incident_id=incident_id, tenant=principal.tenant, limit=limit,
-                                before_id=cursor_param())
+    rows = context().store.read(_incident_notifications, incident_id, principal.tenant,
+                                state=states or None, limit=limit, before_id=cursor_param())
+    if rows is None:  # as GET /api/v1/incidents/<id>: no such incident in your scope
+        raise NotFound(f"incident {incident_id} not found")
     return _page(rows, limit)
+
+
+def _incident_notifications(conn, incident_id: int, tenant: str, **kwargs) -> list | None:
+    """None when the incident is missing or out of scope, in the same transaction."""
+    if not queries.incident_in_scope(conn, tenant, incident_id):
+        return None
+    return list_notifications(conn, incident_id=incident_id, tenant=tenant, **kwargs)
 
 
 def _links() -> AckLinks:
@@ -166,9 +175,11 @@ def _openapi() -> None:
             "summary": "An incident's notifications and their delivery state (viewer)",
             "tags": ["escalation"],
             "parameters": [_path("incident_id"),
-                           _query("state", "filter by state", multiple=True), *PAGE],
+                           _query("state", "filter by state",
+                                  {"type": "string", "enum": list(STATES)}, multiple=True),
+                           *PAGE],
             "responses": {**_ok("a page of notifications", OBJ),
-                          **_errors(400, 401, 403, 503)}}},
+                          **_errors(400, 401, 403, 404, 503)}}},
         "/ack/{token}": {
             "get": {"summary": "One-click acknowledge page (signed, expiring link)",
                     "tags": ["escalation"], "security": [], "parameters": [token],

@@ -148,6 +148,14 @@ def get_alert(conn: Connection, scope: str, alert_id: int) -> dict | None:
     return alert
 
 
+def incident_in_scope(conn: Connection, scope: str, incident_id: int) -> bool:
+    """Whether the incident exists in the caller's scope: what an incident's sub-resources
+    check first, so a missing incident is a 404 there as on the incident itself."""
+    query = scoped(sa.select(incidents.c.id).where(incidents.c.id == incident_id),
+                   incidents.c.tenant, scope)
+    return conn.execute(query).first() is not None
+
+
 def find_token(conn: Connection, sha256: str) -> dict | None:
     row = conn.execute(
         sa.select(api_tokens.c.id, api_tokens.c.name, api_tokens.c.role, api_tokens.c.tenant)
