@@ -7,12 +7,14 @@ naming the parameter or field, never a 500.
 from __future__ import annotations
 
 import json
+import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import current_app, g, request
 
 from receiver.metrics import ReceiverMetrics
+from receiver.ratelimit import TokenBuckets
 from receiver.settings import ReceiverSettings
 from receiver.store import Store
 from ticketmon.core.auth import DEV_PRINCIPAL, Authenticator, Forbidden, Principal
@@ -26,6 +28,7 @@ class Receiver:
     store: Store
     auth: Authenticator
     metrics: ReceiverMetrics
+    limiter: TokenBuckets = field(default_factory=lambda: TokenBuckets(0, 1))
 
 
 def receiver() -> Receiver:
@@ -48,12 +51,20 @@ def error_body(code: str, message: str, field: str | None = None) -> dict:
 
 
 def caller(role: str) -> Principal:
-    """Authenticate the request and require at least `role`."""
+    """Authenticate the request, hold it to its token's request rate, and require at
+    least `role`. Every REST API handler starts here (the webhook does not)."""
     ctx = receiver()
     if ctx.settings.dev:
         principal = DEV_PRINCIPAL
     else:
         principal = ctx.auth.authenticate(request.headers.get("Authorization"))
+    wait = ctx.limiter.take(f"{principal.via}:{principal.name}")
+    if wait:
+        ctx.metrics.rate_limited.labels(principal.via).inc()
+        raise ApiError(429, "rate_limited",
+                       f"over this token's rate of {ctx.limiter.rate:g} requests a second "
+                       f"(burst {ctx.limiter.burst:g}); retry after {wait:.2f}s",
+                       headers={"Retry-After": str(max(1, math.ceil(wait)))})
     if not principal.has_role(role):
         raise Forbidden(f"this needs the {role} role; {principal.name} has {principal.role}")
     g.principal = principal

@@ -96,6 +96,9 @@ WEBHOOK_PAYLOAD = {  # receiver.payload.WebhookPayload; unknown fields are kept
                 "endsAt": {"type": "string", "format": "date-time", "nullable": True},
                 "generatorURL": {"type": "string", "nullable": True},
                 "fingerprint": {"type": "string", "pattern": "^[0-9A-Za-z]{1,64}$"}}}}}}
+EXPIRES_IN = {"type": "integer", "minimum": 60, "maximum": 10 * 366 * 86400,
+              "nullable": True, "description": "seconds until the token stops working "
+                                                "(default: never)"}
 DURATION = "^(?:[0-9]+h)?(?:[0-9]+m)?(?:[0-9]+(?:\\.[0-9]+)?s)?$"
 
 DOCUMENT = {
@@ -205,9 +208,24 @@ DOCUMENT = {
                                                                      "admin"]},
                                                    "tenant": {**text(100), "nullable": True,
                                                               "description": "default: "
-                                                              "yours"}}}}}},
+                                                              "yours"},
+                                                   "expires_in": EXPIRES_IN}}}}},
                      "responses": {**_ok("created", OBJ, 201),
                                    **_errors(400, 401, 403, 415, 503)}}},
+        "/api/v1/tokens/{token_id}/rotate": {"post": {
+            "summary": "Rotate an API token (admin): a new secret for the same name, role "
+                       "and tenant, shown once; the old token is revoked, or expires after "
+                       "`grace` seconds",
+            "tags": ["admin"], "parameters": [_path("token_id")],
+            "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                "type": "object", "additionalProperties": False, "properties": {
+                    "grace": {"type": "integer", "minimum": 0, "maximum": 7 * 86400,
+                              "nullable": True,
+                              "description": "seconds the old token still works"},
+                    "expires_in": {**EXPIRES_IN, "description": "lifetime of the new token "
+                                   "(default: as long as the old one was given)"}}}}}},
+            "responses": {**_ok("the new token (shown once) and what became of the old",
+                                OBJ, 201), **_errors(400, 401, 403, 404, 503)}}},
         "/api/v1/tokens/{token_id}": {"delete": {
             "summary": "Revoke an API token (admin)", "tags": ["admin"],
             "parameters": [_path("token_id")],
