@@ -29,6 +29,14 @@ def duration(text: str) -> timedelta:
     return timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
 
 
+def lifetime(text: str) -> timedelta:
+    """A token's lifetime: a duration of at most ten years (a date past 9999 would crash)."""
+    value = duration(text)
+    if value > timedelta(days=3660):
+        raise argparse.ArgumentTypeError(f"{text!r} is over ten years")
+    return value
+
+
 def _settings(args: argparse.Namespace, **overrides):
     from receiver.settings import ReceiverSettings
     from ticketmon.core import logs
@@ -150,7 +158,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--name", required=True, type=_name)
     p.add_argument("--role", required=True, choices=("viewer", "operator", "admin"))
     p.add_argument("--tenant", default="*", type=_name, help="tenant scope ('*' = all)")
-    p.add_argument("--expires-in", type=duration, metavar="AGE",
+    p.add_argument("--expires-in", type=lifetime, metavar="AGE",
                    help="refused after this long, e.g. 90d (default: never)")
     p.set_defaults(func=token_create)
 
@@ -158,9 +166,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="issue a new secret for a token's name, role and tenant and "
                               "revoke the old one; print the new one on stdout")
     p.add_argument("id", type=int, help="the token's id (see GET /api/v1/tokens)")
-    p.add_argument("--grace", type=duration, metavar="AGE",
+    p.add_argument("--grace", type=lifetime, metavar="AGE",
                    help="the old token keeps working this long, e.g. 1h (default: revoked now)")
-    p.add_argument("--expires-in", type=duration, metavar="AGE",
+    p.add_argument("--expires-in", type=lifetime, metavar="AGE",
                    help="lifetime of the new token (default: as long as the old one's)")
     p.set_defaults(func=token_rotate)
 

@@ -210,6 +210,9 @@ def test_cli_creates_expiring_tokens_and_rotates_them(make_app, monkeypatch, cap
     assert client.get("/api/v1/incidents", headers=_bearer(second)).status_code == 200
     assert client.get("/api/v1/incidents", headers=_bearer(first)).status_code == 200  # grace
     assert ticketmon(["receiver", "token", "rotate", "999"]) == 1
+    with pytest.raises(SystemExit):  # a date past year 9999 would be a crash
+        ticketmon(["receiver", "token", "create", "--name", "x", "--role", "viewer",
+                   "--expires-in", "999999w"])
 
 
 def test_migration_0006_goes_up_and_down(database_url):
