@@ -9,6 +9,7 @@ import uuid
 
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from receiver.anomaly.scores import anomaly_gauges
 from receiver.api import admin, alerts, escalation, incidents, openapi, ops, webhook
@@ -16,12 +17,14 @@ from receiver.api.common import ApiError, Receiver, error_body
 from receiver.escalation.metrics import outbox_gauges
 from receiver.metrics import ReceiverMetrics
 from receiver.payload import PayloadError
+from receiver.ratelimit import TokenBuckets
 from receiver.settings import ReceiverSettings
 from receiver.store import Store, StoreUnavailable, queries
 from receiver.store.store import Conflict, NotFound
 from ticketmon.core import logs
 from ticketmon.core.auth import Authenticator, AuthError, Forbidden
 from ticketmon.core.config import ConfigError, load
+from ticketmon.core.http_security import add_security_headers
 from ticketmon.core.metrics_guard import Guard
 
 log = logging.getLogger("receiver")
@@ -35,6 +38,14 @@ def _load_hook(spec: str):
         return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError) as exc:
         raise ConfigError(f"incident_hooks: cannot load {spec!r}: {exc}") from exc
+
+
+class RowId(IntegerConverter):
+    """`<int:…>` in every route: a row id the databases can compare (BIGINT). A longer
+    number is no route (404) rather than an overflow in the driver (500); a regex, not
+    `max`, because werkzeug answers 405 when only the conversion fails."""
+
+    regex = r"\d{1,18}"
 
 
 def create_app(settings: ReceiverSettings | None = None) -> Flask:
@@ -58,18 +69,21 @@ def create_app(settings: ReceiverSettings | None = None) -> Flask:
                          lookup=lambda digest: store.read(queries.find_token, digest))
 
     app = Flask("receiver")
+    app.url_map.converters["int"] = RowId  # before any blueprint adds its routes
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
-    app.extensions["ticketmon_receiver"] = Receiver(settings, store, auth, metrics)
+    limiter = TokenBuckets(settings.rate_limit.requests_per_second, settings.rate_limit.burst)
+    app.extensions["ticketmon_receiver"] = Receiver(settings, store, auth, metrics, limiter)
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
-    _install_request_hooks(app, metrics)
-    _install_error_handlers(app)
+    _install_request_hooks(app, settings, metrics)
+    _install_error_handlers(app, metrics)
     app.wsgi_app = Guard(app.wsgi_app, settings.metrics_guard)
     return app
 
 
-def _install_request_hooks(app: Flask, metrics: ReceiverMetrics) -> None:
+def _install_request_hooks(app: Flask, settings: ReceiverSettings,
+                           metrics: ReceiverMetrics) -> None:
     @app.before_request
     def _start() -> None:
         rid = request.headers.get("X-Request-Id", "")
@@ -84,6 +98,8 @@ def _install_request_hooks(app: Flask, metrics: ReceiverMetrics) -> None:
         route = request.url_rule.rule if request.url_rule else "unmatched"
         metrics.http_requests.labels(route, str(response.status_code)).inc()
         response.headers["X-Request-Id"] = g.get("request_id", "")
+        add_security_headers(response, https=request.is_secure, hsts=settings.hsts,
+                             nonce=g.get("csp_nonce"))
         if log.isEnabledFor(logging.DEBUG):
             log.debug("request", extra={"method": request.method, "route": route,
                                         "code": response.status_code,
@@ -100,7 +116,7 @@ def _error(status: int, code: str, message: str, field: str | None = None,
     return response
 
 
-def _install_error_handlers(app: Flask) -> None:
+def _install_error_handlers(app: Flask, metrics: ReceiverMetrics) -> None:
     @app.errorhandler(ApiError)
     def _api(exc: ApiError):
         return _error(exc.status, exc.code, exc.message, exc.field, exc.headers)
@@ -111,10 +127,12 @@ def _install_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(AuthError)
     def _auth(exc: AuthError):
+        metrics.auth_failures.labels(exc.reason).inc()
         return _error(401, "unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"})
 
     @app.errorhandler(Forbidden)
     def _forbidden(exc: Forbidden):
+        metrics.auth_failures.labels("forbidden").inc()
         return _error(403, "forbidden", str(exc))
 
     @app.errorhandler(NotFound)
@@ -134,7 +152,9 @@ def _install_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
         code = (exc.name or "error").lower().replace(" ", "_")
-        return _error(exc.code or 500, code, exc.description or exc.name)
+        # keep the exception's own headers: a 405 must say which methods are Allow-ed
+        headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+        return _error(exc.code or 500, code, exc.description or exc.name, headers=headers)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

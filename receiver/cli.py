@@ -1,4 +1,4 @@
-"""`ticketmon receiver …`: serve, db upgrade, token create, prune.
+"""`ticketmon receiver …`: serve, db upgrade, token create/rotate, prune.
 
 Other receiver packages (escalation's `worker`, anomaly's `anomaly`) add their own
 subcommands by listing a module with `register(subparsers)` in EXTENSIONS.
@@ -27,6 +27,14 @@ def duration(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a duration like 90d, 12h, 30m, 2w or 45s")
     return timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+
+
+def lifetime(text: str) -> timedelta:
+    """A token's lifetime: a duration of at most ten years (a date past 9999 would crash)."""
+    value = duration(text)
+    if value > timedelta(days=3660):
+        raise argparse.ArgumentTypeError(f"{text!r} is over ten years")
+    return value
 
 
 def _settings(args: argparse.Namespace, **overrides):
@@ -75,15 +83,40 @@ def token_create(args: argparse.Namespace) -> int:
     settings = _settings(args)
     store = Store(settings.database_url, pool_size=1)
     try:
-        token_id, token = store.create_token(args.name, args.role, tenant)
+        token_id, token = store.create_token(args.name, args.role, tenant, args.expires_in)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
         store.dispose()
-    print(f"created token {token_id} ({args.name}, {args.role}, tenant {tenant})",
+    until = (f", expires {(datetime.now(UTC) + args.expires_in).isoformat(timespec='seconds')}"
+             if args.expires_in else "")
+    print(f"created token {token_id} ({args.name}, {args.role}, tenant {tenant}{until})",
           file=sys.stderr)
     print(token)
+    return 0
+
+
+def token_rotate(args: argparse.Namespace) -> int:
+    """Print a new secret for token ID's name, role and tenant; the old one is revoked now,
+    or after --grace so its clients can switch over."""
+    from receiver.store import Store
+
+    settings = _settings(args)
+    store = Store(settings.database_url, pool_size=1)
+    try:
+        rotated = store.rotate_token(args.id, "*", grace=args.grace, expires_in=args.expires_in)
+    finally:
+        store.dispose()
+    if rotated is None:
+        print(f"no unrevoked token {args.id}", file=sys.stderr)
+        return 1
+    old = (f"expires {rotated['replaced_expires_at']}" if rotated["replaced_expires_at"]
+           else "revoked")
+    new = f", expires {rotated['expires_at']}" if rotated["expires_at"] else ""
+    print(f"token {args.id} {old}; created token {rotated['id']} ({rotated['name']}, "
+          f"{rotated['role']}, tenant {rotated['tenant']}{new})", file=sys.stderr)
+    print(rotated["token"])
     return 0
 
 
@@ -133,7 +166,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--role", required=True, choices=("viewer", "operator", "admin"))
     p.add_argument("--tenant", type=_name,
                    help="tenant scope; '*' (every tenant, the default) is for admin only")
+    p.add_argument("--expires-in", type=lifetime, metavar="AGE",
+                   help="refused after this long, e.g. 90d (default: never)")
     p.set_defaults(func=token_create)
+
+    p = token.add_parser("rotate", parents=[common],
+                         help="issue a new secret for a token's name, role and tenant and "
+                              "revoke the old one; print the new one on stdout")
+    p.add_argument("id", type=int, help="the token's id (see GET /api/v1/tokens)")
+    p.add_argument("--grace", type=lifetime, metavar="AGE",
+                   help="the old token keeps working this long, e.g. 1h (default: revoked now)")
+    p.add_argument("--expires-in", type=lifetime, metavar="AGE",
+                   help="lifetime of the new token (default: as long as the old one's)")
+    p.set_defaults(func=token_rotate)
 
     p = sub.add_parser("prune", parents=[common], help="delete what ended before a cutoff")
     p.add_argument("--older-than", required=True, type=duration, metavar="AGE",

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from receiver.store import Store, StoreUnavailable
 from receiver.store.queries import open_incident_counts
+from ticketmon.core.auth import FAILURE_REASONS
 
 log = logging.getLogger("receiver.metrics")
 
@@ -82,6 +83,18 @@ class ReceiverMetrics:
             "ticketmon_receiver_webhook_refused_total",
             "Webhook posts answered 4xx: Alertmanager does not retry them, they are lost",
             ["reason"], registry=self.registry)
+        self.auth_failures = Counter(
+            "ticketmon_receiver_auth_failures_total",
+            "Calls refused for their credentials (401) or role and tenant (403), by reason: "
+            "missing, malformed, unknown_token, revoked, expired, bad_jwt, forbidden",
+            ["reason"], registry=self.registry)
+        for reason in FAILURE_REASONS:  # present from the start: rate() needs a zero
+            self.auth_failures.labels(reason)
+        self.rate_limited = Counter(
+            "ticketmon_receiver_rate_limited_total",
+            "API calls answered 429 because their token was over its request rate, by how "
+            "the caller authenticated (token, jwt, config, dev)",
+            ["via"], registry=self.registry)
         self.store_duration = Histogram(
             "ticketmon_receiver_store_duration_seconds",
             "Time spent in one database transaction", buckets=STORE_BUCKETS,

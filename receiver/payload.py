@@ -215,6 +215,12 @@ def _join(field: str, key: str) -> str:
     return f"{field}.{key}" if field else key
 
 
+def stored_group_key(key: str) -> str:
+    """The group key as the store keeps it (long ones shortened): what a filter by the
+    group key Alertmanager shows must compare with."""
+    return _short_group_key(key, _Notes(Counter()))
+
+
 def _short_group_key(key: str, notes: _Notes) -> str:
     """A group key that fits the index: a prefix plus a digest of the whole key.
 

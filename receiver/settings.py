@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, SecretStr, field_validator
 
 from receiver.escalation.policy import parse_duration
+from receiver.ratelimit import RateLimitSettings
 from ticketmon.core.auth import ConfiguredToken, JwtSettings
 from ticketmon.core.config import Settings
 from ticketmon.core.metrics_guard import GuardSettings
@@ -43,6 +44,11 @@ class ReceiverSettings(Settings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # the longest silence a person may set on an incident ('30m', '8h', or seconds)
     silence_max: Annotated[float, BeforeValidator(parse_duration)] = 24 * 3600.0
+    # REST API requests per token (never the webhook, /metrics or /healthz), per worker
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    # Strict-Transport-Security on every answer: only when clients reach the receiver by
+    # https (a TLS proxy in front); it is sent anyway on requests that came over https
+    hsts: bool = False
 
     @field_validator("database_url")
     @classmethod

@@ -10,6 +10,7 @@ Events answer the caller's tenant only; every tenant (or `?tenant=` of another) 
 admin with scope '*'.
 GET  /metrics               Prometheus metrics (guarded by basic auth / allowlist if set)
 GET  /healthz               liveness and readiness
+GET  /openapi.json          OpenAPI 3.1 description of all of these
 
 The request path does only in-memory work: validate, look up the user's history,
 evaluate the patterns, score against the last fitted outlier model, queue the record.
@@ -32,6 +33,7 @@ from pydantic import ValidationError
 from exporters.fraud import patterns as patterns_mod
 from exporters.fraud.history import UserHistory
 from exporters.fraud.metrics import LEVELS, FraudMetrics
+from exporters.fraud.openapi import document
 from exporters.fraud.outlier import OutlierModel
 from exporters.fraud.recorder import DEFAULT_TENANT, Recorder
 from exporters.fraud.request import describe, parse
@@ -50,6 +52,7 @@ log = logging.getLogger("ticketmon.fraud")
 
 MAX_BODY = 64 * 1024
 MAX_EVENTS = 1000
+EVENTS_PARAMS = {"since", "until", "from", "to", "limit", "min_level"}
 
 
 # json.dumps with any non-default argument builds a new encoder per call
@@ -191,7 +194,13 @@ class FraudService:
         if not principal.may_see(tenant):  # '*' included: only an all-tenant admin
             return {"error": f"tenant {tenant!r} is outside your scope ({principal.tenant})"}, 403
         now = self.clock()
+        unknown = sorted(set(args) - EVENTS_PARAMS)
+        if unknown:  # a misspelt filter silently matching everything is worse than a 400
+            return {"error": f"unknown query parameter {unknown[0][:40]!r}; allowed: "
+                    f"{', '.join(sorted(EVENTS_PARAMS))}"}, 400
         try:
+            for name in ("since", "from", "until", "to"):  # an alias given too is checked
+                _time_arg(args.get(name), 0.0)
             since = _time_arg(args.get("since") or args.get("from"), now - 6 * 3600)
             until = _time_arg(args.get("until") or args.get("to"), now)
             limit = int(args.get("limit", 100))
@@ -289,13 +298,19 @@ def create_app(settings: FraudSettings | None = None,
                       "outlier_refit_failures": service.outlier.failures,
                       "history_users": len(service.history)})
 
+    @app.get("/openapi.json")
+    def openapi() -> Response:
+        return _json(document(settings))
+
     @app.errorhandler(404)
     def not_found(_exc) -> Response:
         return _error(404, "not found")
 
     @app.errorhandler(405)
-    def not_allowed(_exc) -> Response:
-        return _error(405, "method not allowed")
+    def not_allowed(exc) -> Response:
+        answer = _error(405, "method not allowed")
+        answer.headers["Allow"] = ", ".join(sorted(exc.valid_methods or ()))
+        return answer
 
     @app.errorhandler(413)
     def too_large(_exc) -> Response:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from typing import Annotated
+from typing import Annotated, get_args
 
 from pydantic import (
     AfterValidator,
@@ -12,6 +12,8 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
+    field_validator,
 )
 
 
@@ -33,14 +35,47 @@ def _ip_text(value: str) -> str:
     raise ValueError("not an IPv4 or IPv6 address")
 
 
-IpAddress = Annotated[str, Field(max_length=64), AfterValidator(_ip_text)]
-Id = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=128)]
+def _storable(value: str) -> str:
+    """PostgreSQL text cannot hold NUL: one such check would fail the recorder's whole
+    batch, so it is a 400 here (pydantic already refuses lone surrogates as bad JSON)."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL")
+    return value
+
+
+# the document (exporters/fraud/openapi.py) says so too
+NO_NUL = Field(json_schema_extra={"pattern": "^[^\\u0000]*$"})
+IpAddress = Annotated[str, Field(max_length=64), AfterValidator(_ip_text), Field(
+    json_schema_extra={"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]})]
+Id = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=128),
+               AfterValidator(_storable), NO_NUL,
+               Field(json_schema_extra={"type": ["string", "integer"]})]
+
 # a tenant name; '*' is a scope, never a tenant a check can belong to
-Tenant = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^*\s]+$")]
+Tenant = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^*\s]+$"),
+                   AfterValidator(_storable)]
+
+
+def _numeric(annotation: object) -> bool:
+    """int or float, optional, annotated, or a list of them."""
+    if annotation in (int, float):
+        return True
+    return any(_numeric(arg) for arg in get_args(annotation) if arg is not type(None))
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_not_text(cls, value: object, info: ValidationInfo) -> object:
+        """"5" and true are not numbers, as the document (JSON Schema) says; 5.0 is an
+        integer there, so pydantic's lax mode stays for numbers."""
+        numeric = _numeric(cls.model_fields[info.field_name].annotation)
+        items = value if isinstance(value, list) else [value]
+        if numeric and any(isinstance(v, str | bool) for v in items):
+            raise ValueError("must be a number, not a string")
+        return value
 
 
 class Geo(Strict):
@@ -69,7 +104,8 @@ class CheckRequest(Strict):
     ip: IpAddress | None = None
     geo: Geo | None = None
     previous_geo: PreviousGeo | None = None
-    user_agent: str | None = Field(None, max_length=2048)
+    user_agent: Annotated[str, AfterValidator(_storable), NO_NUL] | None = Field(
+        None, max_length=2048)
     session: Session | None = None
 
 

@@ -35,7 +35,8 @@ def list_alerts():
     principal = caller("viewer")
     only_params("status", "label", "fingerprint", "limit", "cursor")
     fingerprint = request.args.get("fingerprint") or None
-    if fingerprint is not None and (len(fingerprint) > 64 or not fingerprint.isalnum()):
+    if fingerprint is not None and (len(fingerprint) > 64 or not fingerprint.isascii()
+                                    or not fingerprint.isalnum()):
         raise ApiError(400, "invalid_parameter", "fingerprint must be hexadecimal",
                        "fingerprint")
     flt = queries.AlertFilter(status=multi("status", ("firing", "resolved")),

@@ -7,11 +7,14 @@ naming the parameter or field, never a 500.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import math
+import re
+from dataclasses import dataclass, field
 
 from flask import current_app, g, request
 
 from receiver.metrics import ReceiverMetrics
+from receiver.ratelimit import TokenBuckets
 from receiver.settings import ReceiverSettings
 from receiver.store import Store
 from ticketmon.core import redact
@@ -26,6 +29,7 @@ class Receiver:
     store: Store
     auth: Authenticator
     metrics: ReceiverMetrics
+    limiter: TokenBuckets = field(default_factory=lambda: TokenBuckets(0, 1))
 
 
 def receiver() -> Receiver:
@@ -49,26 +53,51 @@ def error_body(code: str, message: str, field: str | None = None) -> dict:
 
 
 def caller(role: str) -> Principal:
-    """Authenticate the request and require at least `role`."""
+    """Authenticate the request, hold it to its token's request rate, and require at
+    least `role`. Every REST API handler starts here (the webhook does not)."""
     ctx = receiver()
     if ctx.settings.dev:
         principal = DEV_PRINCIPAL
     else:
         principal = ctx.auth.authenticate(request.headers.get("Authorization"))
+    wait = ctx.limiter.take(f"{principal.via}:{principal.name}")
+    if wait:
+        ctx.metrics.rate_limited.labels(principal.via).inc()
+        raise ApiError(429, "rate_limited",
+                       f"over this token's rate of {ctx.limiter.rate:g} requests a second "
+                       f"(burst {ctx.limiter.burst:g}); retry after {wait:.2f}s",
+                       headers={"Retry-After": str(max(1, math.ceil(wait)))})
     if not principal.has_role(role):
         raise Forbidden(f"this needs the {role} role; {principal.name} has {principal.role}")
     g.principal = principal
     return principal
 
 
+# -- text the database can store ------------------------------------------------------
+# PostgreSQL text cannot hold NUL, and a lone surrogate (from a JSON "\ud800" escape)
+# cannot be encoded as UTF-8: either reaching the driver is a 500, so both are a 400 here
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(name: str, value: str, code: str = "invalid_parameter") -> str:
+    """`value` unchanged, or a 400 naming `name` if the database could not store it."""
+    if _UNSTORABLE.search(value):
+        raise ApiError(400, code, f"{name} must not contain NUL or lone surrogate characters",
+                       name)
+    return value
+
+
 # -- query string ----------------------------------------------------------------------
 def only_params(*allowed: str) -> None:
-    """A misspelt filter silently matching everything is worse than an error."""
+    """A misspelt filter silently matching everything is worse than an error; every value
+    is checked here too, so no handler can pass a NUL on to the database."""
     for name in request.args:
         if name not in allowed:
             raise ApiError(400, "unknown_parameter",
                            f"unknown query parameter {name!r}; allowed: {', '.join(allowed)}",
                            name)
+        for value in request.args.getlist(name):
+            storable(name, value)
 
 
 def multi(name: str, choices: tuple[str, ...] | None = None, max_len: int = 200) -> list[str]:
@@ -90,7 +119,8 @@ def limit_param() -> int:
     raw = request.args.get("limit")
     if raw is None:
         return settings.page_limit_default
-    if not raw.isdigit() or not 1 <= int(raw) <= settings.page_limit_max:
+    # isdigit() alone accepts '²', which int() refuses: ASCII digits only
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= settings.page_limit_max:
         raise ApiError(400, "invalid_parameter",
                        f"limit must be an integer from 1 to {settings.page_limit_max}", "limit")
     return int(raw)
@@ -100,7 +130,7 @@ def cursor_param() -> int | None:
     raw = request.args.get("cursor")
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise ApiError(400, "invalid_parameter",
                        "cursor must be the next_cursor value of a previous page", "cursor")
     return int(raw)
@@ -130,9 +160,11 @@ def json_object(allowed: dict[str, type | tuple[type, ...]], required: tuple[str
             expected = " or ".join(dict.fromkeys(words.get(k.__name__, k.__name__)
                                                  for k in kinds))
             raise ApiError(400, "invalid_field", f"{name} must be a {expected}", name)
-        if isinstance(value, str) and (len(value) > 2000 or "\x00" in value):
-            raise ApiError(400, "invalid_field",
-                           f"{name} must be at most 2000 characters without NUL", name)
+        if isinstance(value, str):
+            if len(value) > 2000:
+                raise ApiError(400, "invalid_field", f"{name} must be at most 2000 characters",
+                               name)
+            storable(name, value, "invalid_field")
     for name in required:
         if body.get(name) in (None, ""):
             raise ApiError(400, "missing_field", f"{name} is required", name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import os
+import secrets
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, g, jsonify, request
@@ -104,16 +105,24 @@ def _claim(token: str):
         raise ApiError(400, "invalid_token", str(exc)) from None
 
 
+def _head() -> str:
+    """The page's start; its style (and script) carry a nonce the answer's
+    Content-Security-Policy allows, and nothing else may run (ticketmon.core.http_security)."""
+    g.csp_nonce = secrets.token_urlsafe(16)
+    return (f"<!doctype html><html><head><style nonce='{g.csp_nonce}'>"
+            "body{font-family:sans-serif}</style></head><body>")
+
+
 @bp.get("/ack/<token>")
 def ack_page(token: str):
     claim = _claim(token)
     safe = html.escape(token, quote=True)
     page = (
-        "<!doctype html><html><body style='font-family:sans-serif'>"
+        _head() +
         f"<h1>Acknowledge incident {html.escape(claim.incident_id)}</h1>"
         f"<form id='ack' method='post' action='/ack/{safe}'>"
         "<button type='submit'>Acknowledge</button></form>"
-        "<script>document.getElementById('ack').submit()</script>"
+        f"<script nonce='{g.csp_nonce}'>document.getElementById('ack').submit()</script>"
         "</body></html>"
     )
     return Response(page, mimetype="text/html")
@@ -145,8 +154,7 @@ def ack(token: str):
         return jsonify(incident_id=incident["id"], status=incident["status"], changed=changed,
                        silenced_until=incident.get("silenced_until"))
     word = "Acknowledged" if changed else f"Already {incident['status']}"
-    page = f"<!doctype html><html><body style='font-family:sans-serif'><p>{word}: incident " \
-           f"{incident['id']}.</p>"
+    page = f"{_head()}<p>{word}: incident {incident['id']}.</p>"
     if incident.get("silenced_until"):
         page += f"<p>Silenced in Alertmanager until {html.escape(incident['silenced_until'])}.</p>"
     elif incident["status"] != "resolved":
@@ -178,7 +186,9 @@ def _openapi() -> None:
             "summary": "An incident's notifications and their delivery state (viewer)",
             "tags": ["escalation"],
             "parameters": [_path("incident_id"),
-                           _query("state", "filter by state", multiple=True), *PAGE],
+                           _query("state", "filter by state",
+                                  {"type": "string", "enum": list(STATES)}, multiple=True),
+                           *PAGE],
             "responses": {**_ok("a page of notifications", OBJ),
                           **_errors(400, 401, 403, 404, 503)}}},
         "/ack/{token}": {

@@ -17,6 +17,7 @@ from receiver.api.common import (
     scope_tenants,
 )
 from receiver.escalation.policy import parse_duration
+from receiver.payload import stored_group_key
 from receiver.store import queries
 from receiver.store.store import NotFound
 
@@ -30,7 +31,8 @@ def list_incidents():
     only_params("status", "severity", "service", "tenant", "group_key", "limit", "cursor")
     flt = queries.IncidentFilter(status=multi("status", STATUSES), severity=multi("severity"),
                                  service=multi("service"), tenant=multi("tenant", max_len=100))
-    flt.group_key = request.args.get("group_key") or None
+    group_key = request.args.get("group_key")
+    flt.group_key = stored_group_key(group_key) if group_key else None
     scope_tenants(principal, flt.tenant)
     rows, cursor = receiver().store.read_as(principal.tenant, queries.list_incidents,
                                             principal.tenant, flt,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+
 from flask import Blueprint, jsonify
+
+from receiver.api.common import receiver
 
 bp = Blueprint("openapi", __name__)
 
@@ -13,7 +17,8 @@ def _errors(*codes: int, **override: str) -> dict:
     text = {400: "bad input (the body names the field)", 401: "no or wrong credentials",
             403: "role or tenant not allowed", 404: "not found in your tenant scope",
             409: "invalid state transition", 413: "body over max_body_bytes",
-            415: "not application/json", 503: "store unavailable: retry"}
+            415: "not application/json", 429: "over this token's request rate: retry after "
+            "the Retry-After header's seconds", 503: "store unavailable: retry"}
     text.update({int(k[1:]): v for k, v in override.items()})
     return {str(c): {"description": text[c],
                      "content": {"application/json": {"schema": ERROR}}} for c in codes}
@@ -35,16 +40,32 @@ def _query(name: str, description: str, schema: dict | None = None,
             "schema": schema, "explode": True}
 
 
+ROW_ID_MAX = 10**18 - 1  # receiver.app.RowId: a longer id is no route
+
+
 def _path(name: str) -> dict:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
+    return {"name": name, "in": "path", "required": True,
+            "schema": {"type": "integer", "minimum": 1, "maximum": ROW_ID_MAX}}
 
 
-PAGE = [_query("limit", "page size (bounded by page_limit_max)", {"type": "integer"}),
-        _query("cursor", "next_cursor of the previous page")]
+# what the database can store (receiver.api.common.storable): no NUL. Lone surrogates are
+# refused too, but a JSON Schema pattern cannot name them portably.
+NO_NUL = "^[^\\u0000]*$"
+
+
+def text(max_length: int, **extra) -> dict:
+    """A string the API accepts: bounded and without NUL."""
+    return {"type": "string", "maxLength": max_length, "pattern": NO_NUL, **extra}
+
+
+PAGE = [_query("limit", "page size, 1 to page_limit_max",
+               {"type": "integer", "minimum": 1, "maximum": 500}),
+        _query("cursor", "next_cursor of the previous page",
+               {"type": "string", "pattern": "^[0-9]{0,18}$"})]
 OBJ = {"type": "object"}
+COMMENT = {**text(2000), "nullable": True}
 CHANGE_BODY = {"required": False, "content": {"application/json": {"schema": {
-    "type": "object", "additionalProperties": False,
-    "properties": {"comment": {"type": "string", "maxLength": 2000}}}}}}
+    "type": "object", "additionalProperties": False, "properties": {"comment": COMMENT}}}}}
 
 
 def _change(verb: str) -> dict:
@@ -55,6 +76,30 @@ def _change(verb: str) -> dict:
         "responses": {**_ok(f"{verb}d (or already so)", OBJ),
                       **_errors(400, 401, 403, 404, 409, 415, 503)}}}
 
+
+STRINGS = {"type": "object", "additionalProperties": {"type": "string"}}
+FIRING = {"type": "string", "enum": ["firing", "resolved"]}
+WEBHOOK_PAYLOAD = {  # receiver.payload.WebhookPayload; unknown fields are kept
+    "type": "object", "required": ["version", "groupKey", "status", "alerts"],
+    "properties": {
+        "version": {"type": "string", "enum": ["4"]},
+        "groupKey": {"type": "string", "minLength": 1},
+        "status": FIRING, "receiver": {"type": "string"},
+        "truncatedAlerts": {"type": "integer", "minimum": 0},
+        "groupLabels": STRINGS, "commonLabels": STRINGS, "commonAnnotations": STRINGS,
+        "externalURL": {"type": "string", "nullable": True},
+        "alerts": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["status", "labels", "startsAt", "fingerprint"],
+            "properties": {
+                "status": FIRING, "labels": STRINGS, "annotations": STRINGS,
+                "startsAt": {"type": "string", "format": "date-time"},
+                "endsAt": {"type": "string", "format": "date-time", "nullable": True},
+                "generatorURL": {"type": "string", "nullable": True},
+                "fingerprint": {"type": "string", "pattern": "^[0-9A-Za-z]{1,64}$"}}}}}}
+EXPIRES_IN = {"type": "integer", "minimum": 60, "maximum": 10 * 366 * 86400,
+              "nullable": True, "description": "seconds until the token stops working "
+                                                "(default: never)"}
+DURATION = "^(?:[0-9]+h)?(?:[0-9]+m)?(?:[0-9]+(?:\\.[0-9]+)?s)?$"
 
 DOCUMENT = {
     "openapi": "3.0.3",
@@ -76,8 +121,7 @@ DOCUMENT = {
             "summary": "Alertmanager webhook, payload version 4", "tags": ["webhook"],
             "security": [{"webhookToken": []}],
             "requestBody": {"required": True, "content": {"application/json": {
-                "schema": {"type": "object", "required": ["version", "groupKey", "status",
-                                                          "alerts"]}}}},
+                "schema": WEBHOOK_PAYLOAD}}},
             "description": "Any post a real Alertmanager sends is kept whole: strings the "
                            "store cannot hold as sent are repaired, not refused (names over "
                            "200 and values over 10,000 characters cut with a marker "
@@ -94,11 +138,14 @@ DOCUMENT = {
         "/api/v1/incidents": {"get": {
             "summary": "List incidents, newest first (viewer)", "tags": ["incidents"],
             "parameters": [
-                _query("status", "open, acknowledged, resolved", multiple=True),
-                _query("severity", "e.g. critical", multiple=True),
-                _query("service", "service label", multiple=True),
-                _query("tenant", "within your scope", multiple=True),
-                _query("group_key", "Alertmanager groupKey"), *PAGE],
+                _query("status", "open, acknowledged, resolved",
+                       {"type": "string", "enum": ["open", "acknowledged", "resolved"]},
+                       multiple=True),
+                _query("severity", "e.g. critical", text(200), multiple=True),
+                _query("service", "service label", text(200), multiple=True),
+                _query("tenant", "within your scope", text(100), multiple=True),
+                _query("group_key", "Alertmanager groupKey, as posted",
+                       {"type": "string", "pattern": NO_NUL}), *PAGE],
             "responses": {**_ok("{incidents: [...], next_cursor}", OBJ),
                           **_errors(400, 401, 403, 503)}}},
         "/api/v1/incidents/{incident_id}": {"get": {
@@ -116,9 +163,13 @@ DOCUMENT = {
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
                     "type": "object", "additionalProperties": False, "required": ["duration"],
                     "properties": {
-                        "duration": {"oneOf": [{"type": "string", "example": "4h"},
-                                               {"type": "number", "minimum": 60}]},
-                        "comment": {"type": "string", "maxLength": 2000, "nullable": True}}}}}},
+                        "duration": {
+                            "description": "'4h', '30m', '1h30m', '90s' or seconds, from 60 "
+                                           "seconds to the setting silence_max",
+                            "oneOf": [{"type": "string", "pattern": DURATION, "minLength": 2,
+                                       "example": "4h"},
+                                      {"type": "number", "minimum": 60, "maximum": 86400}]},
+                        "comment": COMMENT}}}}},
                 "responses": {**_ok("{incident, changed}", OBJ),
                               **_errors(400, 401, 403, 404, 409, 415, 503)}},
             "delete": {
@@ -128,9 +179,14 @@ DOCUMENT = {
                               **_errors(400, 401, 403, 404, 415, 503)}}},
         "/api/v1/alerts": {"get": {
             "summary": "List alert instances, active and past (viewer)", "tags": ["alerts"],
-            "parameters": [_query("status", "firing (active) or resolved", multiple=True),
-                           _query("label", "name=value", multiple=True),
-                           _query("fingerprint", "Alertmanager fingerprint"), *PAGE],
+            "parameters": [_query("status", "firing (active) or resolved", FIRING,
+                                  multiple=True),
+                           _query("label", "name=value",
+                                  {"type": "string", "maxLength": 500,
+                                   "pattern": "^[^=\\u0000]+=[^\\u0000]*$"}, multiple=True),
+                           _query("fingerprint", "Alertmanager fingerprint",
+                                  {"type": "string", "pattern": "^[0-9A-Za-z]{0,64}$"}),
+                           *PAGE],
             "responses": {**_ok("{alerts: [...], next_cursor}", OBJ),
                           **_errors(400, 401, 403, 503)}}},
         "/api/v1/alerts/{alert_id}": {"get": {
@@ -145,12 +201,31 @@ DOCUMENT = {
                      "tags": ["admin"],
                      "requestBody": {"required": True, "content": {"application/json": {
                          "schema": {"type": "object", "required": ["name", "role"],
-                                    "properties": {"name": {"type": "string"},
-                                                   "role": {"enum": ["viewer", "operator",
+                                    "additionalProperties": False,
+                                    "properties": {"name": text(100, minLength=1),
+                                                   "role": {"type": "string",
+                                                            "enum": ["viewer", "operator",
                                                                      "admin"]},
-                                                   "tenant": {"type": "string"}}}}}},
+                                                   "tenant": {**text(100), "nullable": True,
+                                                              "description": "default: "
+                                                              "yours"},
+                                                   "expires_in": EXPIRES_IN}}}}},
                      "responses": {**_ok("created", OBJ, 201),
                                    **_errors(400, 401, 403, 415, 503)}}},
+        "/api/v1/tokens/{token_id}/rotate": {"post": {
+            "summary": "Rotate an API token (admin): a new secret for the same name, role "
+                       "and tenant, shown once; the old token is revoked, or expires after "
+                       "`grace` seconds",
+            "tags": ["admin"], "parameters": [_path("token_id")],
+            "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                "type": "object", "additionalProperties": False, "properties": {
+                    "grace": {"type": "integer", "minimum": 0, "maximum": 7 * 86400,
+                              "nullable": True,
+                              "description": "seconds the old token still works"},
+                    "expires_in": {**EXPIRES_IN, "description": "lifetime of the new token "
+                                   "(default: as long as the old one was given)"}}}}}},
+            "responses": {**_ok("the new token (shown once) and what became of the old",
+                                OBJ, 201), **_errors(400, 401, 403, 404, 503)}}},
         "/api/v1/tokens/{token_id}": {"delete": {
             "summary": "Revoke an API token (admin)", "tags": ["admin"],
             "parameters": [_path("token_id")],
@@ -183,6 +258,35 @@ def register_paths(paths: dict[str, dict]) -> None:
     EXTRA_PATHS.update(paths)
 
 
+API_ERRORS = (400, 401, 403, 429, 503)  # every /api/v1 operation but the webhook
+
+
+def document(page_limit_max: int = 500, silence_max: float = 86400.0) -> dict:
+    """The whole document for these settings, with the error answers every operation
+    shares filled in: unknown query parameters (400), credentials (401/403), the rate
+    limit (429), the store (503), a body (413/415) and a path id (404)."""
+    doc = copy.deepcopy({**DOCUMENT, "paths": {**DOCUMENT["paths"], **EXTRA_PATHS}})
+    for path, item in doc["paths"].items():
+        for operation in item.values():
+            if path.startswith("/api/v1/") and path != "/api/v1/alertmanager":
+                codes = set(API_ERRORS)
+                if "requestBody" in operation:
+                    codes |= {413, 415}
+                if "{" in path:
+                    codes.add(404)
+                missing = sorted(c for c in codes if str(c) not in operation["responses"])
+                operation["responses"].update(_errors(*missing))
+            for param in operation.get("parameters", ()):
+                if param["name"] == "limit":
+                    param["schema"]["maximum"] = page_limit_max
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            duration = body and body["schema"].get("properties", {}).get("duration")
+            if duration:
+                duration["oneOf"][1]["maximum"] = silence_max
+    return doc
+
+
 @bp.get("/openapi.json")
 def openapi():
-    return jsonify({**DOCUMENT, "paths": {**DOCUMENT["paths"], **EXTRA_PATHS}})
+    settings = receiver().settings
+    return jsonify(document(settings.page_limit_max, settings.silence_max))

@@ -159,9 +159,11 @@ def get_alert(conn: Connection, scope: str, alert_id: int) -> dict | None:
 
 
 def find_token(conn: Connection, sha256: str) -> dict | None:
+    """The token's row, revoked or expired too: the authenticator says which, and counts."""
     row = conn.execute(
-        sa.select(api_tokens.c.id, api_tokens.c.name, api_tokens.c.role, api_tokens.c.tenant)
-        .where(api_tokens.c.sha256 == sha256, api_tokens.c.revoked_at.is_(None))
+        sa.select(api_tokens.c.id, api_tokens.c.name, api_tokens.c.role, api_tokens.c.tenant,
+                  api_tokens.c.revoked_at, api_tokens.c.expires_at)
+        .where(api_tokens.c.sha256 == sha256)
     ).mappings().first()
     return dict(row) if row else None
 

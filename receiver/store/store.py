@@ -27,6 +27,7 @@ from receiver.store import queries, retention
 from receiver.store.incident_events import IncidentHook
 from receiver.store.ingest import IngestResult, Probe, ingest, run_hooks
 from receiver.store.tables import api_tokens, audit_log, events, incidents
+from receiver.store.types import iso
 from ticketmon.core.auth import ALL_TENANTS, check_scope, hash_token
 from ticketmon.core.database import TENANT_SETTING, make_engine
 
@@ -206,17 +207,43 @@ class Store:
             raise conflict
         return queries.as_json(incident, skip=("extra",)), outcome == "changed"
 
-    def create_token(self, name: str, role: str, tenant: str) -> tuple[int, str]:
+    def create_token(self, name: str, role: str, tenant: str,
+                     expires_in: timedelta | None = None) -> tuple[int, str]:
         """A new API token; the caller shows it once, only its hash is stored.
 
         ValueError when the scope is not allowed (tenant '*' needs the admin role)."""
         check_scope(role, tenant)
-        token = "tm_" + secrets.token_urlsafe(32)
         with self.transaction() as conn:
-            token_id = conn.execute(api_tokens.insert().values(
-                name=name, sha256=hash_token(token), role=role, tenant=tenant,
-                created_at=utcnow()).returning(api_tokens.c.id)).scalar_one()
-        return token_id, token
+            return _insert_token(conn, name, role, tenant, utcnow(), expires_in)
+
+    def rotate_token(self, token_id: int, tenant: str, grace: timedelta | None = None,
+                     expires_in: timedelta | None = None) -> dict | None:
+        """A new secret for the same name, role and tenant; the old token is revoked now,
+        or with a grace period expires then (so clients can switch over). The new token
+        lives `expires_in`, by default as long as the old one was given. None if there is
+        no such unrevoked token in the caller's scope."""
+        now = utcnow()
+        with self.transaction() as conn:
+            query = sa.select(api_tokens).where(api_tokens.c.id == token_id,
+                                                api_tokens.c.revoked_at.is_(None))
+            old = conn.execute(queries.scoped(query, api_tokens.c.tenant, tenant)
+                               .with_for_update()).mappings().first()
+            if old is None:
+                return None
+            if expires_in is None and old["expires_at"] is not None:
+                expires_in = max(old["expires_at"] - old["created_at"], timedelta(minutes=1))
+            new_id, token = _insert_token(conn, old["name"], old["role"], old["tenant"], now,
+                                          expires_in)
+            change: dict = {"revoked_at": now}
+            if grace:
+                until = now + grace
+                change = {"expires_at": min(until, old["expires_at"] or until)}
+            conn.execute(api_tokens.update().where(api_tokens.c.id == token_id).values(change))
+            row = conn.execute(sa.select(api_tokens).where(api_tokens.c.id == new_id)
+                               ).mappings().one()
+        return {**queries.as_json(row, skip=("sha256",)), "token": token,
+                "replaces": token_id, "replaced_expires_at": iso(change.get("expires_at")),
+                "replaced_revoked_at": iso(change.get("revoked_at"))}
 
     def revoke_token(self, token_id: int, tenant: str) -> bool:
         with self.transaction(tenant=tenant) as conn:
@@ -252,6 +279,16 @@ class Store:
             if not sa.inspect(conn).has_table("alembic_version"):
                 return None
             return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def _insert_token(conn, name: str, role: str, tenant: str, now: datetime,
+                  expires_in: timedelta | None) -> tuple[int, str]:
+    token = "tm_" + secrets.token_urlsafe(32)
+    token_id = conn.execute(api_tokens.insert().values(
+        name=name, sha256=hash_token(token), role=role, tenant=tenant, created_at=now,
+        expires_at=now + expires_in if expires_in else None,
+    ).returning(api_tokens.c.id)).scalar_one()
+    return token_id, token
 
 
 def _describe(exc: Exception) -> str:

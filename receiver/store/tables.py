@@ -142,6 +142,7 @@ api_tokens = sa.Table(
     sa.Column("tenant", sa.String(100), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("revoked_at", UTCDateTime),
+    sa.Column("expires_at", UTCDateTime),  # None: never (migration 0006)
 )
 
 installation = sa.Table(

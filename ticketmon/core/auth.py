@@ -15,6 +15,8 @@ Authenticator and ask it about an `Authorization` header.
 - All-tenant scope (`*`) needs the admin role, whatever the credential: a viewer or
   operator always belongs to exactly one tenant. Checked where credentials are made
   (settings, token creation) and again on every authentication.
+- Database tokens may expire (`expires_at`) or be revoked; every refusal carries a
+  bounded `reason`, so a service can count failures by kind for the security alerts.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import hashlib
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -134,28 +137,43 @@ class Principal:
 DEV_PRINCIPAL = Principal(name="dev", role="admin", tenant=ALL_TENANTS, via="dev")
 
 
+# why a call was refused: the label values of an auth-failures counter (bounded)
+FAILURE_REASONS = ("missing", "malformed", "unknown_token", "revoked", "expired", "bad_jwt",
+                   "forbidden")
+
+
 class AuthError(Exception):
     """401: no credentials, or credentials that prove nothing."""
+
+    def __init__(self, message: str, reason: str = "unknown_token") -> None:
+        super().__init__(message)
+        self.reason = reason if reason in FAILURE_REASONS else "unknown_token"
 
 
 class Forbidden(Exception):
     """403: a known caller without the role (or tenant) for this request."""
 
+    reason = "forbidden"
+
 
 def bearer(header: str | None) -> str:
     """The token of an `Authorization: Bearer …` header."""
     if not header:
-        raise AuthError("missing Authorization header (expected: Bearer <token>)")
+        raise AuthError("missing Authorization header (expected: Bearer <token>)", "missing")
     scheme, _, token = header.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise AuthError("Authorization header must be: Bearer <token>")
+        raise AuthError("Authorization header must be: Bearer <token>", "malformed")
     return token.strip()
 
 
 class Authenticator:
     def __init__(self, jwt_settings: JwtSettings, configured: list[ConfiguredToken],
-                 lookup: Callable[[str], dict | None] | None = None) -> None:
+                 lookup: Callable[[str], dict | None] | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        """`lookup(sha256)`: the stored token's row (name, role, tenant, and optionally
+        revoked_at and expires_at as aware datetimes), revoked or not, or None."""
         self.jwt = jwt_settings
+        self.clock = clock
         self.configured = {t.sha256: t for t in configured}
         self.lookup = lookup
         self.keys: dict[str, str] = {}
@@ -182,35 +200,43 @@ class Authenticator:
             return Principal(found.name, found.role, found.tenant, "config")
         row = self.lookup(digest) if self.lookup else None
         if row is None:
-            raise AuthError("unknown or revoked API token")
+            raise AuthError("unknown API token", "unknown_token")
+        if row.get("revoked_at") is not None:
+            raise AuthError("API token revoked", "revoked")
+        expires_at = row.get("expires_at")
+        if expires_at is not None and expires_at <= self.clock():
+            raise AuthError("API token expired: ask an admin to rotate it", "expired")
         return Principal(row["name"], row["role"], row["tenant"], "token")
 
     def _from_jwt(self, token: str) -> Principal:
         if not self.keys:
-            raise AuthError("JWTs are not accepted: no jwt key is configured")
+            raise AuthError("JWTs are not accepted: no jwt key is configured", "bad_jwt")
         try:
             alg = jwt.get_unverified_header(token).get("alg")
             key = self.keys.get(alg)
             if key is None:
-                raise AuthError(f"JWT algorithm {alg!r} is not accepted")
+                raise AuthError(f"JWT algorithm {alg!r} is not accepted", "bad_jwt")
             claims = jwt.decode(
                 token, key, algorithms=[alg], audience=self.jwt.audience,
                 issuer=self.jwt.issuer, leeway=self.jwt.leeway_seconds,
                 options={"require": ["exp"], "verify_aud": self.jwt.audience is not None},
             )
+        except jwt.ExpiredSignatureError as exc:
+            raise AuthError(f"invalid JWT: {exc}", "expired") from None
         except jwt.PyJWTError as exc:
-            raise AuthError(f"invalid JWT: {exc}") from None
+            raise AuthError(f"invalid JWT: {exc}", "bad_jwt") from None
         role = claims.get(self.jwt.role_claim)
         tenant = claims.get(self.jwt.tenant_claim)
         name = claims.get(self.jwt.name_claim) or "jwt"
         if role not in ROLES:
-            raise AuthError(f"JWT claim {self.jwt.role_claim!r} must be one of {ROLES}")
+            raise AuthError(f"JWT claim {self.jwt.role_claim!r} must be one of {ROLES}",
+                            "bad_jwt")
         if not isinstance(tenant, str) or not tenant:
-            raise AuthError(f"JWT claim {self.jwt.tenant_claim!r} must name a tenant")
+            raise AuthError(f"JWT claim {self.jwt.tenant_claim!r} must name a tenant", "bad_jwt")
         ceiling = self.jwt.hs256_max_role if alg == "HS256" else self.jwt.rs256_max_role
         if ROLES.index(role) > ROLES.index(ceiling):
             raise AuthError(f"a JWT signed with the {alg} key may claim at most the "
-                            f"{ceiling} role")
+                            f"{ceiling} role", "forbidden")
         return Principal(str(name)[:200], role, tenant[:100], "jwt")
 
 
