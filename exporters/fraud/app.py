@@ -52,7 +52,7 @@ log = logging.getLogger("ticketmon.fraud")
 
 MAX_BODY = 64 * 1024
 MAX_EVENTS = 1000
-EVENTS_PARAMS = {"since", "until", "from", "to", "limit", "min_level"}
+EVENTS_PARAMS = {"since", "until", "from", "to", "limit", "min_level", "tenant"}
 
 
 # json.dumps with any non-default argument builds a new encoder per call

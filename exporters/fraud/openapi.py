@@ -78,7 +78,12 @@ def document(settings: FraudSettings) -> dict:
                     {"name": "limit", "in": "query", "required": False,
                      "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
                     {"name": "min_level", "in": "query", "required": False,
-                     "schema": {"type": "string", "enum": list(LEVELS)}}],
+                     "schema": {"type": "string", "enum": list(LEVELS)}},
+                    {"name": "tenant", "in": "query", "required": False,
+                     "description": "default: the caller's; another tenant, or '*' for "
+                                    "every tenant, needs an all-tenant admin",
+                     "schema": {"type": "string", "minLength": 1, "maxLength": 100,
+                                "pattern": "^[^\\u0000]*$"}}],
                 "responses": {"200": {"description": "annotations, newest first",
                                       "content": {"application/json": {"schema": {
                                           "type": "array", "items": ANNOTATION}}}},

@@ -209,7 +209,14 @@ DOCUMENT = {
                                                    "tenant": {**text(100), "nullable": True,
                                                               "description": "default: "
                                                               "yours"},
-                                                   "expires_in": EXPIRES_IN}}}}},
+                                                   "expires_in": EXPIRES_IN},
+                                    # '*' (every tenant) is admin-only: below admin, name
+                                    # one tenant (an all-tenant caller has no default)
+                                    "anyOf": [
+                                        {"properties": {"role": {"enum": ["admin"]}}},
+                                        {"required": ["tenant"], "properties": {"tenant": {
+                                            "type": "string", "minLength": 1,
+                                            "not": {"enum": ["*"]}}}}]}}}},
                      "responses": {**_ok("created", OBJ, 201),
                                    **_errors(400, 401, 403, 415, 503)}}},
         "/api/v1/tokens/{token_id}/rotate": {"post": {

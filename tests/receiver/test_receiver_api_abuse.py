@@ -24,7 +24,9 @@ def _bearer(secret: str) -> dict:
     return {"Authorization": f"Bearer {secret}"}
 
 
-def _token(app, role: str = "admin", tenant: str = "*", name: str | None = None) -> dict:
+def _token(app, role: str = "admin", tenant: str | None = None,
+           name: str | None = None) -> dict:
+    tenant = tenant or ("*" if role == "admin" else "acme")  # '*' is admin-only
     return _bearer(_ctx(app).store.create_token(name or f"{role}-{tenant}", role, tenant)[1])
 
 
@@ -101,7 +103,7 @@ def test_default_limit_lets_a_dashboard_poll():
 def test_auth_failures_are_counted_by_reason(make_app):
     app = make_app(jwt={"hs256_secret": "a-shared-secret-of-at-least-32-chars!"})
     client, store = app.test_client(), _ctx(app).store
-    token_id, secret = store.create_token("gone", "viewer", "*")
+    token_id, secret = store.create_token("gone", "viewer", "acme")
     store.revoke_token(token_id, "*")
     calls = {
         "missing": {},
@@ -124,7 +126,8 @@ def test_an_expired_token_is_refused_and_counted(make_app, database_url):
     app = make_app(database_url=database_url)
     client, admin = app.test_client(), _token(app)
     created = client.post("/api/v1/tokens", headers=admin,
-                          json={"name": "grafana", "role": "viewer", "expires_in": 3600})
+                          json={"name": "grafana", "role": "viewer", "tenant": "acme",
+                                "expires_in": 3600})
     assert created.status_code == 201, created.json
     expires = datetime.fromisoformat(created.json["expires_at"])
     assert timedelta(minutes=59) < expires - datetime.now(UTC) <= timedelta(hours=1)
@@ -142,7 +145,7 @@ def test_an_expired_token_is_refused_and_counted(make_app, database_url):
 def test_token_lifetimes_out_of_bounds_are_400(make_app, expires_in):
     app = make_app()
     resp = app.test_client().post("/api/v1/tokens", headers=_token(app), json={
-        "name": "x", "role": "viewer", "expires_in": expires_in})
+        "name": "x", "role": "viewer", "tenant": "acme", "expires_in": expires_in})
     assert resp.status_code == 400 and resp.json["error"]["field"] == "expires_in"
 
 
@@ -173,7 +176,7 @@ def test_rotate_with_a_grace_period_keeps_the_old_token_until_then(make_app):
     app = make_app()
     client, admin = app.test_client(), _token(app)
     old = client.post("/api/v1/tokens", headers=admin,
-                      json={"name": "ci", "role": "viewer"}).json
+                      json={"name": "ci", "role": "viewer", "tenant": "acme"}).json
     new = client.post(f"/api/v1/tokens/{old['id']}/rotate", headers=admin,
                       json={"grace": 600}).json
     assert new["expires_at"] is None and new["replaced_revoked_at"] is None
@@ -193,7 +196,7 @@ def test_cli_creates_expiring_tokens_and_rotates_them(make_app, monkeypatch, cap
     monkeypatch.setenv("TICKETMON_DATABASE_URL", url)
     monkeypatch.setenv("TICKETMON_WEBHOOK_TOKEN", WEBHOOK_TOKEN)
     assert ticketmon(["receiver", "token", "create", "--name", "dash", "--role", "viewer",
-                      "--expires-in", "90d"]) == 0
+                      "--tenant", "acme", "--expires-in", "90d"]) == 0
     out = capsys.readouterr()
     first = out.out.strip()
     token_id = int(re.search(r"created token (\d+)", out.err).group(1))
@@ -212,7 +215,7 @@ def test_cli_creates_expiring_tokens_and_rotates_them(make_app, monkeypatch, cap
     assert ticketmon(["receiver", "token", "rotate", "999"]) == 1
     with pytest.raises(SystemExit):  # a date past year 9999 would be a crash
         ticketmon(["receiver", "token", "create", "--name", "x", "--role", "viewer",
-                   "--expires-in", "999999w"])
+                   "--tenant", "acme", "--expires-in", "999999w"])
 
 
 def test_migration_0006_goes_up_and_down(database_url):
