@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -252,8 +253,14 @@ def _gunicorn_logger(conf: str):
     from gunicorn.config import Config
     from gunicorn.glogging import Logger
 
+    before = dict(os.environ)  # importing a gunicorn config sets PROMETHEUS_MULTIPROC_DIR,
+    try:                       # which would switch later tests' metrics to multiprocess mode
+        module = importlib.import_module(conf)
+    finally:
+        os.environ.clear()
+        os.environ.update(before)
     cfg = Config()
-    cfg.set("logconfig_dict", importlib.import_module(conf).logconfig_dict)
+    cfg.set("logconfig_dict", module.logconfig_dict)
     return Logger(cfg)
 
 
@@ -265,7 +272,7 @@ def test_fraud_service_auth_errors_and_an_unreachable_password_database(out, tmp
     def settings(database_url: str) -> FraudSettings:
         return config.load(FraudSettings, _yaml(tmp_path, "fraud", {
             "database_url": database_url,
-            "auth": {"tokens": [{"name": "checkout", "role": "operator",
+            "auth": {"tokens": [{"name": "checkout", "role": "operator", "tenant": "acme",
                                  "token": "tm_checkout_token_0123456789"}],
                      "jwt": {"hs256_secret": SHAPELESS + "-0123456789abcdef0123"}},
             "recorder": {"flush_seconds": 0.05}, "outlier": {"min_samples": 50}}), environ={})
