@@ -27,7 +27,10 @@ MASK = "***"
 # routing_key, api-key, db_password, client_secret…
 _NAME = (r"[\w.-]*?(?:password|passwd|pwd|passphrase|secret|token|credentials?"
          r"|api[_-]?key|apikey|access[_-]?key|private[_-]?key|routing[_-]?key"
-         r"|integration[_-]?key|signature|session[_-]?id|cookie|(?<![a-z])key)")
+         r"|integration[_-]?key|(?:hmac|signing|encryption|master)[_-]?key"
+         r"|signature|session[_-]?id|cookie|(?<![\w.-])key)")
+# A bare `key` counts only as the whole name: group_key, dedup_key or sort_key name
+# things, not credentials, and masking them would hide what a log line is about.
 _SECRET_NAME = re.compile(rf"(?i)^{_NAME}s?$")
 
 _RULES: list[tuple[re.Pattern[str], str]] = [
