@@ -271,7 +271,7 @@ class Worker:
                 "pager": {"type": "pagerduty", "routing_key": "R" * 32, "timeout": 5.0,
                           "base_url": f"{pager.url}/pagerduty", "verify": str(pager.cert_file)},
                 "chat": {"type": "webhook", "url": f"{chat.url}/chat", "secret": SECRET,
-                         "timeout": 5.0},
+                         "timeout": 5.0, "allow_insecure_http": True},  # loopback sink
             }}))
         self.process: ManagedProcess | None = None
 
