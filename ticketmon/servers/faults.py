@@ -351,7 +351,9 @@ class Ledger:
         seen: Counter = Counter()
         for m in self.pager.received("/pagerduty"):
             body = m.json() or {}
-            seen[(str(body.get("dedup_key")), "pager", body.get("event_action"))] += 1
+            # dedup_key is ticketmon-<installation>-<incident id>
+            incident = str(body.get("dedup_key")).rsplit("-", 1)[-1]
+            seen[(incident, "pager", body.get("event_action"))] += 1
         for m in self.chat.received("/chat"):
             body = m.json() or {}
             seen[(str(body.get("incident", {}).get("id")), "chat", body.get("action"))] += 1
