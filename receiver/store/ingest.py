@@ -9,6 +9,13 @@ The rules (see tests/receiver/test_receiver_ingest.py for each as a scenario):
 - a fingerprint firing with a newer startsAt ends its older instance (Alertmanager only
   keeps one active instance per fingerprint), and a post whose top-level status is
   `resolved` ends every alert of the group that started before it;
+- a truncated firing post (`truncatedAlerts` > 0) means alerts the receiver was never
+  shown still fire: while the newest post of the group says so, its incident stays open
+  though every alert it knows has resolved, until a complete post (`truncatedAlerts` 0,
+  or top-level `resolved`) or reconciliation settles it. The incident keeps the newest
+  post's count (`truncated_alerts`) and its alert time (`truncated_as_of`, see
+  `alert_time`): posts carry no sequence number, so a post reporting an earlier alert
+  time than that is an older one arriving late and leaves the count alone;
 - the same payload twice changes nothing: no row is touched, no event is written.
 
 Concurrent posts of one group (an HA pair) meet at the unresolved incident's row lock
@@ -39,6 +46,18 @@ from receiver.store.tables import alerts, events, incident_alerts, incidents
 
 def tenant_of(labels: dict[str, str]) -> str:
     return labels.get("tenant") or "default"
+
+
+def alert_time(alerts: Iterable[Alert]) -> datetime:
+    """How new a post is, as far as it tells: the latest startsAt or resolved endsAt.
+
+    A later post of a group reports its alerts' starts and ends as they were then, so it
+    never reports less, except when truncation lists other alerts: a newer post then
+    looks older, and its count is ignored until a post with later times comes (the one
+    that resolves the last alert carries that alert's endsAt).
+    """
+    return max((a.ends_at or a.starts_at) if a.status == "resolved" else a.starts_at
+               for a in alerts)
 
 
 class Ingest:
@@ -78,7 +97,9 @@ class Ingest:
         if changed or ended:
             self.alert_events({**changed, **ended}, implicit=set(ended), cur=cur)
         if cur is not None and cur["status"] != "resolved":
-            self.maybe_resolve(cur, any_resolved=bool(ended) or "resolved" in changed.values())
+            uncovered = self.note_truncation(cur)  # what was hidden may have resolved
+            self.maybe_resolve(cur, any_resolved=uncovered or bool(ended)
+                               or "resolved" in changed.values())
         if self.event_rows:
             self.conn.execute(events.insert(), self.event_rows)
         self.result.changed = len(changed) + len(ended)
@@ -161,6 +182,7 @@ class Ingest:
             "receiver": p.receiver or None, "group_labels": p.groupLabels,
             "common_labels": p.commonLabels, "external_url": p.externalURL,
             "extra": p.unknown_fields(), "truncated_alerts": p.truncatedAlerts,
+            "truncated_as_of": alert_time(self.alerts.values()),
             "opened_at": min(a.starts_at for a in members), "created_at": self.now,
             "updated_at": self.now, "resolved_at": resolved_at,
             "resolved_by": "alertmanager" if status == "resolved" else None,
@@ -239,8 +261,12 @@ class Ingest:
                                    or earliest < latest["resolved_at"]):
             self.link(dict(latest), orphans)
             return
-        ends = [a.ends_at for a in orphans.values() if a.ends_at] or [self.now]
-        incident = self.open_incident(list(orphans), status="resolved", resolved_at=max(ends))
+        if self.payload.status == "firing" and self.payload.truncatedAlerts:
+            incident = self.open_incident(list(orphans))  # what it did not list fires
+        else:
+            ends = [a.ends_at for a in orphans.values() if a.ends_at] or [self.now]
+            incident = self.open_incident(list(orphans), status="resolved",
+                                          resolved_at=max(ends))
         self.link(incident, orphans)
 
     def links_of(self, keys: Iterable[Key]) -> dict[Key, int]:
@@ -295,27 +321,40 @@ class Ingest:
             })
 
     def raise_severity(self, incident: dict, newcomers: list[Alert]) -> None:
-        p = self.payload
-        updates: dict = {}
         top = sev.highest([incident["severity"]]
                           + [a.labels.get("severity", sev.DEFAULT)[:64] for a in newcomers])
-        if sev.rank(top) > sev.rank(incident["severity"]):
-            updates["severity"] = top
-        if p.truncatedAlerts > incident["truncated_alerts"]:
-            updates["truncated_alerts"] = p.truncatedAlerts
-        if not updates:
+        if sev.rank(top) <= sev.rank(incident["severity"]):
             return
-        updates["updated_at"] = self.now
+        updates = {"severity": top, "updated_at": self.now}
         self.conn.execute(incidents.update().where(incidents.c.id == incident["id"])
                           .values(**updates))
         before = incident["severity"]
         incident.update(updates)
-        if "truncated_alerts" in updates:
+        self.incident_event(incident, "severity_raised", "alertmanager",
+                            {"from": before, "to": top})
+
+    def note_truncation(self, incident: dict) -> bool:
+        """Keep the newest post's truncation count on the open incident; True if cleared.
+
+        A post with an earlier alert time than the stored one is older: skipped. While
+        the count is 0 the time is not moved forward (no write per post): a late post
+        may then raise the count, which only keeps the incident open until a newer post.
+        """
+        count, as_of = self.payload.truncatedAlerts, alert_time(self.alerts.values())
+        stored = incident["truncated_as_of"]
+        if stored is not None and as_of < stored:
+            return False
+        before = incident["truncated_alerts"]
+        if count == before and (count == 0 or as_of == stored):
+            return False
+        updates = {"truncated_alerts": count, "truncated_as_of": as_of, "updated_at": self.now}
+        self.conn.execute(incidents.update().where(incidents.c.id == incident["id"])
+                          .values(**updates))
+        incident.update(updates)
+        if count != before:
             self.incident_event(incident, "truncated", "alertmanager",
-                                {"truncated_alerts": p.truncatedAlerts}, hook=False)
-        if "severity" in updates:
-            self.incident_event(incident, "severity_raised", "alertmanager",
-                                {"from": before, "to": top})
+                                {"truncated_alerts": count, "from": before}, hook=False)
+        return count == 0 and before > 0
 
     def maybe_resolve(self, incident: dict, any_resolved: bool) -> None:
         group_resolved = self.payload.status == "resolved"
@@ -329,6 +368,8 @@ class Ingest:
             group_resolved = False
             if not any_resolved:
                 return
+        if not group_resolved and incident["truncated_alerts"]:
+            return  # the group still fires alerts no post listed
         if group_resolved:
             self.end_incident_alerts(incident, ended_at)
         firing = self.conn.execute(statements(self.conn).firing_members,
@@ -353,7 +394,8 @@ class Ingest:
             sa.select(alerts.c.starts_at, alerts.c.severity).where(member)).all(), strict=True)
         values = {c: incident[c] for c in (
             "group_key", "tenant", "title", "service", "receiver", "group_labels",
-            "common_labels", "external_url", "extra", "truncated_alerts")}
+            "common_labels", "external_url", "extra", "truncated_alerts",
+            "truncated_as_of")}
         values.update(status="open", severity=sev.highest(severities), opened_at=min(starts),
                       created_at=self.now, updated_at=self.now)
         successor = dict(self.conn.execute(

@@ -47,10 +47,11 @@ class Statements:
             .where(incident_alerts.c.incident_id == sa.bindparam("incident_id"),
                    alerts.c.status == "firing"))
         # what a replay check needs, in one snapshot: each posted alert's stored status,
-        # whether this group already links it, and whether the group has an open incident
+        # whether this group already links it, and the truncation count of the group's
+        # open incident (NULL: none open; the partial unique index allows one at most)
         link = incident_alerts.c
-        open_incident = sa.exists().where(incidents.c.group_key == sa.bindparam("group_key"),
-                                          UNRESOLVED)
+        open_truncated = sa.select(incidents.c.truncated_alerts).where(
+            incidents.c.group_key == sa.bindparam("group_key"), UNRESOLVED).scalar_subquery()
         self.arrays = conn.dialect.name == "postgresql"
         if self.arrays:  # two array parameters: planned quicker, no per-call SQL rendering
             from sqlalchemy.dialects.postgresql import ARRAY
@@ -63,7 +64,7 @@ class Statements:
                 sa.bindparam("keys", expanding=True))
         self.replay_probe = (
             sa.select(alerts.c.fingerprint, alerts.c.starts_at, alerts.c.status,
-                      link.incident_id, open_incident.label("group_open"))
+                      link.incident_id, open_truncated.label("open_truncated"))
             .select_from(alerts.outerjoin(incident_alerts, sa.and_(
                 link.group_key == sa.bindparam("group_key"),
                 link.fingerprint == alerts.c.fingerprint,
@@ -77,14 +78,14 @@ class Statements:
                           if self.arrays else None)
 
     def probe(self, conn: Connection, group_key: str,
-              keys: list[Key]) -> Iterable[tuple[str, datetime, str, int | None, bool]]:
+              keys: list[Key]) -> Iterable[tuple[str, datetime, str, int | None, int | None]]:
         if self.probe_sql is None:
             return conn.execute(self.replay_probe, {"group_key": group_key, "keys": keys})
         rows = conn.exec_driver_sql(self.probe_sql, {
             "group_key": group_key, "fps": [fp for fp, _ in keys],
             "starts": [starts.astimezone(UTC).replace(tzinfo=None) for _, starts in keys]})
-        return ((fp, starts.replace(tzinfo=UTC), status, incident, group_open)
-                for fp, starts, status, incident, group_open in rows)
+        return ((fp, starts.replace(tzinfo=UTC), status, incident, truncated)
+                for fp, starts, status, incident, truncated in rows)
 
 
 _STATEMENTS: dict[str, Statements] = {}
