@@ -40,8 +40,9 @@ from receiver.payload import Alert, WebhookPayload
 from receiver.store.bulk import chunks, dialect_insert
 from receiver.store.incident_events import IncidentEvent, IncidentHook
 from receiver.store.ingest_statements import MEMBERS, UNRESOLVED, Key, statements
+from receiver.store.ingest_writes import Writes
 from receiver.store.replay import IngestResult, Probe, received
-from receiver.store.tables import alerts, events, incident_alerts, incidents
+from receiver.store.tables import alerts, incident_alerts, incidents
 
 
 def tenant_of(labels: dict[str, str]) -> str:
@@ -72,8 +73,10 @@ class Ingest:
         self.group_key = payload.groupKey
         self.seen = seen or Probe(conn, payload)
         self.alerts = self.seen.alerts
-        self.event_rows: list[dict] = []
+        self.writes = Writes(conn)
+        self.event_rows = self.writes.events
         self.linked_now: dict[Key, int] = {}  # links written by this transaction
+        self.inserted: set[Key] = set()  # alerts this transaction stored first
         self.result = IngestResult(received=received(payload), duplicates=0)
 
     # -- steps -------------------------------------------------------------------------
@@ -81,11 +84,15 @@ class Ingest:
         if self.seen.replay:
             return self.seen.result()
         cur = self.locked_open_incident()
-        changed, inserted = self.upsert_alerts()
+        changed, older_firing = self.upsert_alerts()
         self.result.duplicates = len(self.alerts) - len(changed)
         new_firing = [k for k, status in changed.items() if status == "firing"]
-        ended = self.end_older_instances(new_firing) if new_firing else {}
-        late = self.link_to_ended_episodes(inserted) if inserted else set()
+        # the upsert saw no older instance firing, and none is posted alongside
+        alone = len({fp for fp, _ in new_firing}) == len(new_firing)
+        ended = self.end_older_instances(new_firing) if older_firing or not alone else {}
+        inserted = self.inserted
+        late = (self.link_to_ended_episodes(inserted)
+                if inserted and self.may_be_late(cur, inserted) else set())
         new_firing = [k for k in new_firing if k not in late]
         if cur is None and new_firing:
             cur = self.open_incident(new_firing)
@@ -100,8 +107,7 @@ class Ingest:
             uncovered = self.note_truncation(cur)  # what was hidden may have resolved
             self.maybe_resolve(cur, any_resolved=uncovered or bool(ended)
                                or "resolved" in changed.values())
-        if self.event_rows:
-            self.conn.execute(events.insert(), self.event_rows)
+        self.writes.flush()
         self.result.changed = len(changed) + len(ended)
         return self.result
 
@@ -110,8 +116,9 @@ class Ingest:
                                 {"group_key": self.group_key}).mappings().first()
         return dict(row) if row else None
 
-    def upsert_alerts(self) -> tuple[dict[Key, str], set[Key]]:
-        """Insert new alerts, resolve firing ones; return rows that changed, and new ones.
+    def upsert_alerts(self) -> tuple[dict[Key, str], bool]:
+        """Insert new alerts, resolve firing ones; return the rows that changed, and whether
+        an older instance of a newly firing fingerprint was seen firing.
 
         Alerts the probe saw stored and not moving are left out: whatever happened since,
         the upsert could not change them (resolved stays resolved, firing over firing is
@@ -131,15 +138,16 @@ class Ingest:
                 "received_at": self.now, "updated_at": self.now,
             })
         changed: dict[Key, str] = {}
-        inserted: set[Key] = set()
+        older = False
         if not rows:
-            return changed, inserted
+            return changed, older
         result = self.conn.execute(statements(self.conn).upsert_alerts, rows)
-        for fp, starts_at, status, received_at in result:
+        for fp, starts_at, status, received_at, older_firing in result:
             changed[(fp, starts_at)] = status
             if received_at == self.now:
-                inserted.add((fp, starts_at))
-        return changed, inserted
+                self.inserted.add((fp, starts_at))
+                older = older or (status == "firing" and bool(older_firing))
+        return changed, older
 
     def end_older_instances(self, new_firing: list[Key]) -> dict[Key, str]:
         """A fingerprint firing anew means its older firing instance has ended."""
@@ -206,17 +214,33 @@ class Ingest:
         return incident
 
     def link(self, incident: dict, members: dict[Key, Alert]) -> None:
-        """Attach alerts to the incident unless they already belong to one of this group."""
+        """Attach alerts to the incident unless they already belong to one of this group.
+
+        Alerts this transaction stored first have no link anywhere (a link's alert is
+        deleted only after it): theirs are held back for the end of the post.
+        """
         rows = [{"group_key": self.group_key, "fingerprint": fp, "starts_at": starts_at,
                  "incident_id": incident["id"]} for fp, starts_at in members]
         linked: list[Key] = []
-        if rows:
+        if rows and self.inserted.issuperset(members):
+            self.writes.links.extend(rows)
+            linked = list(members)
+            for key in linked:
+                self.linked_now[key] = incident["id"]
+        elif rows:
             linked = [(fp, sa_) for fp, sa_ in
                       self.conn.execute(statements(self.conn).link_alerts, rows)]
             for key in linked:
                 self.linked_now[key] = incident["id"]
         if linked and incident["status"] != "resolved":
             self.raise_severity(incident, [members[k] for k in linked])
+
+    @staticmethod
+    def may_be_late(cur: dict | None, inserted: set[Key]) -> bool:
+        """Could an episode Alertmanager ended claim these alerts? The lock read tells."""
+        if cur is None:
+            return True
+        return cur["last_ended"] is not None and cur["last_ended"] > min(k[1] for k in inserted)
 
     def link_to_ended_episodes(self, changed: set[Key]) -> set[Key]:
         """Alerts posted late that started before an episode ended belong to that episode.
@@ -273,6 +297,7 @@ class Ingest:
         keys = list(keys)
         if not keys:
             return {}
+        self.writes.flush_links()
         found: dict[Key, int] = {}
         for part in chunks(keys):
             rows = self.conn.execute(
@@ -370,6 +395,7 @@ class Ingest:
                 return
         if not group_resolved and incident["truncated_alerts"]:
             return  # the group still fires alerts no post listed
+        self.writes.flush_links()
         if group_resolved:
             self.end_incident_alerts(incident, ended_at)
         firing = self.conn.execute(statements(self.conn).firing_members,
@@ -445,7 +471,8 @@ class Ingest:
         self.event_rows.append({"at": self.now, "incident_id": incident["id"],
                                 "fingerprint": None, "starts_at": None, "kind": kind,
                                 "actor": actor, "detail": detail})
-        if hook:
+        if hook and self.hooks:
+            self.writes.flush_links()  # a hook may read the incident's alerts
             run_hooks(self.conn, self.hooks, incident, kind, actor, self.now, detail)
 
 

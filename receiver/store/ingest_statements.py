@@ -30,6 +30,14 @@ class Statements:
 
     def __init__(self, conn: Connection) -> None:
         ins = dialect_insert(conn, alerts)
+        # does an older instance of the fingerprint still fire? (one index probe per row;
+        # a second instance posted alongside is not seen by the same statement)
+        # (the row's own columns spelled out: RETURNING does not correlate in SQLAlchemy)
+        older = alerts.alias("older")
+        older_firing = sa.exists().where(
+            older.c.fingerprint == sa.literal_column("alerts.fingerprint"),
+            older.c.status == "firing",
+            older.c.starts_at < sa.literal_column("alerts.starts_at"))
         self.upsert_alerts = ins.on_conflict_do_update(
             index_elements=[alerts.c.fingerprint, alerts.c.starts_at],
             set_={"status": ins.excluded.status, "ends_at": ins.excluded.ends_at,
@@ -37,11 +45,18 @@ class Statements:
                   "updated_at": ins.excluded.updated_at},
             where=sa.and_(alerts.c.status == "firing", ins.excluded.status == "resolved"),
         ).returning(alerts.c.fingerprint, alerts.c.starts_at, alerts.c.status,
-                    alerts.c.received_at)
+                    alerts.c.received_at, older_firing.label("older_firing"))
         self.link_alerts = dialect_insert(conn, incident_alerts).on_conflict_do_nothing(
         ).returning(incident_alerts.c.fingerprint, incident_alerts.c.starts_at)
-        self.lock_open_incident = sa.select(incidents).where(
-            incidents.c.group_key == sa.bindparam("group_key"), UNRESOLVED).with_for_update()
+        # the open incident, locked, and when the group's latest episode that Alertmanager
+        # ended did end: alerts that started before then may belong to that episode
+        ended = incidents.alias("ended")
+        last_ended = sa.select(sa.func.max(ended.c.resolved_at)).where(
+            ended.c.group_key == sa.bindparam("group_key"), ended.c.status == "resolved",
+            ended.c.resolved_by == "alertmanager").scalar_subquery()
+        self.lock_open_incident = sa.select(incidents, last_ended.label("last_ended")).where(
+            incidents.c.group_key == sa.bindparam("group_key"), UNRESOLVED,
+        ).with_for_update(of=incidents)
         self.firing_members = (
             sa.select(alerts.c.fingerprint, alerts.c.starts_at).select_from(MEMBERS)
             .where(incident_alerts.c.incident_id == sa.bindparam("incident_id"),
