@@ -23,8 +23,12 @@ Concurrent posts of one group (an HA pair) meet at the unresolved incident's row
 one unresolved incident per group.
 
 Cost: most posts are repeats of what is stored, so every post starts with one read (see
-Probe) that answers "nothing to do" for them; the rest write only the alerts that move
-(tests/receiver/test_receiver_ingest_replay.py counts the statements).
+Probe) that answers "nothing to do" for them; the rest write only the alerts that move.
+In a storm every alert is new: such a post is that read, the incident lock, one upsert,
+and one statement for its links and history (ingest_writes.py); the reads for older
+instances and ended episodes run only when the upsert and the lock say they may find
+something (tests/receiver/test_receiver_ingest_replay.py counts the statements).
+Ending incidents, and the truncation rule, live in ingest_resolution.py.
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ from receiver import severity as sev
 from receiver.payload import Alert, WebhookPayload
 from receiver.store.bulk import chunks, dialect_insert
 from receiver.store.incident_events import IncidentEvent, IncidentHook
-from receiver.store.ingest_statements import MEMBERS, UNRESOLVED, Key, statements
+from receiver.store.ingest_resolution import Resolution, alert_time
+from receiver.store.ingest_statements import UNRESOLVED, Key, statements
 from receiver.store.ingest_writes import Writes
 from receiver.store.replay import IngestResult, Probe, received
 from receiver.store.tables import alerts, incident_alerts, incidents
@@ -49,19 +54,7 @@ def tenant_of(labels: dict[str, str]) -> str:
     return labels.get("tenant") or "default"
 
 
-def alert_time(alerts: Iterable[Alert]) -> datetime:
-    """How new a post is, as far as it tells: the latest startsAt or resolved endsAt.
-
-    A later post of a group reports its alerts' starts and ends as they were then, so it
-    never reports less, except when truncation lists other alerts: a newer post then
-    looks older, and its count is ignored until a post with later times comes (the one
-    that resolves the last alert carries that alert's endsAt).
-    """
-    return max((a.ends_at or a.starts_at) if a.status == "resolved" else a.starts_at
-               for a in alerts)
-
-
-class Ingest:
+class Ingest(Resolution):
     """One notification's ingest; a class only to share its context between steps."""
 
     def __init__(self, conn: Connection, payload: WebhookPayload, now: datetime,
@@ -357,114 +350,6 @@ class Ingest:
         incident.update(updates)
         self.incident_event(incident, "severity_raised", "alertmanager",
                             {"from": before, "to": top})
-
-    def note_truncation(self, incident: dict) -> bool:
-        """Keep the newest post's truncation count on the open incident; True if cleared.
-
-        A post with an earlier alert time than the stored one is older: skipped. While
-        the count is 0 the time is not moved forward (no write per post): a late post
-        may then raise the count, which only keeps the incident open until a newer post.
-        """
-        count, as_of = self.payload.truncatedAlerts, alert_time(self.alerts.values())
-        stored = incident["truncated_as_of"]
-        if stored is not None and as_of < stored:
-            return False
-        before = incident["truncated_alerts"]
-        if count == before and (count == 0 or as_of == stored):
-            return False
-        updates = {"truncated_alerts": count, "truncated_as_of": as_of, "updated_at": self.now}
-        self.conn.execute(incidents.update().where(incidents.c.id == incident["id"])
-                          .values(**updates))
-        incident.update(updates)
-        if count != before:
-            self.incident_event(incident, "truncated", "alertmanager",
-                                {"truncated_alerts": count, "from": before}, hook=False)
-        return count == 0 and before > 0
-
-    def maybe_resolve(self, incident: dict, any_resolved: bool) -> None:
-        group_resolved = self.payload.status == "resolved"
-        if not (any_resolved or group_resolved):
-            return
-        ended_at = max((a.ends_at for a in self.alerts.values() if a.ends_at),
-                       default=self.now)
-        if group_resolved and incident["opened_at"] > ended_at:
-            # a late copy of an earlier episode's "resolved" (HA peer, retry): this
-            # episode began after that one ended, so the post says nothing about it
-            group_resolved = False
-            if not any_resolved:
-                return
-        if not group_resolved and incident["truncated_alerts"]:
-            return  # the group still fires alerts no post listed
-        self.writes.flush_links()
-        if group_resolved:
-            self.end_incident_alerts(incident, ended_at)
-        firing = self.conn.execute(statements(self.conn).firing_members,
-                                   {"incident_id": incident["id"]}).all()
-        if firing and not group_resolved:
-            return
-        if firing:  # alerts that started after the group ended are the next episode
-            self.resolve(incident, ended_at)
-            self.open_successor(incident, [(fp, starts_at) for fp, starts_at in firing])
-            return
-        last_end = self.conn.execute(
-            sa.select(sa.func.max(alerts.c.ends_at))
-            .select_from(MEMBERS)
-            .where(incident_alerts.c.incident_id == incident["id"])
-        ).scalar()
-        self.resolve(incident, last_end or ended_at)
-
-    def open_successor(self, incident: dict, keys: list[Key]) -> None:
-        """Move alerts still firing into a new incident of the same group."""
-        member = sa.tuple_(alerts.c.fingerprint, alerts.c.starts_at).in_(keys)
-        starts, severities = zip(*self.conn.execute(
-            sa.select(alerts.c.starts_at, alerts.c.severity).where(member)).all(), strict=True)
-        values = {c: incident[c] for c in (
-            "group_key", "tenant", "title", "service", "receiver", "group_labels",
-            "common_labels", "external_url", "extra", "truncated_alerts",
-            "truncated_as_of")}
-        values.update(status="open", severity=sev.highest(severities), opened_at=min(starts),
-                      created_at=self.now, updated_at=self.now)
-        successor = dict(self.conn.execute(
-            incidents.insert().values(values).returning(*incidents.c)).mappings().one())
-        self.conn.execute(
-            incident_alerts.update()
-            .where(incident_alerts.c.incident_id == incident["id"],
-                   sa.tuple_(incident_alerts.c.fingerprint,
-                             incident_alerts.c.starts_at).in_(keys))
-            .values(incident_id=successor["id"])
-        )
-        self.result.opened.append(successor["id"])
-        self.incident_event(successor, "opened", "alertmanager",
-                            {"alerts": len(keys), "split_from": incident["id"]})
-
-    def end_incident_alerts(self, incident: dict, ended_at: datetime) -> None:
-        """The group resolved: every alert of it that started before then has ended."""
-        member = sa.select(incident_alerts.c.fingerprint, incident_alerts.c.starts_at).where(
-            incident_alerts.c.incident_id == incident["id"])
-        rows = self.conn.execute(
-            alerts.update()
-            .where(alerts.c.status == "firing", alerts.c.starts_at <= ended_at,
-                   sa.tuple_(alerts.c.fingerprint, alerts.c.starts_at).in_(member))
-            .values(status="resolved", ends_at=ended_at, updated_at=self.now)
-            .returning(alerts.c.fingerprint, alerts.c.starts_at)
-        ).all()
-        for fp, starts_at in rows:
-            self.event_rows.append({
-                "at": self.now, "incident_id": incident["id"], "fingerprint": fp,
-                "starts_at": starts_at, "kind": "alert_resolved", "actor": "alertmanager",
-                "detail": {"reason": "the group was reported resolved"},
-            })
-
-    def resolve(self, incident: dict, resolved_at: datetime) -> None:
-        self.conn.execute(
-            incidents.update().where(incidents.c.id == incident["id"]).values(
-                status="resolved", resolved_at=resolved_at, resolved_by="alertmanager",
-                updated_at=self.now)
-        )
-        incident.update(status="resolved", resolved_at=resolved_at,
-                        resolved_by="alertmanager")
-        self.result.resolved.append(incident["id"])
-        self.incident_event(incident, "resolved", "alertmanager", {})
 
     def incident_event(self, incident: dict, kind: str, actor: str, detail: dict,
                        hook: bool = True) -> None:
