@@ -15,6 +15,8 @@ Identity model (what a deduplicating receiver should see):
     service and severity; instance is unique per alert. A request carries
     --alerts-per-request alerts of one group; requests walk round-robin over
     the groups, so one pass over all N alerts takes ~N/k requests.
+  * --first-alert K shifts the identities to alerts K..K+N-1, so runs given
+    disjoint ranges send alerts that are all new (an alert storm).
   * With --resolve-fraction f each alert in a request is "resolved" with
     probability f (endsAt set); otherwise firing (endsAt 0001-01-01...).
 
@@ -160,7 +162,10 @@ def build_requests(a, host_header, path):
     base_t = a.epoch if a.epoch is not None else (int(time.time()) // 86400) * 86400
     ext_url = "http://alertmanager.prod.internal:9093"
     rng = random.Random(a.seed)
-    groups = [list(range(s, min(s + GROUP_SIZE, n))) for s in range(0, n, GROUP_SIZE)]
+    first = a.first_alert
+    groups = [
+        list(range(s, min(s + GROUP_SIZE, first + n))) for s in range(first, first + n, GROUP_SIZE)
+    ]
     chunks_per_group = [math.ceil(len(g) / min(k, len(g))) for g in groups]
     per_pass = sum(chunks_per_group)
     passes = a.pool_passes if a.resolve_fraction > 0 else 1
@@ -400,6 +405,12 @@ def main():
     ap.add_argument("--distinct-fingerprints", type=int, default=1000)
     ap.add_argument("--resolve-fraction", type=float, default=0.0)
     ap.add_argument(
+        "--first-alert",
+        type=int,
+        default=0,
+        help="index of the first alert identity: runs with disjoint ranges send new alerts",
+    )
+    ap.add_argument(
         "--header", action="append", default=[], help="extra header, e.g. 'Authorization: Bearer X'"
     )
     ap.add_argument(
@@ -440,6 +451,8 @@ def main():
     max_requests = a.requests if a.requests is not None else 1 << 62
     if a.concurrency < 1 or a.procs < 1 or a.alerts_per_request < 1 or a.distinct_fingerprints < 1:
         ap.error("concurrency, procs, alerts-per-request, distinct-fingerprints must be >= 1")
+    if a.first_alert < 0 or a.first_alert % GROUP_SIZE:
+        ap.error(f"--first-alert must be a multiple of {GROUP_SIZE} (alerts keep their groups)")
     if not 0.0 <= a.resolve_fraction <= 1.0:
         ap.error("--resolve-fraction must be within [0, 1]")
     for h in a.header:

@@ -1,16 +1,22 @@
 #!/usr/bin/env python3
 """Webhook ingest: the receiver vs the raw-psycopg2 baseline, side by side, same run.
 
-Both run under gunicorn (2 sync workers) against one throw-away PostgreSQL cluster
-(ticketmon.servers.postgres), and both are loaded by bench/amload.py with the same
-arguments (default: 10 alerts per request, concurrency 16, 1,000 distinct fingerprints,
-so later passes re-send the same alerts, as Alertmanager does). Rounds alternate
-baseline / receiver so machine noise hits both. Afterwards the receiver's store must hold
-exactly the distinct alerts sent.
+Two workloads, each on fresh databases of one throw-away PostgreSQL cluster
+(ticketmon.servers.postgres), the receiver and the baseline (bench/baselines/rawpg_app.py,
+one upsert transaction per request) both under gunicorn with 2 sync workers, both
+loaded by bench/amload.py with the same arguments (10 alerts per request, concurrency 16):
 
-Target: receiver alerts/s >= 70 % of the baseline's, receiver p99 <= 50 ms.
+- replay: 1,000 distinct alerts re-sent over and over (10 % resolved), as Alertmanager
+  repeats notifications. Goal: receiver alerts/s >= 100 % of the baseline's.
+- storm: every posted alert is new (--storm-alerts distinct fingerprints per server,
+  split over the rounds, none re-sent). Goal: receiver alerts/s >= 50 % of the
+  baseline's, receiver p99 <= 50 ms.
 
-    .venv/bin/python bench/webhook_ingest.py [--duration 15] [--rounds 3] [--threads 4]
+Rounds alternate baseline / receiver so machine noise hits both. Afterwards each store
+must hold exactly the distinct alerts sent (no loss, no duplicates).
+
+    .venv/bin/python bench/webhook_ingest.py [--workload replay|storm|both]
+        [--duration 15] [--rounds 3] [--storm-alerts 200000] [--threads 4]
 """
 
 from __future__ import annotations
@@ -38,31 +44,37 @@ BASELINES = REPO / "bench" / "baselines"
 TOKEN = "bench-webhook-token-0123456789"
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 RECEIVER_WORKERS = ["-w", "2", "-k", "sync"]  # receiver.gunicorn_conf's default class
+GROUP = 100  # amload's alerts per group: --first-alert must be a multiple
+WARMUP_ALERTS = 2000
+GOALS = {"replay": {"ratio": 1.0}, "storm": {"ratio": 0.5, "p99_ms": 50.0}}
 
 
-def start_rawpg(cluster: PostgresCluster, workdir: Path) -> tuple[ManagedProcess, str]:
+def start_rawpg(cluster: PostgresCluster, db: str, workdir: Path) -> tuple[ManagedProcess, str]:
     port = free_port()
     proc = ManagedProcess(
-        "rawpg", [GUNICORN, "-w", "2", "-k", "sync", "--no-control-socket",
-                  "-b", f"127.0.0.1:{port}", "--chdir", str(BASELINES), "rawpg_app:app"],
-        workdir / "rawpg.log",
-        env={"RAWPG_DSN": f"postgresql://postgres@127.0.0.1:{cluster.port}/raw_bench"})
+        f"rawpg-{db}", [GUNICORN, "-w", "2", "-k", "sync", "--no-control-socket",
+                        "-b", f"127.0.0.1:{port}", "--chdir", str(BASELINES), "rawpg_app:app"],
+        workdir / f"{db}.log",
+        env={"RAWPG_DSN": f"postgresql://postgres@127.0.0.1:{cluster.port}/{db}"})
     url = f"http://127.0.0.1:{port}/webhook"
     proc.wait_until(lambda: _port_open(port))
     return proc, url
 
 
-def start_receiver(cluster: PostgresCluster, workdir: Path) -> tuple[ManagedProcess, str]:
+def start_receiver(cluster: PostgresCluster, db: str,
+                   workdir: Path) -> tuple[ManagedProcess, str]:
     port = free_port()
-    db = cluster.url("receiver_bench")
-    migrate.upgrade(db)
+    url = cluster.url(db)
+    migrate.upgrade(url)
+    metrics_dir = workdir / f"metrics-{db}"
+    metrics_dir.mkdir()
     proc = ManagedProcess(
-        "receiver", [GUNICORN, "-c", "python:receiver.gunicorn_conf", *RECEIVER_WORKERS,
-                     "--no-control-socket", "-b", f"127.0.0.1:{port}", "receiver.wsgi:app"],
-        workdir / "receiver.log", cwd=REPO,
-        env={"TICKETMON_DATABASE_URL": db, "TICKETMON_WEBHOOK_TOKEN": TOKEN,
-             "TICKETMON_LOG_LEVEL": "warning",
-             "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics")})
+        f"receiver-{db}", [GUNICORN, "-c", "python:receiver.gunicorn_conf", *RECEIVER_WORKERS,
+                           "--no-control-socket", "-b", f"127.0.0.1:{port}",
+                           "receiver.wsgi:app"],
+        workdir / f"{db}.log", cwd=REPO,
+        env={"TICKETMON_DATABASE_URL": url, "TICKETMON_WEBHOOK_TOKEN": TOKEN,
+             "TICKETMON_LOG_LEVEL": "warning", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
     proc.wait_http(f"http://127.0.0.1:{port}/readyz")
     return proc, f"http://127.0.0.1:{port}/api/v1/alertmanager"
 
@@ -78,30 +90,34 @@ def postmaster_pid(cluster: PostgresCluster) -> int:
     return int((cluster.datadir / "postmaster.pid").read_text().split()[0])
 
 
-def amload(url: str, pid: int, args: argparse.Namespace, label: str, duration: float,
-           header: str | None = None, db_pid: int | None = None) -> dict:
+def amload(url: str, args: argparse.Namespace, label: str, duration: float, *,
+           distinct: int, resolve: float, first: int = 0, requests: int | None = None,
+           header: str | None = None, watch: tuple[int, ...] = ()) -> dict:
     cmd = [sys.executable, str(AMLOAD), "--url", url, "--concurrency", str(args.concurrency),
            "--alerts-per-request", str(args.alerts_per_request),
-           "--distinct-fingerprints", str(args.distinct), "--resolve-fraction",
-           str(args.resolve_fraction), "--duration", str(duration), "--watch-pid", str(pid),
-           "--label", label]
+           "--distinct-fingerprints", str(distinct), "--first-alert", str(first),
+           "--resolve-fraction", str(resolve), "--duration", str(duration), "--label", label]
+    if requests is not None:
+        cmd += ["--requests", str(requests)]
     if header:
         cmd += ["--header", header]
-    if db_pid:
-        cmd += ["--watch-pid", str(db_pid)]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 120)
+    for pid in watch:
+        cmd += ["--watch-pid", str(pid)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 300)
+    if not out.stdout.strip():
+        raise RuntimeError(f"amload failed: {out.stderr.strip()[-800:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def counts(cluster: PostgresCluster) -> dict:
-    with psycopg2.connect(cluster.dsn("receiver_bench")) as conn, conn.cursor() as cur:
+def store_counts(cluster: PostgresCluster, receiver_db: str, raw_db: str) -> dict:
+    with psycopg2.connect(cluster.dsn(receiver_db)) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*), count(DISTINCT fingerprint), "
                     "count(*) FILTER (WHERE status = 'resolved') FROM alerts")
         alerts, distinct, resolved = cur.fetchone()
         cur.execute("SELECT count(*), count(*) FILTER (WHERE status != 'resolved') "
                     "FROM incidents")
         incidents, unresolved = cur.fetchone()
-    with psycopg2.connect(cluster.dsn("raw_bench")) as conn, conn.cursor() as cur:
+    with psycopg2.connect(cluster.dsn(raw_db)) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*), count(DISTINCT fingerprint) FROM am_alerts")
         raw_rows, raw_distinct = cur.fetchone()
     return {"receiver_alerts": alerts, "receiver_distinct_fingerprints": distinct,
@@ -110,99 +126,148 @@ def counts(cluster: PostgresCluster) -> dict:
             "rawpg_distinct_fingerprints": raw_distinct}
 
 
+def run_workload(name: str, cluster: PostgresCluster, args: argparse.Namespace,
+                 workdir: Path) -> dict:
+    """One workload on fresh databases: warm-up, alternating rounds, then the stores."""
+    raw_db, rec_db = f"raw_{name}", f"receiver_{name}"
+    for db in (raw_db, rec_db):
+        cluster.create_database(db)
+    procs: list[ManagedProcess] = []
+    auth = f"Authorization: Bearer {TOKEN}"
+    pg_pid = postmaster_pid(cluster)
+    results: dict[str, list[dict]] = {"rawpg": [], "receiver": []}
+    sent = {"rawpg": 0, "receiver": 0}
+    try:
+        rawpg, raw_url = start_rawpg(cluster, raw_db, workdir)
+        procs.append(rawpg)
+        receiver, rec_url = start_receiver(cluster, rec_db, workdir)
+        procs.append(receiver)
+        servers = {"rawpg": (raw_url, rawpg.pid, None), "receiver": (rec_url, receiver.pid, auth)}
+        if name == "replay":
+            load = {"distinct": args.distinct, "resolve": args.resolve_fraction}
+            per_round = 0
+        else:  # each round, and the warm-up, gets its own range of alert identities
+            per_round = max(GROUP, args.storm_alerts // args.rounds // GROUP * GROUP)
+            load = {"distinct": per_round, "resolve": 0.0,
+                    "requests": -(-per_round // args.alerts_per_request)}
+        for system, (url, _pid, header) in servers.items():  # connections, plans, caches
+            warm = dict(load, distinct=WARMUP_ALERTS,
+                        requests=WARMUP_ALERTS // args.alerts_per_request) \
+                if name == "storm" else load
+            r = amload(url, args, f"{name}-{system}-warmup", 3.0, header=header,
+                       first=per_round * args.rounds, **warm)
+            sent[system] += r["alerts_sent"]
+        for rnd in range(args.rounds):
+            for system, (url, pid, header) in servers.items():
+                r = amload(url, args, f"{name}-{system}-{rnd}", args.duration, header=header,
+                           first=per_round * rnd, watch=(pid, pg_pid), **load)
+                r["server_cpu_ms_per_req"] = cpu_ms(r, pid)
+                r["postgres_cpu_ms_per_req"] = cpu_ms(r, pg_pid)
+                results[system].append(r)
+                sent[system] += r["alerts_sent"]
+                print(json.dumps(r), file=sys.stderr, flush=True)
+        store = store_counts(cluster, rec_db, raw_db)
+    finally:
+        for proc in procs:
+            proc.stop()
+    expected = {s: args.distinct if name == "replay" else sent[s] for s in sent}
+    store["receiver_exact"] = (store["receiver_alerts"] == expected["receiver"]
+                               == store["receiver_distinct_fingerprints"])
+    store["rawpg_exact"] = (store["rawpg_rows"] == expected["rawpg"]
+                            == store["rawpg_distinct_fingerprints"])
+    return {"results": results, "store": store, "expected_distinct": expected,
+            "per_round_alerts": per_round or None}
+
+
+def cpu_ms(run: dict, pid: int) -> float:
+    """CPU ms per answered request of one watched process tree: load-independent-ish."""
+    pct = (run.get("watched_cpu_pct") or {}).get(str(pid))
+    if pct is None or not run.get("ok"):
+        return float("nan")
+    return 10 * pct * run["elapsed_s"] / run["ok"]
+
+
+def med(runs: list[dict], key: str) -> float:
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.median(values) if values else float("nan")
+
+
+def report(name: str, w: dict, args: argparse.Namespace) -> dict:
+    """Print one workload's table and verdicts; return its figures for the JSON line."""
+    res, store = w["results"], w["store"]
+    keys = ("alerts_per_s", "req_per_s", "p50_ms", "p95_ms", "p99_ms",
+            "server_cpu_ms_per_req", "postgres_cpu_ms_per_req", "other_cpu_pct")
+    heads = ("alerts/s", "req/s", "p50 ms", "p95 ms", "p99 ms", "server CPU ms/req",
+             "pg CPU ms/req", "other CPU %")
+    what = (f"{args.distinct} distinct alerts re-sent, resolve fraction {args.resolve_fraction}"
+            if name == "replay" else
+            f"every alert new, up to {w['per_round_alerts']:,} per round")
+    print(f"\n{name}: {what}; {args.alerts_per_request} alerts/request, concurrency "
+          f"{args.concurrency}, {args.rounds} rounds of <= {args.duration:g} s (median of "
+          f"rounds); receiver: {' '.join(RECEIVER_WORKERS)}")
+    print("| server | " + " | ".join(heads) + " | ratio to baseline | errors |")
+    print("|---|" + "---:|" * (len(heads) + 2))
+    base = med(res["rawpg"], "alerts_per_s")
+    for system in ("rawpg", "receiver"):
+        errors = sum(r.get("error_count", 0) for r in res[system])
+        ratio = med(res[system], "alerts_per_s") / base
+        print(f"| {system} | " + " | ".join(f"{med(res[system], k):.1f}" for k in keys)
+              + f" | {ratio:.0%} | {errors} |")
+    ratio = med(res["receiver"], "alerts_per_s") / base
+    p99 = med(res["receiver"], "p99_ms")
+    goal = GOALS[name]
+    checks = {"ratio": ratio >= goal["ratio"]}
+    print(f"receiver / rawpg alerts/s: {ratio:.0%} (goal >= {goal['ratio']:.0%}: "
+          f"{'PASS' if checks['ratio'] else 'FAIL'})")
+    if "p99_ms" in goal:
+        checks["p99"] = p99 <= goal["p99_ms"]
+        print(f"receiver p99: {p99:.1f} ms (goal <= {goal['p99_ms']:g} ms: "
+              f"{'PASS' if checks['p99'] else 'FAIL'})")
+    checks["no_loss"] = store["receiver_exact"] and store["rawpg_exact"]
+    print(f"stores hold exactly the distinct alerts sent (receiver "
+          f"{w['expected_distinct']['receiver']:,}, rawpg {w['expected_distinct']['rawpg']:,}): "
+          f"{'PASS' if checks['no_loss'] else 'FAIL'}  {json.dumps(store)}")
+    return {"receiver_alerts_per_s": round(med(res["receiver"], "alerts_per_s")),
+            "rawpg_alerts_per_s": round(base), "ratio": round(ratio, 3),
+            "receiver_p50_ms": med(res["receiver"], "p50_ms"), "receiver_p99_ms": p99,
+            "rawpg_p99_ms": med(res["rawpg"], "p99_ms"), "store": store,
+            "pass": all(checks.values())}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--duration", type=float, default=15.0, help="seconds per measured run")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds")
+    ap.add_argument("--workload", choices=["replay", "storm", "both"], default="both")
+    ap.add_argument("--duration", type=float, default=15.0,
+                    help="seconds per measured run, at most (a storm round also stops when "
+                         "its alerts are all sent)")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per workload")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--alerts-per-request", type=int, default=10)
-    ap.add_argument("--distinct", type=int, default=1000)
-    ap.add_argument("--resolve-fraction", type=float, default=0.1)
+    ap.add_argument("--distinct", type=int, default=1000, help="replay: alerts re-sent")
+    ap.add_argument("--resolve-fraction", type=float, default=0.1, help="replay")
+    ap.add_argument("--storm-alerts", type=int, default=200_000,
+                    help="storm: new alerts per server, split over the rounds")
     ap.add_argument("--threads", type=int, default=0,
                     help="run the receiver's 2 workers as gthread with this many threads")
     args = ap.parse_args()
     if args.threads:
         RECEIVER_WORKERS[:] = ["-w", "2", "-k", "gthread", "--threads", str(args.threads)]
+    workloads = ["replay", "storm"] if args.workload == "both" else [args.workload]
 
     workdir = Path(tempfile.mkdtemp(prefix="ticketmon-bench-ingest-"))
     cluster = PostgresCluster()
-    procs: list[ManagedProcess] = []
+    done: dict[str, dict] = {}
     try:
-        for name in ("raw_bench", "receiver_bench"):
-            cluster.create_database(name)
-        rawpg, raw_url = start_rawpg(cluster, workdir)
-        procs.append(rawpg)
-        receiver, rec_url = start_receiver(cluster, workdir)
-        procs.append(receiver)
-        auth = f"Authorization: Bearer {TOKEN}"
-        for url, pid, header in ((raw_url, rawpg.pid, None), (rec_url, receiver.pid, auth)):
-            amload(url, pid, args, "warmup", 2.0, header)  # connections, plans, caches
-        results: dict[str, list[dict]] = {"rawpg": [], "receiver": []}
-        pg_pid = postmaster_pid(cluster)
-        for r in range(args.rounds):
-            results["rawpg"].append(amload(raw_url, rawpg.pid, args, f"rawpg-{r}",
-                                           args.duration, db_pid=pg_pid))
-            results["receiver"].append(amload(rec_url, receiver.pid, args, f"receiver-{r}",
-                                              args.duration, auth, db_pid=pg_pid))
-        for runs in results.values():
-            for run in runs:
-                print(json.dumps(run), file=sys.stderr)
-        store = counts(cluster)
+        for name in workloads:
+            done[name] = run_workload(name, cluster, args, workdir)
     finally:
-        for proc in procs:
-            proc.stop()
         cluster.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-
-    def med(name: str, key: str) -> float:
-        values = [r[key] for r in results[name] if r.get(key) is not None]
-        return statistics.median(values) if values else float("nan")
-
-    def cpu_ms(run: dict, pid: int) -> float:
-        """CPU ms per answered request of one watched process tree: load-independent-ish."""
-        pct = (run.get("watched_cpu_pct") or {}).get(str(pid))
-        if pct is None or not run.get("ok"):
-            return float("nan")
-        return 10 * pct * run["elapsed_s"] / run["ok"]
-
-    for name, pid in (("rawpg", rawpg.pid), ("receiver", receiver.pid)):
-        for run in results[name]:
-            run["server_cpu_ms_per_req"] = cpu_ms(run, pid)
-            run["postgres_cpu_ms_per_req"] = cpu_ms(run, pg_pid)
-            run["box_other_cpu_pct"] = run.get("other_cpu_pct")
-
-    keys = ("alerts_per_s", "req_per_s", "p50_ms", "p95_ms", "p99_ms",
-            "server_cpu_ms_per_req", "postgres_cpu_ms_per_req", "box_other_cpu_pct")
-    heads = ("alerts/s", "req/s", "p50 ms", "p95 ms", "p99 ms", "server CPU ms/req",
-             "pg CPU ms/req", "other CPU %")
-    print(f"\nwebhook ingest, {args.alerts_per_request} alerts/request, concurrency "
-          f"{args.concurrency}, {args.distinct} distinct fingerprints, resolve fraction "
-          f"{args.resolve_fraction}, {args.rounds} x {args.duration:.0f} s each "
-          f"(median of rounds); receiver: {' '.join(RECEIVER_WORKERS)}")
-    print("| run | " + " | ".join(heads) + " | errors |")
-    print("|---|" + "---:|" * (len(heads) + 1))
-    for name in ("rawpg", "receiver"):
-        errors = sum(sum(r.get("errors", {}).values()) for r in results[name])
-        print(f"| {name} | " + " | ".join(f"{med(name, k):.1f}" for k in keys)
-              + f" | {errors} |")
-    ratio = med("receiver", "alerts_per_s") / med("rawpg", "alerts_per_s")
-    p99 = med("receiver", "p99_ms")
-    cpu_ratio = ((med("receiver", "server_cpu_ms_per_req")
-                  + med("receiver", "postgres_cpu_ms_per_req"))
-                 / (med("rawpg", "server_cpu_ms_per_req")
-                    + med("rawpg", "postgres_cpu_ms_per_req")))
-    exact = (store["receiver_alerts"] == args.distinct
-             and store["receiver_distinct_fingerprints"] == args.distinct)
     print("\n'other CPU %' is what the rest of the box used meanwhile (200 = both cores): "
           "a busy box lowers throughput and raises latency for both, CPU per request less.")
-    print(f"receiver / rawpg CPU per request (server + postgres): {cpu_ratio:.2f}x")
-    print(f"\nreceiver / rawpg alerts/s: {ratio:.0%} (target >= 70%: "
-          f"{'PASS' if ratio >= 0.7 else 'FAIL'})")
-    print(f"receiver p99: {p99:.1f} ms (target <= 50 ms: {'PASS' if p99 <= 50 else 'FAIL'})")
-    print(f"store after the run: {json.dumps(store)}")
-    print(f"store holds exactly the {args.distinct} distinct alerts sent: "
-          f"{'PASS' if exact else 'FAIL'}")
-    return 0 if (ratio >= 0.7 and p99 <= 50 and exact) else 1
+    summary = {name: report(name, w, args) for name, w in done.items()}
+    print(json.dumps({"summary": summary}))
+    return 0 if all(s["pass"] for s in summary.values()) else 1
 
 
 if __name__ == "__main__":
