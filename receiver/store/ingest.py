@@ -128,14 +128,13 @@ class Ingest(Resolution):
                 "severity": a.labels.get("severity", sev.DEFAULT)[:64],
                 "labels": a.labels, "annotations": a.annotations,
                 "generator_url": a.generatorURL, "extra": a.unknown_fields(),
-                "received_at": self.now, "updated_at": self.now,
             })
         changed: dict[Key, str] = {}
         older = False
         if not rows:
             return changed, older
-        result = self.conn.execute(statements(self.conn).upsert_alerts, rows)
-        for fp, starts_at, status, received_at, older_firing in result:
+        for fp, starts_at, status, received_at, older_firing in statements(
+                self.conn).upsert(self.conn, rows, self.now):
             changed[(fp, starts_at)] = status
             if received_at == self.now:
                 self.inserted.add((fp, starts_at))

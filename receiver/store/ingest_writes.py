@@ -45,7 +45,7 @@ def _arrays(prefix: str, columns: tuple[str, ...], rows: list[dict]) -> dict[str
         if column in ("at", "starts_at"):
             values = [_naive_utc(v) for v in values]
         elif column == "detail":
-            values = [None if v is None else json.dumps(v) for v in values]
+            values = [json.dumps(v) for v in values]  # None too: JSON null, as sa.JSON does
         out[f"{prefix}_{column}"] = values
     return out
 
