@@ -117,15 +117,16 @@ class Statements:
         else:
             wanted = sa.tuple_(alerts.c.fingerprint, alerts.c.starts_at).in_(
                 sa.bindparam("keys", expanding=True))
-        self.replay_probe = (
-            sa.select(alerts.c.fingerprint, alerts.c.starts_at, alerts.c.status,
-                      link.incident_id, open_truncated.label("open_truncated"))
-            .select_from(alerts.outerjoin(incident_alerts, sa.and_(
-                link.group_key == sa.bindparam("group_key"),
-                link.fingerprint == alerts.c.fingerprint,
-                link.starts_at == alerts.c.starts_at)))
-            .where(wanted)
-        )
+        # the link as a subquery per found alert (a primary-key lookup), not a join: no
+        # join order to plan, and no hash over all of a large group's links
+        linked = sa.select(link.incident_id).where(
+            link.group_key == sa.bindparam("group_key"),
+            link.fingerprint == alerts.c.fingerprint,
+            link.starts_at == alerts.c.starts_at).scalar_subquery()
+        self.replay_probe = sa.select(
+            alerts.c.fingerprint, alerts.c.starts_at, alerts.c.status,
+            linked.label("incident_id"), open_truncated.label("open_truncated"),
+        ).where(wanted)
 
         # PostgreSQL runs it as plain SQL: this one statement answers most posts, and
         # SQLAlchemy's per-call cache-key and bind processing would double its client CPU

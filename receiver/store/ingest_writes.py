@@ -1,10 +1,9 @@
 """A post's links and history rows, held back and written together at its end.
 
-Most posts that write anything bring only new alerts: their links cannot exist yet,
-so nothing in the post needs them written early, and on PostgreSQL the links and the
-history go out in one statement (a data-modifying CTE over one array per column)
-instead of two. Whatever reads incident_alerts, or may (a hook), flushes the links
-first.
+In a storm every post brings new alerts: their links cannot exist yet, so nothing in
+the post needs them written early, and on PostgreSQL the links and the history go out
+in one statement (a data-modifying CTE over one array per column) instead of two.
+Whatever reads incident_alerts, or may (a hook), flushes the links first.
 """
 
 from __future__ import annotations
