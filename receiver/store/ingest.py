@@ -9,6 +9,13 @@ The rules (see tests/receiver/test_receiver_ingest.py for each as a scenario):
 - a fingerprint firing with a newer startsAt ends its older instance (Alertmanager only
   keeps one active instance per fingerprint), and a post whose top-level status is
   `resolved` ends every alert of the group that started before it;
+- a truncated firing post (`truncatedAlerts` > 0) means alerts the receiver was never
+  shown still fire: while the newest post of the group says so, its incident stays open
+  though every alert it knows has resolved, until a complete post (`truncatedAlerts` 0,
+  or top-level `resolved`) or reconciliation settles it. The incident keeps the newest
+  post's count (`truncated_alerts`) and its alert time (`truncated_as_of`, see
+  `alert_time`): posts carry no sequence number, so a post reporting an earlier alert
+  time than that is an older one arriving late and leaves the count alone;
 - the same payload twice changes nothing: no row is touched, no event is written.
 
 Concurrent posts of one group (an HA pair) meet at the unresolved incident's row lock
@@ -16,8 +23,12 @@ Concurrent posts of one group (an HA pair) meet at the unresolved incident's row
 one unresolved incident per group.
 
 Cost: most posts are repeats of what is stored, so every post starts with one read (see
-Probe) that answers "nothing to do" for them; the rest write only the alerts that move
-(tests/receiver/test_receiver_ingest_replay.py counts the statements).
+Probe) that answers "nothing to do" for them; the rest write only the alerts that move.
+In a storm every alert is new: such a post is that read, the incident lock, one upsert,
+and one statement for its links and history (ingest_writes.py); the reads for older
+instances and ended episodes run only when the upsert and the lock say they may find
+something (tests/receiver/test_receiver_ingest_replay.py counts the statements).
+Ending incidents, and the truncation rule, live in ingest_resolution.py.
 """
 
 from __future__ import annotations
@@ -32,16 +43,18 @@ from receiver import severity as sev
 from receiver.payload import Alert, WebhookPayload
 from receiver.store.bulk import chunks, dialect_insert
 from receiver.store.incident_events import IncidentEvent, IncidentHook
-from receiver.store.ingest_statements import MEMBERS, UNRESOLVED, Key, statements
+from receiver.store.ingest_resolution import Resolution, alert_time
+from receiver.store.ingest_statements import UNRESOLVED, Key, statements
+from receiver.store.ingest_writes import Writes
 from receiver.store.replay import IngestResult, Probe, received
-from receiver.store.tables import alerts, events, incident_alerts, incidents
+from receiver.store.tables import alerts, incident_alerts, incidents
 
 
 def tenant_of(labels: dict[str, str]) -> str:
     return labels.get("tenant") or "default"
 
 
-class Ingest:
+class Ingest(Resolution):
     """One notification's ingest; a class only to share its context between steps."""
 
     def __init__(self, conn: Connection, payload: WebhookPayload, now: datetime,
@@ -53,8 +66,10 @@ class Ingest:
         self.group_key = payload.groupKey
         self.seen = seen or Probe(conn, payload)
         self.alerts = self.seen.alerts
-        self.event_rows: list[dict] = []
+        self.writes = Writes(conn)
+        self.event_rows = self.writes.events
         self.linked_now: dict[Key, int] = {}  # links written by this transaction
+        self.inserted: set[Key] = set()  # alerts this transaction stored first
         self.result = IngestResult(received=received(payload), duplicates=0)
 
     # -- steps -------------------------------------------------------------------------
@@ -62,11 +77,15 @@ class Ingest:
         if self.seen.replay:
             return self.seen.result()
         cur = self.locked_open_incident()
-        changed, inserted = self.upsert_alerts()
+        changed, older_firing = self.upsert_alerts()
         self.result.duplicates = len(self.alerts) - len(changed)
         new_firing = [k for k, status in changed.items() if status == "firing"]
-        ended = self.end_older_instances(new_firing) if new_firing else {}
-        late = self.link_to_ended_episodes(inserted) if inserted else set()
+        # the upsert saw no older instance firing, and none is posted alongside
+        alone = len({fp for fp, _ in new_firing}) == len(new_firing)
+        ended = self.end_older_instances(new_firing) if older_firing or not alone else {}
+        inserted = self.inserted
+        late = (self.link_to_ended_episodes(inserted)
+                if inserted and self.may_be_late(cur, inserted) else set())
         new_firing = [k for k in new_firing if k not in late]
         if cur is None and new_firing:
             cur = self.open_incident(new_firing)
@@ -78,9 +97,10 @@ class Ingest:
         if changed or ended:
             self.alert_events({**changed, **ended}, implicit=set(ended), cur=cur)
         if cur is not None and cur["status"] != "resolved":
-            self.maybe_resolve(cur, any_resolved=bool(ended) or "resolved" in changed.values())
-        if self.event_rows:
-            self.conn.execute(events.insert(), self.event_rows)
+            uncovered = self.note_truncation(cur)  # what was hidden may have resolved
+            self.maybe_resolve(cur, any_resolved=uncovered or bool(ended)
+                               or "resolved" in changed.values())
+        self.writes.flush()
         self.result.changed = len(changed) + len(ended)
         return self.result
 
@@ -89,8 +109,9 @@ class Ingest:
                                 {"group_key": self.group_key}).mappings().first()
         return dict(row) if row else None
 
-    def upsert_alerts(self) -> tuple[dict[Key, str], set[Key]]:
-        """Insert new alerts, resolve firing ones; return rows that changed, and new ones.
+    def upsert_alerts(self) -> tuple[dict[Key, str], bool]:
+        """Insert new alerts, resolve firing ones; return the rows that changed, and whether
+        an older instance of a newly firing fingerprint was seen firing.
 
         Alerts the probe saw stored and not moving are left out: whatever happened since,
         the upsert could not change them (resolved stays resolved, firing over firing is
@@ -107,18 +128,18 @@ class Ingest:
                 "severity": a.labels.get("severity", sev.DEFAULT)[:64],
                 "labels": a.labels, "annotations": a.annotations,
                 "generator_url": a.generatorURL, "extra": a.unknown_fields(),
-                "received_at": self.now, "updated_at": self.now,
             })
         changed: dict[Key, str] = {}
-        inserted: set[Key] = set()
+        older = False
         if not rows:
-            return changed, inserted
-        result = self.conn.execute(statements(self.conn).upsert_alerts, rows)
-        for fp, starts_at, status, received_at in result:
+            return changed, older
+        for fp, starts_at, status, received_at, older_firing in statements(
+                self.conn).upsert(self.conn, rows, self.now):
             changed[(fp, starts_at)] = status
             if received_at == self.now:
-                inserted.add((fp, starts_at))
-        return changed, inserted
+                self.inserted.add((fp, starts_at))
+                older = older or (status == "firing" and bool(older_firing))
+        return changed, older
 
     def end_older_instances(self, new_firing: list[Key]) -> dict[Key, str]:
         """A fingerprint firing anew means its older firing instance has ended."""
@@ -161,6 +182,7 @@ class Ingest:
             "receiver": p.receiver or None, "group_labels": p.groupLabels,
             "common_labels": p.commonLabels, "external_url": p.externalURL,
             "extra": p.unknown_fields(), "truncated_alerts": p.truncatedAlerts,
+            "truncated_as_of": alert_time(self.alerts.values()),
             "opened_at": min(a.starts_at for a in members), "created_at": self.now,
             "updated_at": self.now, "resolved_at": resolved_at,
             "resolved_by": "alertmanager" if status == "resolved" else None,
@@ -184,17 +206,33 @@ class Ingest:
         return incident
 
     def link(self, incident: dict, members: dict[Key, Alert]) -> None:
-        """Attach alerts to the incident unless they already belong to one of this group."""
+        """Attach alerts to the incident unless they already belong to one of this group.
+
+        Alerts this transaction stored first have no link anywhere (a link's alert is
+        deleted only after it): theirs are held back for the end of the post.
+        """
         rows = [{"group_key": self.group_key, "fingerprint": fp, "starts_at": starts_at,
                  "incident_id": incident["id"]} for fp, starts_at in members]
         linked: list[Key] = []
-        if rows:
+        if rows and self.inserted.issuperset(members):
+            self.writes.links.extend(rows)
+            linked = list(members)
+            for key in linked:
+                self.linked_now[key] = incident["id"]
+        elif rows:
             linked = [(fp, sa_) for fp, sa_ in
                       self.conn.execute(statements(self.conn).link_alerts, rows)]
             for key in linked:
                 self.linked_now[key] = incident["id"]
         if linked and incident["status"] != "resolved":
             self.raise_severity(incident, [members[k] for k in linked])
+
+    @staticmethod
+    def may_be_late(cur: dict | None, inserted: set[Key]) -> bool:
+        """Could an episode Alertmanager ended claim these alerts? The lock read tells."""
+        if cur is None:
+            return True
+        return cur["last_ended"] is not None and cur["last_ended"] > min(k[1] for k in inserted)
 
     def link_to_ended_episodes(self, changed: set[Key]) -> set[Key]:
         """Alerts posted late that started before an episode ended belong to that episode.
@@ -239,14 +277,19 @@ class Ingest:
                                    or earliest < latest["resolved_at"]):
             self.link(dict(latest), orphans)
             return
-        ends = [a.ends_at for a in orphans.values() if a.ends_at] or [self.now]
-        incident = self.open_incident(list(orphans), status="resolved", resolved_at=max(ends))
+        if self.payload.status == "firing" and self.payload.truncatedAlerts:
+            incident = self.open_incident(list(orphans))  # what it did not list fires
+        else:
+            ends = [a.ends_at for a in orphans.values() if a.ends_at] or [self.now]
+            incident = self.open_incident(list(orphans), status="resolved",
+                                          resolved_at=max(ends))
         self.link(incident, orphans)
 
     def links_of(self, keys: Iterable[Key]) -> dict[Key, int]:
         keys = list(keys)
         if not keys:
             return {}
+        self.writes.flush_links()
         found: dict[Key, int] = {}
         for part in chunks(keys):
             rows = self.conn.execute(
@@ -295,115 +338,25 @@ class Ingest:
             })
 
     def raise_severity(self, incident: dict, newcomers: list[Alert]) -> None:
-        p = self.payload
-        updates: dict = {}
         top = sev.highest([incident["severity"]]
                           + [a.labels.get("severity", sev.DEFAULT)[:64] for a in newcomers])
-        if sev.rank(top) > sev.rank(incident["severity"]):
-            updates["severity"] = top
-        if p.truncatedAlerts > incident["truncated_alerts"]:
-            updates["truncated_alerts"] = p.truncatedAlerts
-        if not updates:
+        if sev.rank(top) <= sev.rank(incident["severity"]):
             return
-        updates["updated_at"] = self.now
+        updates = {"severity": top, "updated_at": self.now}
         self.conn.execute(incidents.update().where(incidents.c.id == incident["id"])
                           .values(**updates))
         before = incident["severity"]
         incident.update(updates)
-        if "truncated_alerts" in updates:
-            self.incident_event(incident, "truncated", "alertmanager",
-                                {"truncated_alerts": p.truncatedAlerts}, hook=False)
-        if "severity" in updates:
-            self.incident_event(incident, "severity_raised", "alertmanager",
-                                {"from": before, "to": top})
-
-    def maybe_resolve(self, incident: dict, any_resolved: bool) -> None:
-        group_resolved = self.payload.status == "resolved"
-        if not (any_resolved or group_resolved):
-            return
-        ended_at = max((a.ends_at for a in self.alerts.values() if a.ends_at),
-                       default=self.now)
-        if group_resolved and incident["opened_at"] > ended_at:
-            # a late copy of an earlier episode's "resolved" (HA peer, retry): this
-            # episode began after that one ended, so the post says nothing about it
-            group_resolved = False
-            if not any_resolved:
-                return
-        if group_resolved:
-            self.end_incident_alerts(incident, ended_at)
-        firing = self.conn.execute(statements(self.conn).firing_members,
-                                   {"incident_id": incident["id"]}).all()
-        if firing and not group_resolved:
-            return
-        if firing:  # alerts that started after the group ended are the next episode
-            self.resolve(incident, ended_at)
-            self.open_successor(incident, [(fp, starts_at) for fp, starts_at in firing])
-            return
-        last_end = self.conn.execute(
-            sa.select(sa.func.max(alerts.c.ends_at))
-            .select_from(MEMBERS)
-            .where(incident_alerts.c.incident_id == incident["id"])
-        ).scalar()
-        self.resolve(incident, last_end or ended_at)
-
-    def open_successor(self, incident: dict, keys: list[Key]) -> None:
-        """Move alerts still firing into a new incident of the same group."""
-        member = sa.tuple_(alerts.c.fingerprint, alerts.c.starts_at).in_(keys)
-        starts, severities = zip(*self.conn.execute(
-            sa.select(alerts.c.starts_at, alerts.c.severity).where(member)).all(), strict=True)
-        values = {c: incident[c] for c in (
-            "group_key", "tenant", "title", "service", "receiver", "group_labels",
-            "common_labels", "external_url", "extra", "truncated_alerts")}
-        values.update(status="open", severity=sev.highest(severities), opened_at=min(starts),
-                      created_at=self.now, updated_at=self.now)
-        successor = dict(self.conn.execute(
-            incidents.insert().values(values).returning(*incidents.c)).mappings().one())
-        self.conn.execute(
-            incident_alerts.update()
-            .where(incident_alerts.c.incident_id == incident["id"],
-                   sa.tuple_(incident_alerts.c.fingerprint,
-                             incident_alerts.c.starts_at).in_(keys))
-            .values(incident_id=successor["id"])
-        )
-        self.result.opened.append(successor["id"])
-        self.incident_event(successor, "opened", "alertmanager",
-                            {"alerts": len(keys), "split_from": incident["id"]})
-
-    def end_incident_alerts(self, incident: dict, ended_at: datetime) -> None:
-        """The group resolved: every alert of it that started before then has ended."""
-        member = sa.select(incident_alerts.c.fingerprint, incident_alerts.c.starts_at).where(
-            incident_alerts.c.incident_id == incident["id"])
-        rows = self.conn.execute(
-            alerts.update()
-            .where(alerts.c.status == "firing", alerts.c.starts_at <= ended_at,
-                   sa.tuple_(alerts.c.fingerprint, alerts.c.starts_at).in_(member))
-            .values(status="resolved", ends_at=ended_at, updated_at=self.now)
-            .returning(alerts.c.fingerprint, alerts.c.starts_at)
-        ).all()
-        for fp, starts_at in rows:
-            self.event_rows.append({
-                "at": self.now, "incident_id": incident["id"], "fingerprint": fp,
-                "starts_at": starts_at, "kind": "alert_resolved", "actor": "alertmanager",
-                "detail": {"reason": "the group was reported resolved"},
-            })
-
-    def resolve(self, incident: dict, resolved_at: datetime) -> None:
-        self.conn.execute(
-            incidents.update().where(incidents.c.id == incident["id"]).values(
-                status="resolved", resolved_at=resolved_at, resolved_by="alertmanager",
-                updated_at=self.now)
-        )
-        incident.update(status="resolved", resolved_at=resolved_at,
-                        resolved_by="alertmanager")
-        self.result.resolved.append(incident["id"])
-        self.incident_event(incident, "resolved", "alertmanager", {})
+        self.incident_event(incident, "severity_raised", "alertmanager",
+                            {"from": before, "to": top})
 
     def incident_event(self, incident: dict, kind: str, actor: str, detail: dict,
                        hook: bool = True) -> None:
         self.event_rows.append({"at": self.now, "incident_id": incident["id"],
                                 "fingerprint": None, "starts_at": None, "kind": kind,
                                 "actor": actor, "detail": detail})
-        if hook:
+        if hook and self.hooks:
+            self.writes.flush_links()  # a hook may read the incident's alerts
             run_hooks(self.conn, self.hooks, incident, kind, actor, self.now, detail)
 
 

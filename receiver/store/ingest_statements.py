@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -19,17 +20,64 @@ MEMBERS = alerts.join(incident_alerts, sa.and_(
     incident_alerts.c.starts_at == alerts.c.starts_at))
 
 Key = tuple[str, datetime]
+# an upserted alert: fingerprint, startsAt, status, received_at, older instance firing?
+Upserted = tuple[str, datetime, str, datetime, bool]
+
+# PostgreSQL: a post's alerts as one array per column, so the statement text never changes
+# and SQLAlchemy renders and processes nothing per row; inserted in the posted (sorted)
+# order, the order every transaction takes their row locks in
+UPSERT_ALERTS = """
+INSERT INTO alerts (fingerprint, starts_at, ends_at, status, tenant, alertname, severity,
+                    labels, annotations, generator_url, extra, received_at, updated_at)
+SELECT fingerprint, starts_at, ends_at, status, tenant, alertname, severity,
+       labels, annotations, generator_url, extra, %(now)s, %(now)s
+FROM unnest(%(fingerprint)s::text[], %(starts_at)s::timestamp[], %(ends_at)s::timestamp[],
+            %(status)s::text[], %(tenant)s::text[], %(alertname)s::text[],
+            %(severity)s::text[], %(labels)s::jsonb[], %(annotations)s::jsonb[],
+            %(generator_url)s::text[], %(extra)s::jsonb[])
+     WITH ORDINALITY AS posted(fingerprint, starts_at, ends_at, status, tenant, alertname,
+                               severity, labels, annotations, generator_url, extra, n)
+ORDER BY n
+ON CONFLICT (fingerprint, starts_at) DO UPDATE
+   SET status = excluded.status, ends_at = excluded.ends_at,
+       annotations = excluded.annotations, updated_at = excluded.updated_at
+ WHERE alerts.status = 'firing' AND excluded.status = 'resolved'
+RETURNING alerts.fingerprint, alerts.starts_at, alerts.status, alerts.received_at,
+          EXISTS (SELECT FROM alerts AS older
+                  WHERE older.fingerprint = alerts.fingerprint AND older.status = 'firing'
+                    AND older.starts_at < alerts.starts_at)
+"""
+UPSERT_TEXT = ("fingerprint", "status", "tenant", "alertname", "severity", "generator_url")
+UPSERT_JSON = ("labels", "annotations", "extra")
+
+
+def _naive(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC)
 
 
 class Statements:
     """The hot-path statements, built once per dialect so SQLAlchemy compiles them once.
 
     Executed with a list of parameter sets, SQLAlchemy's "insertmanyvalues" turns them
-    into multi-row INSERT … ON CONFLICT … RETURNING batches.
+    into multi-row INSERT … ON CONFLICT … RETURNING batches. On PostgreSQL the two that
+    every post that is not a replay runs, the probe and the upsert, are plain SQL over
+    arrays: SQLAlchemy's per-row parameter processing was most of their client CPU.
     """
 
     def __init__(self, conn: Connection) -> None:
         ins = dialect_insert(conn, alerts)
+        # does an older instance of the fingerprint still fire? (one index probe per row;
+        # a second instance posted alongside is not seen by the same statement)
+        # (the row's own columns spelled out: RETURNING does not correlate in SQLAlchemy)
+        older = alerts.alias("older")
+        older_firing = sa.exists().where(
+            older.c.fingerprint == sa.literal_column("alerts.fingerprint"),
+            older.c.status == "firing",
+            older.c.starts_at < sa.literal_column("alerts.starts_at"))
         self.upsert_alerts = ins.on_conflict_do_update(
             index_elements=[alerts.c.fingerprint, alerts.c.starts_at],
             set_={"status": ins.excluded.status, "ends_at": ins.excluded.ends_at,
@@ -37,20 +85,28 @@ class Statements:
                   "updated_at": ins.excluded.updated_at},
             where=sa.and_(alerts.c.status == "firing", ins.excluded.status == "resolved"),
         ).returning(alerts.c.fingerprint, alerts.c.starts_at, alerts.c.status,
-                    alerts.c.received_at)
+                    alerts.c.received_at, older_firing.label("older_firing"))
         self.link_alerts = dialect_insert(conn, incident_alerts).on_conflict_do_nothing(
         ).returning(incident_alerts.c.fingerprint, incident_alerts.c.starts_at)
-        self.lock_open_incident = sa.select(incidents).where(
-            incidents.c.group_key == sa.bindparam("group_key"), UNRESOLVED).with_for_update()
+        # the open incident, locked, and when the group's latest episode that Alertmanager
+        # ended did end: alerts that started before then may belong to that episode
+        ended = incidents.alias("ended")
+        last_ended = sa.select(sa.func.max(ended.c.resolved_at)).where(
+            ended.c.group_key == sa.bindparam("group_key"), ended.c.status == "resolved",
+            ended.c.resolved_by == "alertmanager").scalar_subquery()
+        self.lock_open_incident = sa.select(incidents, last_ended.label("last_ended")).where(
+            incidents.c.group_key == sa.bindparam("group_key"), UNRESOLVED,
+        ).with_for_update(of=incidents)
         self.firing_members = (
             sa.select(alerts.c.fingerprint, alerts.c.starts_at).select_from(MEMBERS)
             .where(incident_alerts.c.incident_id == sa.bindparam("incident_id"),
                    alerts.c.status == "firing"))
         # what a replay check needs, in one snapshot: each posted alert's stored status,
-        # whether this group already links it, and whether the group has an open incident
+        # whether this group already links it, and the truncation count of the group's
+        # open incident (NULL: none open; the partial unique index allows one at most)
         link = incident_alerts.c
-        open_incident = sa.exists().where(incidents.c.group_key == sa.bindparam("group_key"),
-                                          UNRESOLVED)
+        open_truncated = sa.select(incidents.c.truncated_alerts).where(
+            incidents.c.group_key == sa.bindparam("group_key"), UNRESOLVED).scalar_subquery()
         self.arrays = conn.dialect.name == "postgresql"
         if self.arrays:  # two array parameters: planned quicker, no per-call SQL rendering
             from sqlalchemy.dialects.postgresql import ARRAY
@@ -61,30 +117,47 @@ class Statements:
         else:
             wanted = sa.tuple_(alerts.c.fingerprint, alerts.c.starts_at).in_(
                 sa.bindparam("keys", expanding=True))
-        self.replay_probe = (
-            sa.select(alerts.c.fingerprint, alerts.c.starts_at, alerts.c.status,
-                      link.incident_id, open_incident.label("group_open"))
-            .select_from(alerts.outerjoin(incident_alerts, sa.and_(
-                link.group_key == sa.bindparam("group_key"),
-                link.fingerprint == alerts.c.fingerprint,
-                link.starts_at == alerts.c.starts_at)))
-            .where(wanted)
-        )
+        # the link as a subquery per found alert (a primary-key lookup), not a join: no
+        # join order to plan, and no hash over all of a large group's links
+        linked = sa.select(link.incident_id).where(
+            link.group_key == sa.bindparam("group_key"),
+            link.fingerprint == alerts.c.fingerprint,
+            link.starts_at == alerts.c.starts_at).scalar_subquery()
+        self.replay_probe = sa.select(
+            alerts.c.fingerprint, alerts.c.starts_at, alerts.c.status,
+            linked.label("incident_id"), open_truncated.label("open_truncated"),
+        ).where(wanted)
 
         # PostgreSQL runs it as plain SQL: this one statement answers most posts, and
         # SQLAlchemy's per-call cache-key and bind processing would double its client CPU
         self.probe_sql = (str(self.replay_probe.compile(dialect=conn.dialect))
                           if self.arrays else None)
 
+    def upsert(self, conn: Connection, rows: list[dict], now: datetime) -> Iterable[Upserted]:
+        """Insert new alerts, resolve firing ones; the rows that changed (see UPSERT_ALERTS)."""
+        if not self.arrays:
+            return conn.execute(self.upsert_alerts, [
+                {**row, "received_at": now, "updated_at": now} for row in rows])
+        params: dict = {"now": _naive(now)}
+        for column in UPSERT_TEXT:
+            params[column] = [row[column] for row in rows]
+        for column in UPSERT_JSON:
+            params[column] = [json.dumps(row[column]) for row in rows]
+        params["starts_at"] = [_naive(row["starts_at"]) for row in rows]
+        params["ends_at"] = [_naive(row["ends_at"]) for row in rows]
+        result = conn.exec_driver_sql(UPSERT_ALERTS, params)
+        return ((fp, _aware(starts), status, _aware(received), older)
+                for fp, starts, status, received, older in result)
+
     def probe(self, conn: Connection, group_key: str,
-              keys: list[Key]) -> Iterable[tuple[str, datetime, str, int | None, bool]]:
+              keys: list[Key]) -> Iterable[tuple[str, datetime, str, int | None, int | None]]:
         if self.probe_sql is None:
             return conn.execute(self.replay_probe, {"group_key": group_key, "keys": keys})
         rows = conn.exec_driver_sql(self.probe_sql, {
             "group_key": group_key, "fps": [fp for fp, _ in keys],
             "starts": [starts.astimezone(UTC).replace(tzinfo=None) for _, starts in keys]})
-        return ((fp, starts.replace(tzinfo=UTC), status, incident, group_open)
-                for fp, starts, status, incident, group_open in rows)
+        return ((fp, starts.replace(tzinfo=UTC), status, incident, truncated)
+                for fp, starts, status, incident, truncated in rows)
 
 
 _STATEMENTS: dict[str, Statements] = {}

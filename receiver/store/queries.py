@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from receiver.store.ingest import MEMBERS
+from receiver.store.ingest_statements import MEMBERS
 from receiver.store.tables import (
     alerts,
     api_tokens,

@@ -38,8 +38,9 @@ class Probe:
 
     It writes nothing when every posted alert is stored already, none of them moves
     firing -> resolved, each is linked to an incident of this group (nothing to link,
-    place or raise severity for), and the post does not report the group resolved while
-    an incident of it is open (that would end it). The probe is one statement, so one
+    place or raise severity for), and, while an incident of the group is open, the post
+    neither reports the group resolved (that would end it) nor a truncation count other
+    than the incident's (that may be newer). The probe is one statement, so one
     snapshot: a post that would write nothing on that snapshot is the same as that post
     committed at that instant, before any concurrent writer; so on PostgreSQL it runs
     outside any transaction (no BEGIN/COMMIT round trips). Replays (HA pairs, repeat
@@ -58,13 +59,14 @@ class Probe:
         self.stored: dict[Key, tuple[str, int | None]] = {}
         rows = statements(conn).probe(conn, payload.groupKey, list(self.alerts))
         self.replay = True
-        for fp, starts_at, status, incident_id, group_open in rows:
+        for fp, starts_at, status, incident_id, open_truncated in rows:
             if (fp, starts_at) not in self.alerts:  # the arrays also match crossed pairs
                 continue
             self.stored[(fp, starts_at)] = (status, incident_id)
             if incident_id is None or self.moves((fp, starts_at), status):
                 self.replay = False
-            if group_open and payload.status == "resolved":
+            if open_truncated is not None and (payload.status == "resolved"
+                                               or open_truncated != payload.truncatedAlerts):
                 self.replay = False
         if len(self.stored) != len(self.alerts):
             self.replay = False

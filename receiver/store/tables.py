@@ -61,7 +61,9 @@ incidents = sa.Table(
     sa.Column("common_labels", Json, nullable=False),
     sa.Column("external_url", sa.Text),
     sa.Column("extra", Json),
+    # the newest post's truncatedAlerts, and that post's alert time (see ingest.py)
     sa.Column("truncated_alerts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("truncated_as_of", UTCDateTime),
     sa.Column("opened_at", UTCDateTime, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),

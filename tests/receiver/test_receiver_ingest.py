@@ -136,13 +136,13 @@ def test_out_of_order_posts_end_in_the_in_order_state(store, order, database_url
     assert _end_state(store) == expected
 
 
-def test_truncated_alerts_are_recorded(store):
+def test_truncated_alerts_are_recorded_until_a_complete_post(store):
     ingest(store, "truncated")
     [inc] = all_incidents(store)
     assert inc["truncated_alerts"] == 1
-    ingest(store, "extra-truncated-resolved")  # the unseen third alert never resolves here
+    ingest(store, "extra-truncated-resolved")  # complete: the group resolved, nothing hidden
     detail = incident(store, inc["id"])
-    assert detail["status"] == "resolved" and detail["truncated_alerts"] == 1
+    assert detail["status"] == "resolved" and detail["truncated_alerts"] == 0
     assert len(detail["alerts"]) == 2
 
 

@@ -138,3 +138,54 @@ def test_a_late_copy_of_an_earlier_resolved_post_leaves_the_next_episode_alone(s
     assert snapshot(store) == before
     assert count(store, "incidents") == 2
     assert count(store, "incidents", "status = 'open'") == 1
+
+
+def new_alerts_of_the_group(body: dict, tag: str) -> dict:
+    """The same group, every alert new to the store (a storm of distinct alerts)."""
+    body = copy.deepcopy(body)
+    for i, alert in enumerate(body["alerts"]):
+        alert["fingerprint"] = f"{tag}{i:015x}"
+        alert["labels"]["instance"] = f"{tag}-{i}:8080"
+    return body
+
+
+def test_a_post_of_new_alerts_is_a_fixed_handful_of_statements(store):
+    """The storm path: an open incident gains new alerts. On PostgreSQL: the probe, the
+    incident lock, one upsert, one statement for the links and the history (SQLite has
+    no autocommit probe outside the transaction and writes links and history apart)."""
+    first = payload("group-3-firing")
+    ingest(store, first)
+    [inc] = incidents_by_group(store).values()
+    body = new_alerts_of_the_group(first, "a")
+    with statements(store) as seen:
+        result = ingest(store, body)
+    assert (result.changed, result.opened, result.resolved) == (3, [], [])
+    kinds = [" ".join(s.split()[:3]) for s in seen]
+    if store.url.startswith("postgresql"):
+        assert kinds == ["SELECT alerts.fingerprint, alerts.starts_at,",
+                         "SELECT incidents.id, incidents.group_key,",
+                         "INSERT INTO alerts", "WITH linked AS"], seen
+    else:
+        assert kinds == ["SELECT alerts.fingerprint, alerts.starts_at,",
+                         "SELECT incidents.id, incidents.group_key,",
+                         "INSERT INTO alerts", "INSERT INTO incident_alerts",
+                         "INSERT INTO events"], seen
+    detail = incidents_by_group(store)[inc["group_key"]]
+    assert len(detail["alerts"]) == 6
+    firing = [e for e in detail["timeline"] if e["kind"] == "alert_firing"]
+    assert len(firing) == 6  # the timeline holds this incident's events only
+
+
+def test_two_instances_of_one_fingerprint_in_one_post_end_the_older(store):
+    """The upsert's own probe cannot see an instance posted alongside: still ended."""
+    body = copy.deepcopy(payload("group-3-firing"))
+    later = copy.deepcopy(body["alerts"][0])
+    later["startsAt"] = "2026-11-22T05:00:00Z"
+    body["alerts"].append(later)
+    result = ingest(store, body)
+    assert result.changed == 5  # four inserted, one of them ended by the other
+    [inc] = incidents_by_group(store).values()
+    states = {(a["fingerprint"], a["starts_at"]): a["status"] for a in inc["alerts"]}
+    fp = later["fingerprint"]
+    assert states[(fp, "2026-11-22T05:00:00Z")] == "firing"
+    assert states[(fp, "2026-11-22T04:35:25.660000Z")] == "resolved"

@@ -1,4 +1,5 @@
-"""This installation's id, and explicit silences shown on the incident.
+"""This installation's id, explicit silences shown on the incident, and how new the post
+was that set an incident's truncation count.
 
 The id is drawn once, when this migration runs on an empty database: PagerDuty dedup
 keys and email thread ids carry it, so two installations (or one database reset) that
@@ -33,10 +34,12 @@ def upgrade() -> None:
     with op.batch_alter_table("incidents") as batch:
         batch.add_column(sa.Column("silenced_until", sa.DateTime()))
         batch.add_column(sa.Column("silenced_by", sa.String(200)))
+        batch.add_column(sa.Column("truncated_as_of", sa.DateTime()))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("incidents") as batch:
+        batch.drop_column("truncated_as_of")
         batch.drop_column("silenced_by")
         batch.drop_column("silenced_until")
     op.drop_table("installation")
