@@ -1,4 +1,5 @@
-"""How an ingest ends incidents: by their alerts, by the group, never while truncated.
+"""How an ingest ends incidents: by their alerts, by a complete group post, never while
+truncated.
 
 A mixin of receiver.store.ingest.Ingest, which owns the context (connection, payload,
 held-back writes, result) and the incident events these steps append.
@@ -56,7 +57,10 @@ class Resolution:
         return count == 0 and before > 0
 
     def maybe_resolve(self, incident: dict, any_resolved: bool) -> None:
-        group_resolved = self.payload.status == "resolved"
+        # Alertmanager computes a post's status over the alerts it lists, after truncating
+        # (notify/webhook): a truncated "resolved" may hide firing alerts, so only a
+        # complete post speaks for the whole group; reconciliation settles the rest
+        group_resolved = self.payload.status == "resolved" and not self.payload.truncatedAlerts
         if not (any_resolved or group_resolved):
             return
         ended_at = max((a.ends_at for a in self.alerts.values() if a.ends_at),

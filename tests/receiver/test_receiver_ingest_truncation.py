@@ -108,3 +108,17 @@ def test_an_untruncated_group_first_seen_resolved_is_stored_resolved(store):
     ingest(store, payload("extra-truncated-resolved"))
     inc = the_incident(store)
     assert inc["status"] == "resolved" and inc["truncated_alerts"] == 0
+
+
+def test_a_truncated_resolved_post_does_not_speak_for_the_hidden_alerts(store):
+    """Alertmanager computes a post's status over the alerts it lists, after truncating
+    (notify/webhook in 0.25): `resolved` with truncatedAlerts > 0 can hide a firing
+    alert, so only the listed alerts end; reconciliation settles the rest."""
+    ingest(store, payload("truncated"))
+    hiding = copy.deepcopy(payload("extra-truncated-resolved"))
+    hiding["truncatedAlerts"] = 1  # status stays "resolved", one alert unlisted
+    result = ingest(store, hiding)
+    assert result.resolved == []
+    inc = the_incident(store)
+    assert inc["status"] == "open" and inc["truncated_alerts"] == 1
+    assert {a["status"] for a in inc["alerts"]} == {"resolved"}
