@@ -11,7 +11,7 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from receiver.anomaly.scores import anomaly_gauges
-from receiver.api import admin, alerts, escalation, incidents, openapi, ops, webhook
+from receiver.api import admin, alerts, escalation, incidents, oncall, openapi, ops, webhook
 from receiver.api.common import ApiError, Receiver, error_body
 from receiver.escalation.metrics import outbox_gauges
 from receiver.metrics import ReceiverMetrics
@@ -26,7 +26,7 @@ from ticketmon.core.metrics_guard import Guard
 
 log = logging.getLogger("receiver")
 BLUEPRINTS = (webhook.bp, incidents.bp, alerts.bp, admin.bp, ops.bp, openapi.bp,
-              escalation.bp)
+              escalation.bp, oncall.bp)
 
 
 def _load_hook(spec: str):
@@ -35,6 +35,13 @@ def _load_hook(spec: str):
         return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError) as exc:
         raise ConfigError(f"incident_hooks: cannot load {spec!r}: {exc}") from exc
+
+
+def _oncall(settings: ReceiverSettings):
+    """People and schedules (rules/oncall/); a bad file refuses to start, like the rules."""
+    from receiver.oncall.service import OnCall
+
+    return OnCall(settings.oncall)  # its refresh thread starts with the first request
 
 
 def create_app(settings: ReceiverSettings | None = None) -> Flask:
@@ -61,6 +68,7 @@ def create_app(settings: ReceiverSettings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     app.extensions["ticketmon_receiver"] = Receiver(settings, store, auth, metrics)
+    app.extensions["ticketmon_oncall"] = _oncall(settings)
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
     _install_request_hooks(app, metrics)

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, SecretStr, field_validator
 
 from receiver.escalation.policy import parse_duration
+from receiver.oncall.service import OncallSettings
 from ticketmon.core.auth import ConfiguredToken, JwtSettings
 from ticketmon.core.config import Settings
 from ticketmon.core.metrics_guard import GuardSettings
@@ -43,6 +44,8 @@ class ReceiverSettings(Settings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # the longest silence a person may set on an incident ('30m', '8h', or seconds)
     silence_max: Annotated[float, BeforeValidator(parse_duration)] = 24 * 3600.0
+    # people and schedules (rules/oncall/) and the Slack signing secret of the ack button
+    oncall: OncallSettings = Field(default_factory=OncallSettings)
 
     @field_validator("database_url")
     @classmethod

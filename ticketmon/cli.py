@@ -20,6 +20,7 @@ COMPONENTS = {
     "dashboards": "ticketmon.dashboards.cli",
     "exporter": "exporters.cli",
     "simulator": "ticketmon.simulator.cli",
+    "oncall": "receiver.oncall.cli",
 }
 
 

@@ -10,6 +10,7 @@ its last good copy the same way.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -63,6 +64,7 @@ class OnCall:
         self._lock = threading.Lock()
         self.people, self.schedules = self._load(None)  # raises ConfigError: refuse to start
         self._thread: threading.Thread | None = None
+        self._pid = 0
         self._stop = threading.Event()
 
     # -- loading -------------------------------------------------------------------------
@@ -114,13 +116,16 @@ class OnCall:
         return failed
 
     def start_background(self) -> None:
-        """Reload and calendar refresh on a daemon thread (never in a request)."""
-        if self._thread is not None:
+        """Reload and calendar refresh on a daemon thread of this process (never in a
+        request); started again after a fork (gunicorn workers)."""
+        if self._thread is not None and self._pid == os.getpid():
             return
-        self.refresh_calendars(force=True)
+        self._pid = os.getpid()
 
         def loop() -> None:
-            while not self._stop.wait(min(self.settings.reload_interval, 30.0)):
+            wait = 0.0  # the first calendar fetch at once, then every refresh interval
+            while not self._stop.wait(wait):
+                wait = min(self.settings.reload_interval, 30.0)
                 try:
                     self.maybe_reload()
                     self.refresh_calendars()
