@@ -85,7 +85,7 @@ def user_ics(oncall: OnCall, conn: Connection, user: str, start: datetime,
     for schedule in oncall.schedules:
         mine += [Shift(s.start, s.end, (user,), f"{schedule.name}/{s.layer}")
                  for s in final(conn, schedule, start, end) if user in s.users]
-    return export(f"{user}", sorted(mine, key=lambda s: s.start), oncall.people)
+    return export(user, sorted(mine, key=lambda s: s.start), oncall.people, mixed=True)
 
 
 def summary(oncall: OnCall, conn: Connection, schedule: Schedule, at: datetime) -> dict:

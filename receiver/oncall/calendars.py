@@ -133,9 +133,10 @@ class CalendarLayer:
         return self.expander.at(when) if self.expander is not None else ()
 
 
-def export(name: str, shifts: list[Shift], people: People,
-           now: datetime | None = None) -> bytes:
-    """One VEVENT per shift and person; SUMMARY names the person."""
+def export(name: str, shifts: list[Shift], people: People, now: datetime | None = None,
+           mixed: bool = False) -> bytes:
+    """One VEVENT per shift and person; SUMMARY names the person and the schedule
+    (`mixed`: a person's feed, whose shifts' layer reads 'schedule/layer')."""
     stamp = now or datetime.now(UTC)
     calendar = icalendar.Calendar()
     calendar.add("prodid", PRODID)
@@ -147,12 +148,14 @@ def export(name: str, shifts: list[Shift], people: People,
         for user in shift.users:
             person = people.users.get(user)
             event = icalendar.Event()
-            event.add("uid", f"{name}/{user}/{shift.start:%Y%m%dT%H%M%SZ}@ticketmon")
+            schedule = shift.layer.partition("/")[0] if mixed else name
+            event.add("uid", f"{schedule}/{user}/{shift.start:%Y%m%dT%H%M%SZ}@ticketmon")
             event.add("dtstamp", stamp)
             event.add("dtstart", shift.start)
             event.add("dtend", shift.end)
-            event.add("summary", f"{user} on call ({name})")
-            event.add("description", f"schedule {name}, layer {shift.layer}")
+            event.add("summary", f"{user} on call ({schedule})")
+            event.add("description", f"schedule {schedule}, layer "
+                      f"{shift.layer.partition('/')[2] if mixed else shift.layer}")
             event.add("transp", "TRANSPARENT")  # being on call is not being busy
             if person is not None and person.email:
                 event.add("attendee", f"mailto:{person.email}",
