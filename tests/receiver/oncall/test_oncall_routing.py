@@ -64,7 +64,7 @@ def test_schedule_target_pages_the_person_through_two_methods_and_ack_stops_the_
     assert dm.headers["Authorization"] == f"Bearer {BOT}"
     [sms] = sink.received(f"/twilio/2010-04-01/Accounts/{SID}/Messages.json")
     form = parse_qs(sms.body.decode())
-    assert form["To"] == ["+15005550101"] and "#%d" % incident in form["Body"][0]
+    assert form["To"] == ["+15005550101"] and f"#{incident}" in form["Body"][0]
 
     store.change_incident(incident, "acknowledge", "alice", "*")
     drain(worker)
