@@ -12,6 +12,7 @@ calendar the lookups use.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -46,19 +47,28 @@ def exists(when: datetime) -> bool:
     return back.replace(tzinfo=None) == when.replace(tzinfo=None)
 
 
+@functools.lru_cache(maxsize=256)
+def changes(key: str, first: date, years: int) -> tuple[date, ...]:
+    """The days on which the zone's offset changes, from `first` for `years` (cached: a
+    thousand layers share a handful of zones)."""
+    tz, found = ZoneInfo(key), []
+    day, end = first, first + timedelta(days=366 * years)
+    before = datetime.combine(day, time(0), tz).utcoffset()
+    while day < end:
+        after = datetime.combine(day + timedelta(days=1), time(0), tz).utcoffset()
+        if after != before:
+            found.append(day)
+        day, before = day + timedelta(days=1), after
+    return tuple(found)
+
+
 def missing_on(tz: ZoneInfo, at: time, first: date, is_day: Callable[[date], bool],
                years: int = 3) -> date | None:
     """The first day (from `first`, for `years`) on which the local time `at` is skipped
     by a DST change and `is_day` says a handoff happens then; None when it always exists."""
-    day = first
-    end = first + timedelta(days=366 * years)
-    while day < end:
-        midnight = datetime.combine(day, time(0), tz)
-        following = datetime.combine(day + timedelta(days=1), time(0), tz)
-        if midnight.utcoffset() != following.utcoffset() or midnight.dst() != following.dst():
-            if is_day(day) and not exists(local(day, at, tz)):
-                return day
-        day += timedelta(days=1)
+    for day in changes(tz.key, first, years):
+        if is_day(day) and not exists(local(day, at, tz)):
+            return day
     return None
 
 
