@@ -20,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs
 
 from ticketmon.simulator.sink_apis import answer as api_answer
 
@@ -181,6 +182,11 @@ def render_page(sink: NotificationSink) -> str:
         body = m.json()
         text = (body.get("text") or body.get("payload", {}).get("summary")
                 or body.get("event_action") or "") if isinstance(body, dict) else ""
+        if m.path.startswith("/twilio/"):  # form-encoded: who was texted or called
+            form = parse_qs(m.body.decode(errors="replace"))
+            text = f"to {form.get('To', ['?'])[0]}: {form.get('Body', ['(voice call)'])[0]}"
+        elif isinstance(body, dict) and body.get("channel"):  # a Slack DM
+            text = f"to {body['channel']}: {text}"
         rows.append(
             f"<tr><td>{when}</td><td>{html.escape(m.path)}</td><td>{m.status}</td>"
             f"<td><pre>{html.escape(str(text))}</pre></td></tr>"
