@@ -136,6 +136,24 @@ def _problems(exc: ValidationError, label: str) -> list[str]:
             f"{err['msg'].removeprefix('Value error, ')}" for err in exc.errors()]
 
 
+def validate_each(model: type[BaseModel], items: Any, kind: str, plural: str,
+                  problems: list[str]) -> list[tuple[str, Any]]:
+    """(label, entry) for each valid entry; problems name it (`user 'x'`, else `users[3]`)."""
+    valid: list[tuple[str, Any]] = []
+    for index, raw in enumerate(items or []):
+        name = raw.get("name") if isinstance(raw, dict) else None
+        label = f"{kind} {name!r}" if isinstance(name, str) else f"{plural}[{index}]"
+        try:
+            item = model.model_validate(raw)
+        except ValidationError as exc:
+            problems.extend(_problems(exc, label))
+            continue
+        if any(v.name == item.name for _, v in valid):
+            problems.append(f"{label}: duplicate {kind} name")
+        valid.append((label, item))
+    return valid
+
+
 def parse_people(data: Any, source: str = "people") -> People:
     """Validate a loaded people document; errors name the user or team and the key."""
     if not isinstance(data, dict):
@@ -144,28 +162,10 @@ def parse_people(data: Any, source: str = "people") -> People:
     extra = set(data) - {"users", "teams"}
     if extra:
         problems.append(f"unknown top-level keys: {', '.join(sorted(extra))}")
-    users: list[User] = []
-    for index, raw in enumerate(data.get("users") or []):
-        name = raw.get("name") if isinstance(raw, dict) else None
-        label = f"user {name!r}" if isinstance(name, str) else f"users[{index}]"
-        try:
-            user = User.model_validate(raw)
-        except ValidationError as exc:
-            problems.extend(_problems(exc, label))
-            continue
-        if any(u.name == user.name for u in users):
-            problems.append(f"{label}: duplicate user name")
-        users.append(user)
+    users = [u for _, u in validate_each(User, data.get("users"), "user", "users", problems)]
     known = {u.name for u in users}
-    teams: list[Team] = []
-    for index, raw in enumerate(data.get("teams") or []):
-        name = raw.get("name") if isinstance(raw, dict) else None
-        label = f"team {name!r}" if isinstance(name, str) else f"teams[{index}]"
-        try:
-            team = Team.model_validate(raw)
-        except ValidationError as exc:
-            problems.extend(_problems(exc, label))
-            continue
+    teams = []
+    for label, team in validate_each(Team, data.get("teams"), "team", "teams", problems):
         problems.extend(f"{label}: members: unknown user {m!r}"
                         for m in team.members if m not in known)
         teams.append(team)

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from receiver.escalation.policy import parse_duration
 from receiver.oncall.calendars import CalendarLayer
-from receiver.oncall.people import People, zone
+from receiver.oncall.people import People, validate_each, zone
 from receiver.oncall.rotations import DAYS, RotationLayer, Shift, Window, missing_on
 from ticketmon.core.config import ConfigError
 
@@ -231,17 +231,8 @@ def parse_schedules(data: Any, people: People, source: str = "schedules",
     if extra:
         problems.append(f"unknown top-level keys: {', '.join(sorted(extra))}")
     built: list[Schedule] = []
-    for index, raw in enumerate(data.get("schedules") or []):
-        name = raw.get("name") if isinstance(raw, dict) else None
-        label = f"schedule {name!r}" if isinstance(name, str) else f"schedules[{index}]"
-        try:
-            config = ScheduleConfig.model_validate(raw)
-        except ValidationError as exc:
-            problems.extend(f"{label}: {'.'.join(str(p) for p in e['loc'])}: "
-                            f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
-            continue
-        if any(s.name == config.name for s in built):
-            problems.append(f"{label}: duplicate schedule name")
+    for label, config in validate_each(ScheduleConfig, data.get("schedules"), "schedule",
+                                       "schedules", problems):
         if config.team and config.team not in people.teams:
             problems.append(f"{label}: team: unknown team {config.team!r}")
         layers, names = [], set()

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs
 import escalation_helpers
 import pytest
 import sqlalchemy as sa
+import test_escalation_flow
 from oncall_helpers import BOT, SID, TOKEN, person_worker, write_policy
 from oncall_helpers import drain_due as drain
 from prometheus_client import CollectorRegistry, generate_latest
@@ -25,15 +26,8 @@ from receiver.store import Store, migrate
 from ticketmon.core.config import ConfigError
 
 sink = escalation_helpers.sink
+store = test_escalation_flow.store  # a migrated store with the escalation hook
 n = notifications.c
-
-
-@pytest.fixture
-def store(database_url):
-    migrate.upgrade(database_url)
-    s = Store(database_url, hooks=[on_incident_event])
-    yield s
-    s.dispose()
 
 
 def rows(store) -> dict[str, tuple[str, str | None]]:
