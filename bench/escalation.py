@@ -83,13 +83,17 @@ def steps_within_one_second(metrics_ports: list[int]) -> tuple[float, float]:
 
 
 def run_workers(cluster: PostgresCluster, db: str, workers: int, count: int, channels: int,
-                sink: NotificationSink, workdir: Path, spread: float = 0.0) -> dict:
+                sink: NotificationSink, workdir: Path, spread: float = 0.0,
+                targets: list[dict] | None = None, extra: dict | None = None,
+                per_incident: int | None = None) -> dict:
+    """`targets`, `extra` and `per_incident` (rows per incident) are for bench/oncall.py:
+    a step that also pages people, the worker's `oncall` settings."""
     url = cluster.create_database(db)
     migrate.upgrade(url)
     names = [f"c{i}" for i in range(channels)]
-    policies = workdir / "policies.yaml"
-    policies.write_text(yaml.safe_dump({"policies": [
-        {"name": "bench", "steps": [{"after": "0s", "channels": names}]}]}))
+    policies = workdir / f"{db}-policies.yaml"
+    step = {"after": "0s", "channels": names, **({"targets": targets} if targets else {})}
+    policies.write_text(yaml.safe_dump({"policies": [{"name": "bench", "steps": [step]}]}))
     procs, ports = [], []
     for w in range(workers):
         port = free_port()
@@ -98,7 +102,8 @@ def run_workers(cluster: PostgresCluster, db: str, workers: int, count: int, cha
             "database_url": url, "policies_file": str(policies), "metrics_port": port,
             "concurrency": PER_CHANNEL, "worker_id": f"w{w}", "log_level": "warning",
             "channels": {n: {"type": "webhook", "url": f"{sink.url}/{n}", "secret": SECRET,
-                             "allow_insecure_http": True} for n in names}}))
+                             "allow_insecure_http": True} for n in names},
+            **(extra or {})}))
         proc = ManagedProcess(f"{db}-w{w}", [sys.executable, "-m", "ticketmon", "receiver",
                                              "worker", "--config", str(cfg)],
                               workdir / f"{db}-w{w}.log")
@@ -108,7 +113,7 @@ def run_workers(cluster: PostgresCluster, db: str, workers: int, count: int, cha
     due = datetime.now(UTC) + timedelta(seconds=1.0)
     seed(url, count, due, spread)
     engine = sa.create_engine(url)
-    expected = count * channels
+    expected = count * (per_incident or channels)
     n = notifications.c
     try:
         deadline = time.monotonic() + 300

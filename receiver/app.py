@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from receiver.anomaly.scores import anomaly_gauges
-from receiver.api import admin, alerts, escalation, incidents, openapi, ops, webhook
+from receiver.api import admin, alerts, escalation, incidents, oncall, openapi, ops, webhook
 from receiver.api.common import ApiError, Receiver, error_body
 from receiver.escalation.metrics import outbox_gauges
 from receiver.metrics import ReceiverMetrics
@@ -29,7 +29,7 @@ from ticketmon.core.metrics_guard import Guard
 
 log = logging.getLogger("receiver")
 BLUEPRINTS = (webhook.bp, incidents.bp, alerts.bp, admin.bp, ops.bp, openapi.bp,
-              escalation.bp)
+              escalation.bp, oncall.bp)
 
 
 def _load_hook(spec: str):
@@ -46,6 +46,13 @@ class RowId(IntegerConverter):
     `max`, because werkzeug answers 405 when only the conversion fails."""
 
     regex = r"\d{1,18}"
+
+
+def _oncall(settings: ReceiverSettings):
+    """People and schedules (rules/oncall/); a bad file refuses to start, like the rules."""
+    from receiver.oncall.service import OnCall
+
+    return OnCall(settings.oncall)  # its refresh thread starts with the first request
 
 
 def create_app(settings: ReceiverSettings | None = None) -> Flask:
@@ -74,6 +81,7 @@ def create_app(settings: ReceiverSettings | None = None) -> Flask:
     app.json.sort_keys = False
     limiter = TokenBuckets(settings.rate_limit.requests_per_second, settings.rate_limit.burst)
     app.extensions["ticketmon_receiver"] = Receiver(settings, store, auth, metrics, limiter)
+    app.extensions["ticketmon_oncall"] = _oncall(settings)
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
     _install_request_hooks(app, settings, metrics)

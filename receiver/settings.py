@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, SecretStr, field_validator
 
 from receiver.escalation.policy import parse_duration
+from receiver.oncall.service import OncallSettings
 from receiver.ratelimit import RateLimitSettings
 from ticketmon.core.auth import ConfiguredToken, JwtSettings
 from ticketmon.core.config import Settings
@@ -49,6 +50,8 @@ class ReceiverSettings(Settings):
     # Strict-Transport-Security on every answer: only when clients reach the receiver by
     # https (a TLS proxy in front); it is sent anyway on requests that came over https
     hsts: bool = False
+    # people and schedules (rules/oncall/) and the Slack signing secret of the ack button
+    oncall: OncallSettings = Field(default_factory=OncallSettings)
 
     @field_validator("database_url")
     @classmethod

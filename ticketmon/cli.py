@@ -22,6 +22,7 @@ COMPONENTS = {
     "dashboards": "ticketmon.dashboards.cli",
     "exporter": "exporters.cli",
     "simulator": "ticketmon.simulator.cli",
+    "oncall": "receiver.oncall.cli",
 }
 
 

@@ -85,7 +85,10 @@ class Dispatcher:
         self._lock = threading.Lock()
 
     def lane(self, channel: str) -> str | None:
-        return channel if channel in self.claimed else OTHER
+        if channel in self.claimed:
+            return channel
+        prefix = channel.partition(":")[0] + ":"  # a person's method: 'sms:alice' -> 'sms:'
+        return prefix if prefix in self.claimed else OTHER
 
     def nudge(self) -> None:
         """New rows were written (a step fired): look at every lane again, now."""

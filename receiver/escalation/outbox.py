@@ -27,6 +27,11 @@ from ticketmon.core import redact
 n = notifications.c
 
 
+def is_prefix(lane: str) -> bool:
+    """A lane named 'sms:' takes every channel that starts so (one per person)."""
+    return lane.endswith(":")
+
+
 @dataclass
 class Claimed:
     row: dict
@@ -37,7 +42,8 @@ class Claimed:
 def claim(conn: Connection, owner: str, now: datetime, lease: float,
           slots: Mapping[str | None, int]) -> list[Claimed]:
     """Take due notifications (and ones whose lease ran out), oldest first, at most
-    `slots[channel]` per channel (key None: any channel not named), so a backlog on one
+    `slots[channel]` per channel (key None: any channel not named; a key ending in ':'
+    every channel with that prefix: the people paged by one method), so a backlog on one
     channel never fills another's share. Per (incident, channel) they go in order: a
     resolve never overtakes the trigger it follows."""
     older = notifications.alias("older")
@@ -54,12 +60,19 @@ def claim(conn: Connection, owner: str, now: datetime, lease: float,
         sa.and_(n.state == "pending", n.next_attempt_at <= now),
         sa.and_(n.state == "delivering", n.lease_until < now),
     )
-    named = [channel for channel in slots if channel is not None]
+    named = [channel for channel in slots if channel is not None and not is_prefix(channel)]
+    prefixes = [channel for channel in slots if channel is not None and is_prefix(channel)]
     lanes = []
     for index, (channel, limit) in enumerate(slots.items()):
         if limit <= 0:
             continue
-        lane = n.channel == channel if channel is not None else n.channel.not_in(named)
+        if channel is None:
+            lane = sa.and_(n.channel.not_in(named),
+                           *[~n.channel.startswith(p, autoescape=True) for p in prefixes])
+        elif is_prefix(channel):
+            lane = n.channel.startswith(channel, autoescape=True)
+        else:
+            lane = n.channel == channel
         pick = (sa.select(n.id).where(lane, ready, first_in_line)
                 .order_by(n.next_attempt_at, n.id).limit(limit))
         if conn.dialect.name == "postgresql":

@@ -47,11 +47,48 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Target(_Strict):
+    """A step target: a channel as in `channels`, or people (receiver/oncall/routing.py)."""
+
+    schedule: str | None = None
+    user: str | None = None
+    team: str | None = None
+    channel: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Target:
+        given = [k for k in ("schedule", "user", "team", "channel") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("a target names exactly one of schedule, user, team or channel")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("schedule", "user", "team", "channel") if getattr(self, k))
+
+    @property
+    def name(self) -> str:
+        return getattr(self, self.kind)
+
+
 class Step(_Strict):
     after: float = 0.0
-    channels: list[str] = Field(min_length=1)
+    channels: list[str] = []
+    targets: list[Target] = []  # people: {schedule: NAME}, {user: NAME}, {team: NAME}
 
     _after = field_validator("after", mode="before")(lambda v: parse_duration(v))
+
+    @model_validator(mode="after")
+    def _somebody(self) -> Step:
+        if not self.channels and not self.targets:
+            raise ValueError("a step needs `channels` or `targets`")
+        for target in self.targets:  # a channel target is a channel like the others
+            if target.channel and target.channel not in self.channels:
+                self.channels.append(target.channel)
+        return self
+
+    def person_targets(self) -> list[Target]:
+        return [t for t in self.targets if t.kind != "channel"]
 
 
 class Repeat(_Strict):

@@ -15,6 +15,7 @@ from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from receiver.anomaly.settings import AnomalyJobSettings
 from receiver.channels.registry import ChannelSettings
 from receiver.escalation.policy import parse_duration
+from receiver.oncall.service import OncallSettings
 from receiver.reconcile.settings import ReconcileSettings
 from ticketmon.core.config import Settings
 from ticketmon.core.metrics_guard import GuardSettings
@@ -49,6 +50,8 @@ class WorkerSettings(Settings):
     anomaly: AnomalyJobSettings | None = None  # also run the anomaly job; None: off
     # reconcile with Alertmanager's API (default: every 60s with alertmanager_url)
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
+    # people, schedules and the methods that reach people (Twilio, a Slack bot)
+    oncall: OncallSettings = Field(default_factory=OncallSettings)
 
     @model_validator(mode="before")
     @classmethod
@@ -61,7 +64,9 @@ class WorkerSettings(Settings):
 
     @model_validator(mode="after")
     def _lease_outlives_a_delivery(self) -> WorkerSettings:
-        slowest = max((getattr(c, "timeout", 0) for c in self.channels.values()), default=0)
+        people = [self.oncall.twilio, self.oncall.slack_bot]
+        slowest = max((getattr(c, "timeout", 0) for c in [*self.channels.values(), *people]),
+                      default=0)
         if self.lease <= slowest * 2:
             raise ValueError(f"lease must be longer than twice the slowest channel timeout "
                              f"({slowest}s)")

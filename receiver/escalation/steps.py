@@ -8,6 +8,7 @@ the dispatcher delivers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -59,10 +60,12 @@ class StepBatch:
 
 
 def advance_escalations(conn: Connection, policies: PolicySet, now: datetime,
-                        limit: int = 100) -> StepBatch:
+                        limit: int = 100, router: Callable | None = None) -> StepBatch:
     """Turn every due step of up to `limit` timers into outbox rows and move the timers
     on: one batched update and one batched insert, committed with the caller's
-    transaction. Rows another worker holds are skipped (PostgreSQL)."""
+    transaction. Rows another worker holds are skipped (PostgreSQL). `router(conn, now)`
+    makes the expander of person targets (receiver.oncall.routing.Router)."""
+    expand = None
     e = escalations.c
     i = incidents.c
     # the incident's labels come with the timer, for matching a policy: one round trip
@@ -103,6 +106,14 @@ def advance_escalations(conn: Connection, policies: PolicySet, now: datetime,
             for channel in policy.steps[step].channels:
                 outbox.append(outbox_row(row["incident_id"], row["tenant"], row["episode"],
                                          round_, step, channel, "trigger", due_at))
+            people = policy.steps[step].person_targets()
+            if people and router is not None:
+                expand = expand or router(conn, now)
+                for page in expand.expand(people, due_at):
+                    at = due_at + timedelta(seconds=page.after)
+                    outbox.append(outbox_row(row["incident_id"], row["tenant"], row["episode"],
+                                             round_, step, page.channel, "trigger", at,
+                                             detail=page.detail, suffix=page.suffix))
             position = policy.next_position(step, round_)
         timer["policy"] = policy.name
         if position is None:

@@ -47,6 +47,7 @@ class Worker:
         self.settings = settings
         self.policies = load_policies(settings.policies_file)
         self.policies.check_channels(set(settings.channels))
+        self.oncall, self.people_channels = self._oncall(settings)
         self.templates = Templates(settings.templates_dir)
         self.channels = build_channels(settings.channels, self.templates)
         self.ack_links = (AckLinks(settings.ack_link_secret.get_secret_value(),
@@ -60,16 +61,47 @@ class Worker:
         # the worker acts for every tenant: its sessions' row-level security scope is '*'
         self.engine = make_engine(settings.database_url, pool_size=2, tenant="*")
         self.metrics = WorkerMetrics(registry)
+        if registry is not None:
+            from receiver.oncall.metrics import OncallCollector
+
+            registry.register(OncallCollector(self.oncall, self.engine))
         self.stopping = threading.Event()
         self.dispatcher = Dispatcher(
-            self.engine, self.owner, [*self.channels, ALERTMANAGER], settings.concurrency,
+            self.engine, self.owner, [*self.channels, ALERTMANAGER, *self.person_lanes()],
+            settings.concurrency,
             settings.lease, self.retry, self.send, self.recorded, settings.poll_interval,
             rounds=self.claim_rounds())
+
+    def _oncall(self, settings: WorkerSettings):
+        """People, schedules and the contact methods that reach people (receiver.oncall)."""
+        from receiver.channels.slack_dm import SlackDirect
+        from receiver.channels.twilio import TwilioPerson
+        from receiver.oncall.routing import check_targets
+        from receiver.oncall.service import OnCall
+        from ticketmon.core.config import ConfigError
+
+        oncall = OnCall(settings.oncall)
+        problems = check_targets(self.policies, oncall)
+        if problems:
+            raise ConfigError("escalation targets:\n  " + "\n  ".join(problems))
+        methods: dict[str, object] = {}
+        if settings.oncall.slack_bot:
+            methods["slack"] = SlackDirect(settings.oncall.slack_bot)
+        if settings.oncall.twilio:
+            methods["sms"] = TwilioPerson("sms", settings.oncall.twilio)
+            methods["voice"] = TwilioPerson("voice", settings.oncall.twilio)
+        return oncall, methods
+
+    def person_lanes(self) -> list[str]:
+        from receiver.oncall.routing import METHOD_CHANNEL
+
+        return [f"{METHOD_CHANNEL[m]}:" for m in self.people_channels]
 
     def claim_rounds(self) -> int:
         """How many rows per delivery thread a channel may hold: a claimed row is done
         within rounds x the slowest timeout, which must stay within half the lease."""
         timeouts = [getattr(c, "timeout", 0.0) for c in self.settings.channels.values()]
+        timeouts += [getattr(c, "timeout", 0.0) for c in self.people_channels.values()]
         if self.silencer is not None:
             timeouts.append(self.silencer.timeout)
         slowest = max(timeouts, default=0.0) or 1.0
@@ -85,7 +117,7 @@ class Worker:
             while True:
                 with self.engine.begin() as conn:
                     batch = advance_escalations(conn, self.policies, utcnow(),
-                                                self.settings.batch_size)
+                                                self.settings.batch_size, self.router)
                 written = utcnow()
                 for due in batch.fired:
                     self.metrics.step_lateness.observe(
@@ -100,6 +132,12 @@ class Worker:
             self.dispatcher.hold.clear()
             if fired:
                 self.dispatcher.nudge()
+
+    def router(self, conn, now):
+        """Expands the person targets of a batch of steps (receiver.oncall.routing)."""
+        from receiver.oncall.routing import Router
+
+        return Router(self.oncall, conn, now)
 
     def next_step_in(self) -> float:
         """Seconds until the next step falls due, capped by the poll interval (new
@@ -144,6 +182,10 @@ class Worker:
         if state is None:
             log.warning("lease on %s lost before its outcome was written", row["key"])
             return
+        from receiver.oncall.routing import person_channel
+
+        if person_channel(row["channel"]):  # one series per method, not per person
+            row = {**row, "channel": row["channel"].partition(":")[0] + ":"}
         self.metrics.record(row, state, done.outcome, done.at)
         log.info("notification %s", state, extra={
             "notification": row["id"], "incident": row["incident_id"],
@@ -164,10 +206,34 @@ class Worker:
             return self.silencer.silence(incident, row["actor"], duration=duration,
                                          replaces=item.silence_id)
         channel = self.channels.get(row["channel"])
+        if channel is None and ":" in row["channel"]:
+            return self.send_person(row, incident), None
         if channel is None:
             return DeliveryResult(Outcome.PERMANENT,
                                   f"channel {row['channel']!r} is not configured"), None
         return channel.send(self.message(row, incident)), None
+
+    def send_person(self, row: dict, incident: dict) -> DeliveryResult:
+        """A page (or its acknowledge/resolve) to one person by one of their methods."""
+        from receiver.oncall.routing import NOBODY, person_channel
+
+        why = (row.get("detail") or {}).get("why", "")
+        if row["channel"].startswith(NOBODY):
+            return DeliveryResult(Outcome.PERMANENT, why or "nobody on call")
+        found = person_channel(row["channel"])
+        if found is None:
+            return DeliveryResult(Outcome.PERMANENT,
+                                  f"channel {row['channel']!r} is not configured")
+        method, name = found
+        user = self.oncall.people.users.get(name)
+        if user is None:
+            return DeliveryResult(Outcome.PERMANENT, f"user {name!r} is not in people.yaml")
+        sender = self.people_channels.get(method)
+        if sender is None:
+            setting = "oncall.slack_bot" if method == "slack" else "oncall.twilio"
+            return DeliveryResult(Outcome.PERMANENT,
+                                  f"{method} is not configured ({setting}): cannot reach {name}")
+        return sender.send_to(user, self.message(row, incident), why)
 
     def message(self, row: dict, incident: dict) -> Message:
         return build_message(row, incident, self.settings.public_url,
@@ -195,10 +261,12 @@ class Worker:
         reconcile = ReconcileThread.start(self.settings.reconcile, self.settings.alertmanager_url,
                                           self.settings.database_url, self.owner,
                                           self.metrics.reconcile)
+        self.oncall.start_background()
         steps = threading.Thread(target=self.step_loop, name="steps", daemon=True)
         steps.start()
         self.dispatcher.run(self.stopping, self.failed)
         steps.join()
+        self.oncall.stop()
         if anomaly:
             anomaly.stop()
         if reconcile:

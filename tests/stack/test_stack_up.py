@@ -106,6 +106,13 @@ def test_stack_up_runs_everything_and_the_walkthrough_ends_resolved(stack):
 
     [trigger, *_] = wait_for(paged, 60, "a PagerDuty event for checkout in the sink", every=1)
 
+    def people_paged() -> list[dict]:  # the ops-primary person, by Slack DM (rules/oncall/)
+        msgs = requests.get(f"{state['notification-sink'].rstrip('/')}/messages", timeout=5).json()
+        return [m["body"] for m in msgs if m["path"] == "/api/slack/chat.postMessage"
+                and "on call for ops-primary" in json.dumps(m["body"])]
+
+    wait_for(people_paged, 60, "a Slack DM to the ops-primary person in the sink", every=1)
+
     # the README walkthrough: acknowledge, bring checkout back -> resolved, resolve paged
     incident_id = found[0]["id"]
     acked = requests.post(f"{state['receiver_url']}/api/v1/incidents/{incident_id}/acknowledge",

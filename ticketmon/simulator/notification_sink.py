@@ -2,7 +2,8 @@
 
 The demo routes every notification here so a user can see them at GET / (HTML) or
 GET /messages (JSON); tests and the benchmark use it as the far end of real clients.
-It answers like the real services (PagerDuty's 202 with a dedup_key, Slack's "ok"),
+It answers like the real services (PagerDuty's 202 with a dedup_key, Slack's "ok",
+Twilio's REST API and Slack's chat.postMessage: sink_apis.py),
 can be told to fail the next N requests with a status, or to stall, and can listen
 on HTTPS with a certificate it generates, because the PagerDuty client refuses http://.
 """
@@ -19,6 +20,9 @@ import time
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs
+
+from ticketmon.simulator.sink_apis import answer as api_answer
 
 MAX_BODY = 1_048_576
 
@@ -53,6 +57,7 @@ class NotificationSink:
         self._lock = threading.Lock()
         self._failures: list[int] = []
         self._stall = 0.0
+        self.twilio_token: str | None = None  # set: Twilio requests must carry it
         self.cert_file: Path | None = None
         self.server = ThreadingHTTPServer((host, port), _handler(self))
         self.server.daemon_threads = True
@@ -102,7 +107,8 @@ class NotificationSink:
         with self._lock:
             status = self._failures.pop(0) if self._failures else 0
         if not status:
-            status, answer = success_answer(path, body)
+            status, answer = (api_answer(path, headers, body, self.twilio_token)
+                              or success_answer(path, body))
         else:
             answer = json.dumps({"status": "error", "message": f"sink failure {status}"}).encode()
         with self._lock:
@@ -176,6 +182,11 @@ def render_page(sink: NotificationSink) -> str:
         body = m.json()
         text = (body.get("text") or body.get("payload", {}).get("summary")
                 or body.get("event_action") or "") if isinstance(body, dict) else ""
+        if m.path.startswith("/twilio/"):  # form-encoded: who was texted or called
+            form = parse_qs(m.body.decode(errors="replace"))
+            text = f"to {form.get('To', ['?'])[0]}: {form.get('Body', ['(voice call)'])[0]}"
+        elif isinstance(body, dict) and body.get("channel"):  # a Slack DM
+            text = f"to {body['channel']}: {text}"
         rows.append(
             f"<tr><td>{when}</td><td>{html.escape(m.path)}</td><td>{m.status}</td>"
             f"<td><pre>{html.escape(str(text))}</pre></td></tr>"

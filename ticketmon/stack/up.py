@@ -33,6 +33,7 @@ from ticketmon.servers.process import ManagedProcess, ServerError, find_binary, 
 from ticketmon.servers.prometheus import Prometheus
 from ticketmon.stack import deploy_config, state
 from ticketmon.stack.fraud_keys import fraud_credentials
+from ticketmon.stack.oncall_demo import worker_oncall
 from ticketmon.stack.supervisor import Supervisor
 
 log = logging.getLogger("ticketmon.stack")
@@ -197,6 +198,7 @@ def start_worker(stack: Stack, alertmanager_url: str) -> None:
         "ack_link_secret": stack.secrets["ack_link_secret"],
         "metrics_port": port,
         "anomaly": anomaly,
+        "oncall": worker_oncall(sink),  # demo teams; people are paged into the sink
         "channels": {
             "pagerduty": {"type": "pagerduty", "routing_key": "demo-routing-key",
                           "base_url": f"https://{tls}/pagerduty",
