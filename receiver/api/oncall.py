@@ -202,9 +202,10 @@ def _openapi() -> None:
     name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
     oid = {"name": "override_id", "in": "path", "required": True,
            "schema": {"type": "integer"}}
-    span = [_query("from", "ISO 8601 start (default now)"),
-            _query("to", "ISO 8601 end (default from + 28 days)")]
-    at = _query("at", "ISO 8601 time (default now)")
+    when = {"type": "string", "format": "date-time"}
+    span = [_query("from", "ISO 8601 start (default now)", when),
+            _query("to", "ISO 8601 end (default from + 28 days)", when)]
+    at = _query("at", "ISO 8601 time (default now)", when)
     ics = {"200": {"description": "iCalendar, one event per shift",
                    "content": {"text/calendar": {}}}}
     tag = ["oncall"]
@@ -218,7 +219,7 @@ def _openapi() -> None:
             "tags": tag, "parameters": [name, at],
             "responses": {**_ok("the people on call", OBJ), **_errors(400, 401, 403, 404)}}},
         "/api/v1/schedules/{name}/shifts": {"get": {
-            "summary": "The final schedule for a period: layers and overrides resolved",
+            "summary": "The final schedule for a period: layers and overrides resolved (viewer)",
             "tags": tag, "parameters": [name, *span],
             "responses": {**_ok("shifts", OBJ), **_errors(400, 401, 403, 404)}}},
         "/api/v1/schedules/{name}.ics": {"get": {
@@ -242,7 +243,7 @@ def _openapi() -> None:
                      "responses": {**_ok("created", OBJ, 201),
                                    **_errors(400, 401, 403, 404, 409, 415)}}},
         "/api/v1/schedules/{name}/overrides/{override_id}": {"delete": {
-            "summary": "Remove an override (operator; audited)", "tags": tag,
+            "summary": "Remove an override, audited (operator)", "tags": tag,
             "parameters": [name, oid],
             "responses": {**_ok("removed", OBJ), **_errors(401, 403, 404)}}},
         "/api/v1/slack/actions": {"post": {

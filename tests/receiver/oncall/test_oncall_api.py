@@ -29,8 +29,9 @@ def auth(token: str = VIEWER) -> dict:
 def setup(database_url, tmp_path):
     migrate.upgrade(database_url)
     settings = {"database_url": database_url, "webhook_token": "w" * 32,
-                "api_tokens": [{"name": "v", "role": "viewer", "token": VIEWER},
-                               {"name": "o", "role": "operator", "token": OPERATOR}],
+                "api_tokens": [{"name": "v", "role": "viewer", "tenant": "acme", "token": VIEWER},
+                               {"name": "o", "role": "operator", "tenant": "acme",
+                                "token": OPERATOR}],
                 "oncall": {**write_oncall(tmp_path), "slack_signing_secret": SIGNING}}
     app = create_app(ReceiverSettings(**settings))
     config = tmp_path / "receiver.yaml"
