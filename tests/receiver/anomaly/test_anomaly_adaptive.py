@@ -75,7 +75,8 @@ def test_loco_mode_prints_a_pooled_row(tmp_path, capsys):
         (tmp_path / cat).mkdir()
         x = daily(1200, seed)
         x[1000] += 40
-        lines = ["timestamp,value"] + [f"{str(s).replace('T', ' ')},{v}" for s, v in zip(stamps, x, strict=True)]
+        lines = ["timestamp,value"] + [f"{str(s).replace('T', ' ')},{v}"
+                                       for s, v in zip(stamps, x, strict=True)]
         (tmp_path / cat / "s.csv").write_text("\n".join(lines))
         windows[f"{cat}/s.csv"] = [[str(stamps[990]).replace("T", " ") + ".000000",
                                     str(stamps[1010]).replace("T", " ") + ".000000"]]
