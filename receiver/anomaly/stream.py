@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from receiver.anomaly import features, windows
 from receiver.anomaly.detectors import COMBINES, DETECTORS, FittedDetector
+from receiver.anomaly.explain import explain
 from receiver.anomaly.thresholds import TailModel, slide, suppress
 
 
@@ -93,6 +94,8 @@ def fit_detector(kind: str, spec: features.FeatureSpec, rows: np.ndarray, first:
 class StreamResult:
     scores: np.ndarray  # 0..1, NaN where no score yet
     flags: np.ndarray  # bool
+    # why, for each flagged point: index in this push -> explain.explain()'s dict
+    explanations: dict[int, dict] = field(default_factory=dict)
 
 
 def fit_spec(cfg: StreamConfig, end: int, period: int | None = None) -> features.FeatureSpec:
@@ -208,6 +211,7 @@ class SeriesStream:
         end = self.count
         scores = np.full(len(new_values), np.nan)
         flags = np.zeros(len(new_values), dtype=bool)
+        explanations: dict[int, dict] = {}
         pos = start
         while pos < end:
             self._maybe_refit(pos)
@@ -215,9 +219,20 @@ class SeriesStream:
             if self.model is not None:
                 self._score(pos, seg_end, scores[pos - start : seg_end - start],
                             flags[pos - start : seg_end - start])
+                for k in np.flatnonzero(flags[pos - start : seg_end - start]):
+                    explanations[pos - start + int(k)] = self.explain_at(pos + int(k))
             pos = seg_end
         self._trim()
-        return StreamResult(scores, flags)
+        return StreamResult(scores, flags, explanations)
+
+    def explain_at(self, at: int) -> dict:
+        """Why the point at global index `at` (one of the last pushed) scored as it
+        did, under the current model (the one that scored it, for a flag)."""
+        spec = self.model.spec
+        local = at - self.offset
+        row = self.sums.rows(local, local + 1, spec)[0]
+        recent = float(self.sums.short[local]) / windows.SHORT
+        return explain(self.model.detector, spec.names, row, recent, spec.period, spec.seasons)
 
     def _score(self, lo: int, hi: int, scores_out: np.ndarray, flags_out: np.ndarray) -> None:
         """Raw scores for [lo, hi) with one model, then tail probabilities block by block."""

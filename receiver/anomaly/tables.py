@@ -1,4 +1,4 @@
-"""Anomaly scores in the receiver database (SQLAlchemy Core). Migration 0003.
+"""Anomaly scores in the receiver database (SQLAlchemy Core). Migrations 0003, 0008.
 
 anomaly_scores           latest score per series, written by the anomaly job and read
                          by the receiver's /metrics, so any process can answer.
@@ -27,6 +27,7 @@ anomaly_scores = sa.Table(
     sa.Column("at", UTCDateTime, nullable=False),  # timestamp of the scored point
     sa.Column("relates_to", Json, nullable=False),  # [{"alertname": .., "labels": {..}}]
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("explanation", Json),  # why the newest anomalous point is (anomaly.explain)
 )
 
 anomaly_skips = sa.Table(
@@ -47,6 +48,7 @@ incident_anomaly_scores = sa.Table(
     sa.Column("score", sa.Float, nullable=False),
     sa.Column("anomalous", sa.Boolean, nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("explanation", Json),
     sa.ForeignKeyConstraint(["incident_id"], ["incidents.id"], ondelete="CASCADE",
                             name="fk_incident_anomaly_scores_incident_id_incidents"),
 )

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from receiver.anomaly.detectors import FittedDetector
+from receiver.anomaly.explain import summary
 from receiver.anomaly.stream import SeriesStream, StreamConfig, seasonal_strength
 
 CFG = StreamConfig(min_train=100, min_scores=100, refit_every=50, tail_every=10, period=48)
@@ -89,3 +90,30 @@ def test_loco_mode_prints_a_pooled_row(tmp_path, capsys):
     assert "pooled (held out)" in out
     last = json.loads(out.strip().splitlines()[-1])
     assert set(last) >= {"f1", "precision", "recall", "flag_rate"}
+
+
+def test_each_flag_says_which_feature_how_far_and_which_season():
+    x = daily(1200, 1)
+    x[1000] += 40
+    stream = SeriesStream(CFG)
+    result = stream.push(x)
+    assert set(result.explanations) == set(np.flatnonzero(result.flags))
+    why = result.explanations[1000]
+    assert why["feature"] == "diff" and why["direction"] == "above"
+    assert why["past_threshold_spreads"] > 5 and why["value"] > why["threshold"]
+    assert why["season"]["period_points"] == 48
+    assert why["season"]["now"] - why["season"]["then"] > 5  # today against a day ago
+    assert "48 points earlier" in summary(why)
+    assert "2 h earlier" in summary(why, step_seconds=150)
+
+
+def test_a_missing_daily_peak_is_explained_by_the_season():
+    x = daily(1400, 4)
+    x[1152 + 8 : 1152 + 16] -= 12  # the peak of one day does not come
+    stream = SeriesStream(replace(CFG, min_train=300))
+    result = stream.push(x)
+    flagged = [i for i in result.explanations if 1152 + 8 <= i < 1152 + 20]
+    assert flagged, "the missing peak was not flagged"
+    why = result.explanations[flagged[0]]
+    assert why["feature"] in ("seasonal", "shift", "level", "diff")
+    assert why["season"] is not None and why["season"]["then"] > why["season"]["now"]
