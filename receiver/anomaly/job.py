@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 import numpy as np
 import requests
 
+from receiver.anomaly import claims
 from receiver.anomaly import scores as anomaly_store
 from receiver.anomaly.explain import summary
 from receiver.anomaly.prometheus_source import Samples, SkipSeries, query_range
@@ -90,15 +91,35 @@ class AnomalyJob:
         self.progress = progress
         self.executor = ThreadPoolExecutor(1, "anomaly-refit") if background_refit else None
         self.states: dict[str, SeriesState] = {}
+        self.worker = claims.worker_id()
 
     def close(self) -> None:
         if self.executor:
             self.executor.shutdown(wait=False, cancel_futures=True)
         self.session.close()
+        if self.settings.share_series:
+            try:
+                with self.store.transaction() as conn:
+                    claims.release(conn, self.worker)
+            except Exception as exc:  # the leases run out by themselves
+                log.warning("anomaly claims not released", extra={"error": type(exc).__name__})
 
     def run_once(self, now: float | None = None) -> list[Outcome]:
         now = time.time() if now is None else now
-        return [self.run_series(s, now) for s in self.settings.series]
+        return [self.run_series(s, now) for s in self.claimed(now)]
+
+    def claimed(self, now: float) -> list[SeriesSettings]:
+        """The series this worker scores this run; the states of the others are dropped
+        (another worker has them, and a series coming back is backfilled afresh)."""
+        if not self.settings.share_series:
+            return list(self.settings.series)
+        lease = self.settings.lease_seconds or 2 * self.settings.interval_seconds
+        with self.store.transaction() as conn:
+            mine = claims.claim(conn, self.worker, [s.name for s in self.settings.series],
+                                datetime.fromtimestamp(now, UTC), lease)
+        for name in set(self.states) - mine:
+            del self.states[name]
+        return [s for s in self.settings.series if s.name in mine]
 
     def run_forever(self, stop: threading.Event) -> None:
         """Run every interval until `stop` is set; a failed run (say the database is

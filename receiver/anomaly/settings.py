@@ -124,6 +124,10 @@ class AnomalyJobSettings(Settings):
     prometheus_url: str = Field(default="http://127.0.0.1:9090", pattern=r"^https?://")
     interval_seconds: float = Field(default=60, ge=1, le=3600)
     timeout_seconds: float = Field(default=10, gt=0, le=120)
+    # several workers share the series through claims in the database (claims.py); a
+    # dead worker's series move once its lease ends (default: two intervals)
+    share_series: bool = True
+    lease_seconds: float | None = Field(default=None, gt=0, le=86400)
     series: list[SeriesSettings] = Field(default_factory=lambda: list(DEFAULT_SERIES),
                                          max_length=200)
     all_series: SeriesPolicy | None = None

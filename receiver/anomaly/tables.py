@@ -5,6 +5,8 @@ anomaly_scores           latest score per series, written by the anomaly job and
 anomaly_skips            how often each series was skipped, and why (a counter that
                          survives restarts and is the same whichever process is asked).
 incident_anomaly_scores  the scores of an incident's related series when it opened.
+anomaly_claims           which worker scores which series, until when (claims.py).
+anomaly_workers          the workers sharing the series, each until its lease ends.
 """
 
 from __future__ import annotations
@@ -51,4 +53,20 @@ incident_anomaly_scores = sa.Table(
     sa.Column("explanation", Json),
     sa.ForeignKeyConstraint(["incident_id"], ["incidents.id"], ondelete="CASCADE",
                             name="fk_incident_anomaly_scores_incident_id_incidents"),
+)
+
+anomaly_claims = sa.Table(
+    "anomaly_claims",
+    metadata,
+    sa.Column("series", sa.String(100), primary_key=True),
+    sa.Column("worker", sa.String(100), nullable=False),
+    sa.Column("lease_until", UTCDateTime, nullable=False),
+    sa.Column("claimed_at", UTCDateTime, nullable=False),
+)
+
+anomaly_workers = sa.Table(
+    "anomaly_workers",
+    metadata,
+    sa.Column("worker", sa.String(100), primary_key=True),
+    sa.Column("lease_until", UTCDateTime, nullable=False),
 )
