@@ -166,8 +166,9 @@ class FraudService:
         geo = (req.geo.lat, req.geo.lon) if req.geo is not None else None
         earlier, previous = self.history.record(user, now, geo)
         ev = patterns_mod.evaluate(req, self.settings.patterns, now, earlier, previous)
-        score = min(100, sum(f.contribution for f in ev.fired))
         outlier = self.outlier.score(ev.features)
+        patterns_mod.add_outlier(ev, outlier, self.settings.outlier)
+        score = min(100, sum(f.contribution for f in ev.fired))
         self.outlier.add(ev.features)
         level, decision = self.level(score), self.decision(score)
         check_id = check_ids.next()

@@ -86,7 +86,7 @@ class FraudMetrics:
         for level in LEVELS:  # every series exists from the first scrape
             for decision in DECISIONS:
                 self.checks.labels(level, decision)
-        for name in pattern_names:
+        for name in [*pattern_names, "outlier"]:  # the outlier score fires like one
             self.patterns.labels(name)
         self._lock = threading.Lock()
         self._reset()

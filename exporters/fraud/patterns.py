@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from exporters.fraud.request import CheckRequest
-from exporters.fraud.settings import Patterns
+from exporters.fraud.settings import Outlier, Patterns
 
 EARTH_RADIUS_KM = 6371.0088
 SIGNALS = 9  # one per pattern
+OUTLIER = "outlier"  # the outlier score's name where it fires like a pattern
 FEATURES = ("quantity", "requests_per_minute", "payment_methods", "session_seconds",
             "mouse_movements", "median_keystroke_ms", "travel_kmh", "bot_user_agent")
 
@@ -168,3 +169,10 @@ def evaluate(req: CheckRequest, cfg: Patterns, now: float, earlier: list[float],
         bot,
     ]
     return ev
+
+
+def add_outlier(ev: Evaluation, outlier: float | None, cfg: Outlier) -> None:
+    """Let the outlier score take part in the decision (settings.Outlier says how)."""
+    if outlier is not None and cfg.weight and outlier >= cfg.above:
+        ev.fired.append(Fired(OUTLIER, cfg.weight,
+                              f"less usual than {outlier:.1%} of recent checks"))

@@ -110,9 +110,21 @@ class History(Settings):
 
 class Outlier(Settings):
     """PyOD's empirical-CDF detectors, fitted in the refitter process and scored in the
-    workers without PyOD (see exporters.fraud.ecdf)."""
+    workers without PyOD (see exporters.fraud.ecdf).
+
+    The score takes part in the decision like a pattern named "outlier": a check whose
+    outlier score (the share of recent checks less unusual) is at least `above` adds
+    `weight`. That catches bots that stay under every single pattern's threshold yet
+    look like no customer. The defaults send such a check to review on its own
+    (weight = levels.review_from), never to block, and `above` is a review budget:
+    about 1 % of ordinary customers score above 0.95 when a few percent of recent
+    traffic is odd (bench/fraud_decisions.py prints both sides). `weight: 0` leaves
+    the decision to the patterns alone; the outlier score is still reported.
+    """
 
     detector: Literal["ECOD", "COPOD"] = "ECOD"
+    weight: int = Field(50, ge=0, le=100)
+    above: float = Field(0.95, gt=0, lt=1)
     window: int = Field(5000, ge=50, le=200_000, description="recent checks the model sees")
     min_samples: int = Field(200, ge=20)
     refit_seconds: float = Field(30, gt=0)

@@ -23,6 +23,10 @@ import warnings
 import numpy as np
 
 DETECTORS = ("ecod", "copod", "hbos", "iforest")
+# How per-column ECOD/COPOD tail scores become one: PyOD sums them; "max" takes the
+# strangest column alone, so one broken feature is not diluted by the ordinary others
+# and the flag can name the feature that made it.
+COMBINES = ("sum", "max")
 
 
 def _robust_scales(sorted_cols: np.ndarray) -> np.ndarray:
@@ -51,10 +55,13 @@ class FittedDetector:
     """A detector fitted on training rows; `score` is a pure function of one row."""
 
     def __init__(self, kind: str, train: np.ndarray, seed: int = 0,
-                 ranked: np.ndarray | None = None) -> None:
+                 ranked: np.ndarray | None = None, combine: str = "sum") -> None:
         """`ranked` may give train's columns already sorted, shape (k, n)."""
         if kind not in DETECTORS:
             raise ValueError(f"unknown detector {kind!r} (choose from {', '.join(DETECTORS)})")
+        if combine not in COMBINES:
+            raise ValueError(f"unknown combine {combine!r}")
+        self.combine = combine
         if train.ndim != 2 or len(train) < 10:
             raise ValueError("need at least 10 training rows")
         self.kind = kind
@@ -104,11 +111,18 @@ class FittedDetector:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 return self.model.decision_function(rows)
-        u_l, u_r = self._tails(rows)
+        per_column = self.column_scores(rows)
+        if self.combine == "max":
+            return per_column.max(axis=1)
+        return per_column.sum(axis=1)
+
+    def column_scores(self, rows: np.ndarray) -> np.ndarray:
+        """(n, k) per-column tail scores of ECOD/COPOD: which feature is strange."""
+        if self.kind in ("hbos", "iforest"):
+            raise ValueError(f"{self.kind} has no per-column scores")
+        u_l, u_r = self._tails(np.asarray(rows, dtype=np.float64))
         sk = self.skew_sign
         u_skew = u_l * -1 * np.sign(sk - 1) + u_r * np.sign(sk + 1)
         if self.kind == "ecod":
-            out = np.maximum(np.maximum(u_l, u_r), u_skew)
-        else:  # copod
-            out = np.maximum(u_skew, (u_l + u_r) / 2)
-        return out.sum(axis=1)
+            return np.maximum(np.maximum(u_l, u_r), u_skew)
+        return np.maximum(u_skew, (u_l + u_r) / 2)  # copod

@@ -20,7 +20,9 @@ from datetime import UTC, datetime
 import numpy as np
 import requests
 
+from receiver.anomaly import claims
 from receiver.anomaly import scores as anomaly_store
+from receiver.anomaly.explain import summary
 from receiver.anomaly.prometheus_source import Samples, SkipSeries, query_range
 from receiver.anomaly.settings import AnomalyJobSettings, SeriesSettings
 from receiver.anomaly.stream import SeriesStream, StreamConfig, config_for_step
@@ -35,6 +37,16 @@ def stream_config(s: SeriesSettings) -> StreamConfig:
                            suppress_seconds=s.suppress_seconds, risk=s.risk,
                            min_train=s.min_train, min_scores=s.min_scores,
                            refit_every=s.refit_every)
+
+
+def describe(explanation: dict, step_seconds: float, at: float) -> dict:
+    """The stream's explanation in time: when, the season's lag in seconds, a summary."""
+    out = {**explanation, "flagged_at": datetime.fromtimestamp(at, UTC).isoformat(),
+           "summary": summary(explanation, step_seconds)}
+    if out.get("season"):
+        out["season"] = {**out["season"],
+                         "lag_seconds": out["season"]["period_points"] * step_seconds}
+    return out
 
 
 def first_score_after(cfg: StreamConfig) -> int:
@@ -79,15 +91,35 @@ class AnomalyJob:
         self.progress = progress
         self.executor = ThreadPoolExecutor(1, "anomaly-refit") if background_refit else None
         self.states: dict[str, SeriesState] = {}
+        self.worker = claims.worker_id()
 
     def close(self) -> None:
         if self.executor:
             self.executor.shutdown(wait=False, cancel_futures=True)
         self.session.close()
+        if self.settings.share_series:
+            try:
+                with self.store.transaction() as conn:
+                    claims.release(conn, self.worker)
+            except Exception as exc:  # the leases run out by themselves
+                log.warning("anomaly claims not released", extra={"error": type(exc).__name__})
 
     def run_once(self, now: float | None = None) -> list[Outcome]:
         now = time.time() if now is None else now
-        return [self.run_series(s, now) for s in self.settings.series]
+        return [self.run_series(s, now) for s in self.claimed(now)]
+
+    def claimed(self, now: float) -> list[SeriesSettings]:
+        """The series this worker scores this run; the states of the others are dropped
+        (another worker has them, and a series coming back is backfilled afresh)."""
+        if not self.settings.share_series:
+            return list(self.settings.series)
+        lease = self.settings.lease_seconds or 2 * self.settings.interval_seconds
+        with self.store.transaction() as conn:
+            mine = claims.claim(conn, self.worker, [s.name for s in self.settings.series],
+                                datetime.fromtimestamp(now, UTC), lease)
+        for name in set(self.states) - mine:
+            del self.states[name]
+        return [s for s in self.settings.series if s.name in mine]
 
     def run_forever(self, stop: threading.Event) -> None:
         """Run every interval until `stop` is set; a failed run (say the database is
@@ -135,14 +167,21 @@ class AnomalyJob:
             result = self._advance(s, state, samples)
         if result is None:
             return Outcome(s.name, "up_to_date")
-        scores, flags, values, last_time = result
+        scores, flags, values, last_time, explanations = result
         if not np.isfinite(scores[-1]):
             raise SkipSeries("too_little_history", "still warming up")
         anomalous = bool(flags.any() or scores[-1] >= 1 - s.risk)
+        explanation = None
+        if anomalous:
+            stream = self.states[s.name].stream
+            at = max(explanations) if explanations else len(scores) - 1
+            explanation = explanations.get(at) or stream.explain_at(stream.count - 1)
+            explanation = describe(explanation, s.step_seconds,
+                                   last_time - (len(scores) - 1 - at) * s.step_seconds)
         latest = anomaly_store.LatestScore(
             s.name, float(scores[-1]), anomalous, float(values[-1]),
             datetime.fromtimestamp(last_time, UTC),
-            [sel.model_dump(exclude_none=True) for sel in s.relates_to])
+            [sel.model_dump(exclude_none=True) for sel in s.relates_to], explanation)
         with self.store.transaction() as conn:
             anomaly_store.save_score(conn, latest, datetime.now(UTC))
         return Outcome(s.name, "scored", float(scores[-1]), anomalous)
@@ -159,10 +198,10 @@ class AnomalyJob:
         # the history is scored with inline refits (the same scores as the benchmark);
         # from then on new points never wait for a refit
         stream = SeriesStream(cfg)
-        scores, flags = self._push(stream, tail.values, s.name)
+        scores, flags, explanations = self._push(stream, tail.values, s.name)
         stream.executor = self.executor
         self.states[s.name] = SeriesState(stream, float(tail.times[-1]))
-        return scores, flags, tail.values, float(tail.times[-1])
+        return scores, flags, tail.values, float(tail.times[-1]), explanations
 
     def _advance(self, s: SeriesSettings, state: SeriesState, samples: Samples):
         if not len(samples.times):
@@ -172,9 +211,9 @@ class AnomalyJob:
             raise SkipSeries("gap", "samples missing since the last run")
         if not np.all(np.isfinite(samples.values)):
             raise SkipSeries("nan", "the series returned NaN")
-        scores, flags = self._push(state.stream, samples.values, s.name)
+        scores, flags, explanations = self._push(state.stream, samples.values, s.name)
         state.last_time = float(samples.times[-1])
-        return scores, flags, samples.values, state.last_time
+        return scores, flags, samples.values, state.last_time, explanations
 
     def _push(self, stream: SeriesStream, values: np.ndarray, name: str):
         chunks = range(0, len(values), CHUNK)
@@ -185,11 +224,14 @@ class AnomalyJob:
         else:
             bar = None
         results = []
+        explanations: dict[int, dict] = {}
         for i in chunks:
-            results.append(stream.push(values[i : i + CHUNK]))
+            result = stream.push(values[i : i + CHUNK])
+            results.append(result)
+            explanations.update({i + k: e for k, e in result.explanations.items()})
             if bar:
                 bar.update(len(values[i : i + CHUNK]))
         if bar:
             bar.close()
         return (np.concatenate([r.scores for r in results]),
-                np.concatenate([r.flags for r in results]))
+                np.concatenate([r.flags for r in results]), explanations)

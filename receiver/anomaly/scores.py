@@ -3,7 +3,8 @@
 The job writes the latest score per series and counts skips; the receiver's /metrics
 reads them (`anomaly_gauges`, a StoreCollector source); the incident hook copies the
 scores of the series related to an incident's alerts when it opens, so the incident
-shows what the detectors thought at that moment, not now.
+shows what the detectors thought at that moment, not now, and why (the explanation of
+the latest anomalous point: feature, distance past its threshold, season compared).
 """
 
 from __future__ import annotations
@@ -30,11 +31,13 @@ class LatestScore:
     value: float
     at: datetime
     relates_to: list[dict]
+    explanation: dict | None = None  # of the newest anomalous point, when anomalous
 
 
 def save_score(conn: Connection, s: LatestScore, now: datetime) -> None:
     values = {"series": s.series, "score": s.score, "anomalous": s.anomalous,
-              "value": s.value, "at": s.at, "relates_to": s.relates_to, "updated_at": now}
+              "value": s.value, "at": s.at, "relates_to": s.relates_to, "updated_at": now,
+              "explanation": s.explanation}
     ins = dialect_insert(conn, anomaly_scores).values(values)
     conn.execute(ins.on_conflict_do_update(
         index_elements=[anomaly_scores.c.series],
@@ -91,7 +94,7 @@ def on_incident_event(conn: Connection, event: IncidentEvent) -> None:
     labels = {**(row.group_labels or {}), **(row.common_labels or {})}
     snapshot = [
         {"incident_id": event.incident_id, "series": s.series, "score": s.score,
-         "anomalous": s.anomalous, "at": s.at}
+         "anomalous": s.anomalous, "at": s.at, "explanation": s.explanation}
         for s in conn.execute(sa.select(anomaly_scores))
         if any(_matches(sel, labels) for sel in s.relates_to or [])
     ]
@@ -108,4 +111,5 @@ def incident_scores(conn: Connection, incident_id: int) -> list[dict]:
         .where(incident_anomaly_scores.c.incident_id == incident_id)
         .order_by(incident_anomaly_scores.c.series)).mappings()
     return [{"series": r["series"], "score": round(r["score"], 4),
-             "anomalous": r["anomalous"], "at": r["at"].isoformat()} for r in rows]
+             "anomalous": r["anomalous"], "at": r["at"].isoformat(),
+             "explanation": r["explanation"]} for r in rows]

@@ -30,9 +30,10 @@ class SeriesSettings(Settings):
     step_seconds: float = Field(default=60, ge=1, le=86400)
     history_seconds: float = Field(default=7 * 86400, gt=0)
     detector: Literal["ecod", "copod", "hbos", "iforest"] = "ecod"
-    risk: float = Field(default=1e-4, gt=0, lt=0.1)
+    # risk and suppression: the policy bench/anomaly_nab.py --loco picks on the dev data
+    risk: float = Field(default=3e-4, gt=0, lt=0.1)
     season_seconds: float = Field(default=86400, ge=0)  # 0: no seasonal feature
-    suppress_seconds: float = Field(default=6 * 3600, ge=0)
+    suppress_seconds: float = Field(default=24 * 3600, ge=0)
     min_train: int = Field(default=200, ge=10, le=TRAIN_POINTS)  # points before the first fit
     min_scores: int = Field(default=100, ge=20, le=100_000)  # scores before the first flag
     refit_every: int = Field(default=100, ge=1, le=10_000)  # points between model refits
@@ -123,6 +124,10 @@ class AnomalyJobSettings(Settings):
     prometheus_url: str = Field(default="http://127.0.0.1:9090", pattern=r"^https?://")
     interval_seconds: float = Field(default=60, ge=1, le=3600)
     timeout_seconds: float = Field(default=10, gt=0, le=120)
+    # several workers share the series through claims in the database (claims.py); a
+    # dead worker's series move once its lease ends (default: two intervals)
+    share_series: bool = True
+    lease_seconds: float | None = Field(default=None, gt=0, le=86400)
     series: list[SeriesSettings] = Field(default_factory=lambda: list(DEFAULT_SERIES),
                                          max_length=200)
     all_series: SeriesPolicy | None = None

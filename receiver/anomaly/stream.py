@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from receiver.anomaly import features, windows
-from receiver.anomaly.detectors import DETECTORS, FittedDetector
+from receiver.anomaly.detectors import COMBINES, DETECTORS, FittedDetector
+from receiver.anomaly.explain import explain
 from receiver.anomaly.thresholds import TailModel, slide, suppress
 
 
@@ -30,6 +31,7 @@ class StreamConfig:
     """Detector and threshold policy of one series (all lengths in points)."""
 
     detector: str = "ecod"
+    combine: str = "max"  # per-column tail scores: "max" (strangest column) or "sum" (PyOD)
     period: int = 0  # seasonal lag; used once enough history exists
     seasons: int = 1  # past periods in the seasonal baseline, as history allows
     train_points: int = windows.TRAIN_POINTS  # most recent feature rows a model is fitted on
@@ -39,12 +41,15 @@ class StreamConfig:
     tail_level: float = 0.95
     min_scores: int = 100  # past scores needed before flagging
     score_history: int = 3000
-    risk: float = 1e-4  # flag when P(score this high) < risk (SPOT uses 1e-4..1e-3)
-    suppress: int = 144  # points after a flag in which no new flag is raised
+    risk: float = 3e-4  # flag when P(score this high) < risk (SPOT uses 1e-4..1e-3)
+    suppress: int = 288  # quiet points after a candidate before a new flag may be raised
+    season_min_acf: float = 0.3  # use the seasonal column only where the series repeats
 
     def __post_init__(self) -> None:
         if self.detector not in DETECTORS:
             raise ValueError(f"unknown detector {self.detector!r}")
+        if self.combine not in COMBINES:
+            raise ValueError(f"unknown combine {self.combine!r}")
         if not 0 < self.risk < 1:
             raise ValueError("risk must be between 0 and 1")
         if min(self.train_points, self.min_train, self.refit_every, self.min_scores) < 1:
@@ -67,7 +72,7 @@ class _Model:
 
 
 def fit_detector(kind: str, spec: features.FeatureSpec, rows: np.ndarray, first: int,
-                 end: int, previous: _Model | None) -> _Model:
+                 end: int, previous: _Model | None, combine: str = "sum") -> _Model:
     """Fit on `rows` (points first..end-1). When the previous model's training window
     overlaps this one, its sorted columns are slid forward rather than sorted again."""
     cols = np.ascontiguousarray(rows.T)
@@ -81,30 +86,49 @@ def fit_detector(kind: str, spec: features.FeatureSpec, rows: np.ndarray, first:
             ranked = np.stack([
                 slide(old[j], previous.train_cols[j, :leaving], cols[j, len(rows) - entering :])
                 for j in range(len(cols))])
-    return _Model(spec, FittedDetector(kind, rows, ranked=ranked), first, end, cols)
+    return _Model(spec, FittedDetector(kind, rows, ranked=ranked, combine=combine),
+                  first, end, cols)
 
 
 @dataclass
 class StreamResult:
     scores: np.ndarray  # 0..1, NaN where no score yet
     flags: np.ndarray  # bool
+    # why, for each flagged point: index in this push -> explain.explain()'s dict
+    explanations: dict[int, dict] = field(default_factory=dict)
 
 
-def fit_spec(cfg: StreamConfig, end: int) -> features.FeatureSpec:
+def fit_spec(cfg: StreamConfig, end: int, period: int | None = None) -> features.FeatureSpec:
     """The richest feature set `end` points of history can train: seasonal columns
     over as many past periods as leave `min_train` rows."""
+    period = cfg.period if period is None else period
     spec = features.FeatureSpec(0)
-    for seasons in range(1, cfg.seasons + 1) if cfg.period else ():
-        seasonal = features.FeatureSpec(cfg.period, seasons)
+    for seasons in range(1, cfg.seasons + 1) if period else ():
+        seasonal = features.FeatureSpec(period, seasons)
         if end - seasonal.lookback >= cfg.min_train:
             spec = seasonal
     return spec
 
 
-def training_window(cfg: StreamConfig, end: int) -> tuple[features.FeatureSpec, int] | None:
+def seasonal_strength(values: np.ndarray, period: int) -> float:
+    """Autocorrelation of `values` at lag `period` (0 when too short or constant).
+
+    A daily column only helps a series that repeats daily; on one that does not it
+    adds noise to every score, so a stream checks before using it."""
+    if period < 2 or len(values) < 2 * period + 10:
+        return 0.0
+    a, b = values[period:], values[:-period]
+    a = a - a.mean()
+    b = b - b.mean()
+    den = float(np.sqrt(np.dot(a, a) * np.dot(b, b)))
+    return float(np.dot(a, b)) / den if den > 0 else 0.0
+
+
+def training_window(cfg: StreamConfig, end: int, period: int | None = None
+                    ) -> tuple[features.FeatureSpec, int] | None:
     """Feature set and first point (local index) of the model fitted on the points
     before local index `end`; None while too few."""
-    spec = fit_spec(cfg, end)
+    spec = fit_spec(cfg, end, period)
     first = max(spec.lookback, end - cfg.train_points)
     if end - first < cfg.min_train:
         return None
@@ -132,6 +156,8 @@ class SeriesStream:
         self.last_fit_request = -(10**12)
         self.last_candidate = -(10**12)
         self.last_tail_fit = -(10**12)
+        self.season: int | None = None  # period in use, once decided
+        self.season_strength = 0.0
         self.fit_hook: Callable[[], None] | None = None  # tests: observe refits
 
     @property
@@ -152,17 +178,28 @@ class SeriesStream:
         if at - self.last_fit_request < self.cfg.refit_every or self.pending is not None:
             return
         self.last_fit_request = at
-        window = training_window(self.cfg, at - self.offset)
+        window = training_window(self.cfg, at - self.offset, self._period(at - self.offset))
         if window is not None:
             spec, first = window
             rows = self.sums.rows(first, at - self.offset, spec)
-            args = (self.cfg.detector, spec, rows, first + self.offset, at, self.model)
+            args = (self.cfg.detector, spec, rows, first + self.offset, at, self.model,
+                    self.cfg.combine)
             if self.executor is None:
                 self.model = fit_detector(*args)
             else:
                 self.pending = self.executor.submit(fit_detector, *args)
         if self.fit_hook:
             self.fit_hook()
+
+    def _period(self, end: int) -> int:
+        """The configured period if the history before local index `end` repeats at
+        it, else 0; decided once, when the history first covers two periods."""
+        cfg = self.cfg
+        if self.season is None and cfg.period and end >= 2 * cfg.period + 10:
+            strength = seasonal_strength(self.sums.values[:end], cfg.period)
+            self.season = cfg.period if strength >= cfg.season_min_acf else 0
+            self.season_strength = strength
+        return self.season or 0 if cfg.season_min_acf > 0 else cfg.period
 
     def push(self, new_values: np.ndarray) -> StreamResult:
         """Append points (finite floats) and score each of them."""
@@ -174,6 +211,7 @@ class SeriesStream:
         end = self.count
         scores = np.full(len(new_values), np.nan)
         flags = np.zeros(len(new_values), dtype=bool)
+        explanations: dict[int, dict] = {}
         pos = start
         while pos < end:
             self._maybe_refit(pos)
@@ -181,9 +219,20 @@ class SeriesStream:
             if self.model is not None:
                 self._score(pos, seg_end, scores[pos - start : seg_end - start],
                             flags[pos - start : seg_end - start])
+                for k in np.flatnonzero(flags[pos - start : seg_end - start]):
+                    explanations[pos - start + int(k)] = self.explain_at(pos + int(k))
             pos = seg_end
         self._trim()
-        return StreamResult(scores, flags)
+        return StreamResult(scores, flags, explanations)
+
+    def explain_at(self, at: int) -> dict:
+        """Why the point at global index `at` (one of the last pushed) scored as it
+        did, under the current model (the one that scored it, for a flag)."""
+        spec = self.model.spec
+        local = at - self.offset
+        row = self.sums.rows(local, local + 1, spec)[0]
+        recent = float(self.sums.short[local]) / windows.SHORT
+        return explain(self.model.detector, spec.names, row, recent, spec.period, spec.seasons)
 
     def _score(self, lo: int, hi: int, scores_out: np.ndarray, flags_out: np.ndarray) -> None:
         """Raw scores for [lo, hi) with one model, then tail probabilities block by block."""
@@ -243,7 +292,7 @@ def config_for_step(
     step_seconds: float,
     detector: str = "ecod",
     season_seconds: float = DAY,
-    suppress_seconds: float = 6 * 3600,
+    suppress_seconds: float = 24 * 3600,
     **overrides,
 ) -> StreamConfig:
     """A policy expressed in time, turned into points for a series sampled every step."""

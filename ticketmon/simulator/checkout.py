@@ -64,6 +64,47 @@ def purchase(rng: random.Random, s: CheckoutSettings) -> dict:
                         "keystroke_intervals_ms": [rng.uniform(60, 300) for _ in range(6)]}}
 
 
+KINDS = ("human", "bot", "scalper", "evasive_bot")
+
+
+def scalper(rng: random.Random) -> dict:
+    """A person buying to resell: a real browser and session, bulk tickets, many cards."""
+    body = purchase(rng, CheckoutSettings(bot_share=0, users=1))
+    body.update(user_id=f"scalper-{rng.randrange(20)}", quantity=rng.choice([11, 15, 24, 40]),
+                payment_methods_recent=rng.choice([2, 4, 5]))
+    return body
+
+
+def evasive_bot(rng: random.Random) -> dict:
+    """A bot tuned to stay just under every single pattern's threshold (defaults):
+    browser agent, up to 10 tickets, under 60 requests/min, at most 3 cards, a few mouse
+    moves, keystrokes just over 10 ms apart, 5-8 s sessions, jittered timing; only the
+    combination is unlike a customer."""
+    lat, lon = rng.choice(CITIES)
+    return {"user_id": f"evader-{rng.randrange(50)}", "event_id": f"evt-{rng.randrange(8)}",
+            "quantity": rng.choice([6, 8, 10]), "requests_per_minute": rng.uniform(40, 59),
+            "payment_methods_recent": rng.choice([2, 3]),
+            "ip": f"198.51.100.{rng.randrange(1, 255)}",
+            "geo": {"lat": lat, "lon": lon}, "user_agent": rng.choice(HUMAN_AGENTS),
+            "session": {"duration_seconds": rng.uniform(5.2, 8), "mouse_movements":
+                        rng.randrange(1, 4),
+                        "keystroke_intervals_ms": [rng.uniform(10.5, 16) for _ in range(8)]}}
+
+
+def labelled(rng: random.Random, shares: dict[str, float], s: CheckoutSettings
+             ) -> tuple[str, dict]:
+    """One attempt and its true kind, drawn with `shares` (kind -> share; the rest human):
+    the labelled mix bench/fraud_decisions.py measures decisions on."""
+    draw = rng.random()
+    for kind, share in shares.items():
+        if draw < share:
+            if kind == "bot":
+                return kind, purchase(rng, s.model_copy(update={"bot_share": 1.0}))
+            return kind, scalper(rng) if kind == "scalper" else evasive_bot(rng)
+        draw -= share
+    return "human", purchase(rng, s.model_copy(update={"bot_share": 0.0}))
+
+
 def run_traffic(s: CheckoutSettings) -> dict[str, int]:
     rng = random.Random(s.seed)
     session = requests.Session()

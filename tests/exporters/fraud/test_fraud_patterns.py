@@ -118,3 +118,29 @@ def test_weights_and_thresholds_come_from_config(make_fraud_app):
     c.environ_base["HTTP_AUTHORIZATION"] = "Bearer tm_checkout_token_0123456789"
     answer = check(c, quantity=5, user_agent="curl/8.0")
     assert fired(answer) == {"bulk_purchase"} and answer["decision"] == "block"
+
+
+def test_outlier_fires_like_a_pattern_only_at_or_above_its_threshold():
+    from exporters.fraud.patterns import Evaluation, add_outlier
+    from exporters.fraud.settings import Outlier
+
+    cfg = Outlier(weight=50, above=0.95)
+    for score, fires in ((None, False), (0.2, False), (0.9499, False), (0.95, True), (1.0, True)):
+        ev = Evaluation()
+        add_outlier(ev, score, cfg)
+        assert [f.contribution for f in ev.fired] == ([50] if fires else []), score
+    ev = Evaluation()
+    add_outlier(ev, 1.0, Outlier(weight=0))
+    assert ev.fired == []
+
+
+def test_labelled_mix_draws_every_kind_with_its_share():
+    import random
+
+    from ticketmon.simulator.checkout import KINDS, CheckoutSettings, labelled
+
+    rng = random.Random(1)
+    kinds = [labelled(rng, {"bot": 0.1, "scalper": 0.1, "evasive_bot": 0.1},
+                      CheckoutSettings())[0] for _ in range(2000)]
+    assert set(kinds) == set(KINDS)
+    assert 0.6 < kinds.count("human") / len(kinds) < 0.8

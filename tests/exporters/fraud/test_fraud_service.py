@@ -233,3 +233,35 @@ def _children(parent: int) -> dict[int, str]:
 
 def _maps(pid: int) -> str:
     return Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_outlier_score_takes_part_in_the_decision_with_its_weight(make_fraud_app):
+    def odd_and_normal(weight: int):
+        app = make_fraud_app(outlier={"min_samples": 50, "weight": weight, "above": 0.95})
+        c = app.test_client()
+        c.environ_base["HTTP_AUTHORIZATION"] = "Bearer tm_checkout_token_0123456789"
+        rng = np.random.default_rng(3)
+        for i in range(300):
+            c.post("/api/v1/fraud/check", json={
+                **GOOD, "user_id": f"n{i}", "quantity": int(rng.integers(1, 4)),
+                "session": {"duration_seconds": float(rng.uniform(60, 600)),
+                            "mouse_movements": int(rng.integers(50, 500))}})
+        assert app.extensions["fraud"].outlier.refit()
+        # under every pattern's threshold, but unlike every recent check
+        odd = c.post("/api/v1/fraud/check", json={
+            **GOOD, "user_id": "odd", "quantity": 10,
+            "session": {"duration_seconds": 6, "mouse_movements": 1}}).json
+        normal = c.post("/api/v1/fraud/check", json={
+            **GOOD, "user_id": "n-x", "quantity": 2,
+            "session": {"duration_seconds": 300, "mouse_movements": 200}}).json
+        return odd, normal
+
+    odd, normal = odd_and_normal(50)
+    assert odd["outlier_score"] >= 0.95
+    assert odd["decision"] == "review" and odd["risk_score"] == 50
+    assert odd["patterns"] == [{"pattern": "outlier", "contribution": 50,
+                                "detail": odd["patterns"][0]["detail"]}]
+    assert normal["decision"] == "allow" and normal["patterns"] == []
+    ignored, _ = odd_and_normal(0)  # weight 0: the score is reported, the patterns decide
+    assert ignored["outlier_score"] >= 0.95 and ignored["decision"] == "allow"
+    assert ignored["patterns"] == []

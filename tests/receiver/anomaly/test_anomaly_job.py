@@ -52,6 +52,11 @@ def test_spike_scores_high_and_flat_does_not(backfilled, store):
         rows = {r.series: r for r in conn.execute(sa.select(anomaly_scores))}
     assert rows["spike"].anomalous and not rows["flat"].anomalous
     assert rows["spike"].at == datetime.fromtimestamp(end, UTC)
+    why = rows["spike"].explanation  # the last point jumped by 40 on noise of 1
+    assert why["feature"] in ("level", "diff") and why["direction"] == "above"
+    assert why["past_threshold_spreads"] > 0
+    assert why["flagged_at"] == datetime.fromtimestamp(end, UTC).isoformat()
+    assert why["feature"] in why["summary"] and rows["flat"].explanation is None
 
 
 def test_next_run_scores_only_new_points(backfilled, store):

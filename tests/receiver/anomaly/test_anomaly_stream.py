@@ -10,7 +10,8 @@ from receiver.anomaly.detectors import FittedDetector
 from receiver.anomaly.stream import SeriesStream, StreamConfig, config_for_step, fit_detector
 from receiver.anomaly.thresholds import TailModel, slide, suppress
 
-CFG = StreamConfig(min_train=100, min_scores=100, refit_every=50, tail_every=10, period=48)
+CFG = StreamConfig(min_train=100, min_scores=100, refit_every=50, tail_every=10, period=48,
+                   risk=1e-4, suppress=144, combine="sum")
 
 
 def series(n: int = 900, seed: int = 1) -> np.ndarray:
