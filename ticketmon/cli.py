@@ -18,6 +18,7 @@ COMPONENTS = {
     "receiver": "receiver.cli",
     "rules": "ticketmon.rules.cli",
     "dashboards": "ticketmon.dashboards.cli",
+    "report": "ticketmon.reports.cli",
     "exporter": "exporters.cli",
     "simulator": "ticketmon.simulator.cli",
 }
