@@ -11,7 +11,7 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from receiver.anomaly.scores import anomaly_gauges
-from receiver.api import admin, alerts, escalation, incidents, openapi, ops, webhook
+from receiver.api import admin, alerts, escalation, incidents, openapi, ops, reports, webhook
 from receiver.api.common import ApiError, Receiver, error_body
 from receiver.escalation.metrics import outbox_gauges
 from receiver.metrics import ReceiverMetrics
@@ -26,7 +26,7 @@ from ticketmon.core.metrics_guard import Guard
 
 log = logging.getLogger("receiver")
 BLUEPRINTS = (webhook.bp, incidents.bp, alerts.bp, admin.bp, ops.bp, openapi.bp,
-              escalation.bp)
+              escalation.bp, reports.bp)
 
 
 def _load_hook(spec: str):

@@ -17,6 +17,7 @@ from receiver.channels.registry import ChannelSettings
 from receiver.escalation.policy import parse_duration
 from receiver.reconcile.settings import ReconcileSettings
 from ticketmon.core.config import Settings
+from ticketmon.reports.schedule import ReportScheduleSettings
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
@@ -47,6 +48,7 @@ class WorkerSettings(Settings):
     anomaly: AnomalyJobSettings | None = None  # also run the anomaly job; None: off
     # reconcile with Alertmanager's API (default: every 60s with alertmanager_url)
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
+    reports: ReportScheduleSettings | None = None  # send reports/*.yaml on schedule; None: off
 
     @model_validator(mode="before")
     @classmethod
