@@ -72,3 +72,25 @@ def report_file(run_id: int):
         raise NotFound(f"report run {run_id} has no file (not built, or removed)")
     mimetype = {"html": "text/html", "md": "text/markdown", "json": "application/json"}[fmt]
     return send_file(Path(path).resolve(), mimetype=mimetype)
+
+
+def _openapi() -> None:
+    from receiver.api.openapi import OBJ, _errors, _ok, _path, _query, register_paths
+
+    register_paths({
+        "/api/v1/reports": {"get": {
+            "summary": "Scheduled report runs, newest first (viewer; a tenant's callers see "
+                       "its reports)", "tags": ["reports"],
+            "parameters": [_query("report", "report name (reports/NAME.yaml)"),
+                           _query("state", "running, retry, delivered or failed"),
+                           _query("limit", "page size", {"type": "integer"})],
+            "responses": {**_ok("{reports: [...]}", OBJ), **_errors(400, 401, 403, 503)}}},
+        "/api/v1/reports/{run_id}/file": {"get": {
+            "summary": "The rendered report of one run (HTML, Markdown or JSON) (viewer)",
+            "tags": ["reports"], "parameters": [_path("run_id")],
+            "responses": {"200": {"description": "the report file"},
+                          **_errors(401, 403, 404, 503)}}},
+    })
+
+
+_openapi()

@@ -47,6 +47,8 @@ def main(args: argparse.Namespace) -> int:
     if fmt == "html" and args.out is None and sys.stdout.isatty():
         print("ticketmon: an HTML report goes to a file: add --out FILE", file=sys.stderr)
         return 2
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
     try:
         produced = produce(spec, start, end, args.prometheus, fmt, args.database_url,
                            chart_dir=args.out.parent if args.out else None)
