@@ -12,7 +12,17 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from receiver.anomaly.scores import anomaly_gauges
-from receiver.api import admin, alerts, escalation, incidents, oncall, openapi, ops, webhook
+from receiver.api import (
+    admin,
+    alerts,
+    escalation,
+    incidents,
+    oncall,
+    openapi,
+    ops,
+    reports,
+    webhook,
+)
 from receiver.api.common import ApiError, Receiver, error_body
 from receiver.escalation.metrics import outbox_gauges
 from receiver.metrics import ReceiverMetrics
@@ -29,7 +39,7 @@ from ticketmon.core.metrics_guard import Guard
 
 log = logging.getLogger("receiver")
 BLUEPRINTS = (webhook.bp, incidents.bp, alerts.bp, admin.bp, ops.bp, openapi.bp,
-              escalation.bp, oncall.bp)
+              escalation.bp, oncall.bp, reports.bp)
 
 
 def _load_hook(spec: str):

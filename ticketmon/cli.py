@@ -20,6 +20,7 @@ COMPONENTS = {
     "receiver": "receiver.cli",
     "rules": "ticketmon.rules.cli",
     "dashboards": "ticketmon.dashboards.cli",
+    "report": "ticketmon.reports.cli",
     "exporter": "exporters.cli",
     "simulator": "ticketmon.simulator.cli",
     "oncall": "receiver.oncall.cli",

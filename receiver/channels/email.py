@@ -81,8 +81,11 @@ class EmailChannel:
         return mail
 
     def send(self, message: Message) -> DeliveryResult:
+        return self.deliver(self.build(message))
+
+    def deliver(self, mail: EmailMessage) -> DeliveryResult:
+        """Send a built message (an incident notification or a scheduled report)."""
         s = self.settings
-        mail = self.build(message)
         try:
             if s.security == "tls":
                 smtp = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout,

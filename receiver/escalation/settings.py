@@ -19,6 +19,7 @@ from receiver.oncall.service import OncallSettings
 from receiver.reconcile.settings import ReconcileSettings
 from ticketmon.core.config import Settings
 from ticketmon.core.metrics_guard import GuardSettings
+from ticketmon.reports.schedule import ReportScheduleSettings
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
@@ -52,6 +53,7 @@ class WorkerSettings(Settings):
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
     # people, schedules and the methods that reach people (Twilio, a Slack bot)
     oncall: OncallSettings = Field(default_factory=OncallSettings)
+    reports: ReportScheduleSettings | None = None  # send reports/*.yaml on schedule; None: off
 
     @model_validator(mode="before")
     @classmethod

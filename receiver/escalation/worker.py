@@ -245,6 +245,17 @@ class Worker:
         with self.engine.connect() as conn:
             return queries.installation_id(conn)
 
+    def start_reports(self):
+        """The scheduled reports job (ticketmon.reports.schedule), when configured."""
+        if self.settings.reports is None:
+            return None
+        from ticketmon.reports.schedule import ReportScheduler, ReportThread
+
+        thread = ReportThread(ReportScheduler(self.settings.reports, self.engine,
+                                              self.channels, self.owner))
+        thread.start()
+        return thread
+
     # -- loop --------------------------------------------------------------------------
     def failed(self, exc: Exception) -> None:
         log.warning("worker pass failed: %s", type(exc).__name__)
@@ -262,6 +273,7 @@ class Worker:
                                           self.settings.database_url, self.owner,
                                           self.metrics.reconcile)
         self.oncall.start_background()
+        reports = self.start_reports()
         steps = threading.Thread(target=self.step_loop, name="steps", daemon=True)
         steps.start()
         self.dispatcher.run(self.stopping, self.failed)
@@ -271,5 +283,7 @@ class Worker:
             anomaly.stop()
         if reconcile:
             reconcile.stop()
+        if reports:
+            reports.stop()
         self.engine.dispose()
         log.info("worker stopped", extra={"worker": self.owner})

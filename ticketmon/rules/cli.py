@@ -1,8 +1,10 @@
-"""`ticketmon rules check|test|build|lint`: the rule pipeline CI runs on every change."""
+"""`ticketmon rules check|test|build|lint|backtest`: the rule pipeline CI runs on every
+change, and the backtest a reviewer reads on a pull request."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -28,7 +30,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cmd.add_argument("--jsonnet-dir", type=Path, default=JSONNET_DIR,
                      help="jsonnet sources whose _config.thresholds the alerts must match")
     cmd.set_defaults(func=lint)
-    for name in ("check", "test", "build", "lint"):
+    cmd = sub.add_parser("backtest", help="when would the alerts have fired over real history "
+                         "(Markdown for a pull request)")
+    cmd.add_argument("files", nargs="*", metavar="FILE",
+                     help="rule files (default: rules/*.yml and rules/generated/*.yml)")
+    cmd.add_argument("--since", default="7d", help="history to replay (default 7d)")
+    cmd.add_argument("--step", type=float, default=60.0,
+                     help="evaluation step in seconds (default 60)")
+    cmd.add_argument("--diff", metavar="REF", help="compare with the rules at this git ref")
+    cmd.add_argument("--prometheus", default=os.environ.get("TICKETMON_PROMETHEUS_URL",
+                                                            "http://127.0.0.1:9090"))
+    cmd.add_argument("--out", help="write the Markdown here instead of standard output")
+    cmd.add_argument("--repo", help=argparse.SUPPRESS)
+    cmd.set_defaults(func=backtest)
+    for name in ("check", "test", "build", "lint", "backtest"):
         sub.choices[name].add_argument("--rules-dir", type=Path, default=RULES_DIR,
                                        help="rules directory (default: the repository's)")
 
@@ -118,3 +133,48 @@ def lint(args: argparse.Namespace) -> int:
     print(f"linted {len(files)} rule files ({alerts} alerts, {len(recorded)} recorded names) "
           f"and {len(dashboards)} dashboards against {len(catalog.metrics)} catalogued metrics")
     return _report("rules lint", problems)
+
+
+def backtest(args: argparse.Namespace) -> int:
+    import time
+
+    from ticketmon.reports.prometheus import PromClient, PrometheusUnavailable
+    from ticketmon.reports.spec import parse_duration
+    from ticketmon.rules import backtest as bt
+    from ticketmon.rules import promtool
+
+    try:
+        since = parse_duration(args.since)
+    except ValueError as exc:
+        print(f"ticketmon rules backtest: --since: {exc}", file=sys.stderr)
+        return 2
+    files = [Path(f) for f in args.files] or promtool.rule_files(args.rules_dir)
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        print(f"ticketmon rules backtest: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    end = float(int(time.time()) // int(args.step) * int(args.step))
+    start = end - since
+    client = PromClient(args.prometheus)
+    try:
+        client.ping()
+        new = bt.backtest(client, bt.load_files(files), start, end, args.step)
+        if args.diff:
+            repo = Path(args.repo or REPO)
+            try:
+                old_rules = bt.load_ref(args.diff, files, repo)
+            except ValueError as exc:
+                print(f"ticketmon rules backtest: {exc}", file=sys.stderr)
+                return 2
+            old = bt.backtest(client, old_rules, start, end, args.step)
+            text = bt.diff_markdown(old, new, args.diff, start, end, args.step, args.prometheus)
+        else:
+            text = bt.markdown(new, start, end, args.step, args.prometheus)
+    except PrometheusUnavailable as exc:
+        print(f"ticketmon rules backtest: {exc}", file=sys.stderr)
+        return 1
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
