@@ -75,15 +75,25 @@ def report_file(run_id: int):
 
 
 def _openapi() -> None:
-    from receiver.api.openapi import OBJ, _errors, _ok, _path, _query, register_paths
+    from receiver.api.openapi import (
+        OBJ,
+        PAGE,
+        _errors,
+        _ok,
+        _path,
+        _query,
+        register_paths,
+        text,
+    )
 
     register_paths({
         "/api/v1/reports": {"get": {
-            "summary": "Scheduled report runs, newest first (viewer; a tenant's callers see "
-                       "its reports)", "tags": ["reports"],
-            "parameters": [_query("report", "report name (reports/NAME.yaml)"),
-                           _query("state", "running, retry, delivered or failed"),
-                           _query("limit", "page size", {"type": "integer"})],
+            "summary": "Scheduled report runs, newest first; a tenant's callers see its "
+                       "reports (viewer)", "tags": ["reports"],
+            "parameters": [_query("report", "report name (reports/NAME.yaml)", text(100)),
+                           _query("state", "running, retry, delivered or failed",
+                                  {"type": "string", "enum": list(STATES)}),
+                           PAGE[0]],
             "responses": {**_ok("{reports: [...]}", OBJ), **_errors(400, 401, 403, 503)}}},
         "/api/v1/reports/{run_id}/file": {"get": {
             "summary": "The rendered report of one run (HTML, Markdown or JSON) (viewer)",

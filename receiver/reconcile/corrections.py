@@ -26,9 +26,10 @@ from receiver import severity as sev
 from receiver.reconcile.alertmanager_api import AmAlert, AmGroup, Key, ms
 from receiver.store.bulk import chunks, dialect_insert
 from receiver.store.incident_events import IncidentHook
-from receiver.store.ingest import run_hooks, tenant_of
+from receiver.store.ingest import run_hooks
 from receiver.store.ingest_statements import UNRESOLVED, statements
 from receiver.store.tables import alerts, events, incident_alerts, incidents
+from receiver.tenant_groups import tenant_of
 
 ACTOR = "reconciler"
 MACHINE = ("alertmanager", ACTOR)  # who may have ended an episode the reconciler reopens

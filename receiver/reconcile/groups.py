@@ -12,6 +12,8 @@ gives a group's receiver and labels only. So, in order:
    when one route uses that receiver;
 3. otherwise the root route's key `{}`.
 
+A group not grouped by `tenant` is filed per tenant, like the webhook files it.
+
 A guess that turns out wrong opens a second incident beside the one the next webhook
 post opens; both hold the same alerts, so both resolve when they do (the reconciler
 resolves incidents none of whose alerts fires).
@@ -26,6 +28,7 @@ from sqlalchemy.engine import Connection
 
 from receiver.reconcile.alertmanager_api import AmAlert, AmGroup, Truth
 from receiver.store.tables import incidents
+from receiver.tenant_groups import SEPARATOR, tenant_group_key
 
 ROOT_ROUTE = "{}"
 
@@ -46,8 +49,10 @@ def group_of(alert: AmAlert, truth: Truth, receivers: set[str] | None = None
     return None
 
 
-def group_key(conn: Connection, group: AmGroup) -> str:
-    suffix = ":" + go_labelset(group.labels)
+def group_key(conn: Connection, group: AmGroup, tenant: str) -> str:
+    """The key of `tenant`'s part of the group, as the webhook files it
+    (receiver/tenant_groups.py: a group not grouped by tenant is split per tenant)."""
+    suffix = tenant_group_key(":" + go_labelset(group.labels), group.labels, tenant)
     i = incidents.c
     same = conn.execute(
         sa.select(i.group_key).where(i.receiver == group.receiver,
@@ -59,7 +64,8 @@ def group_key(conn: Connection, group: AmGroup) -> str:
         sa.select(i.group_key, i.group_labels).where(i.receiver == group.receiver)
         .order_by(i.id.desc()).limit(1)).first()
     if latest is not None:
+        key = latest.group_key.rsplit(SEPARATOR, 1)[0]  # its route and labels only
         tail = ":" + go_labelset(latest.group_labels or {})
-        if latest.group_key.endswith(tail):
-            return latest.group_key[: -len(tail)] + suffix
+        if key.endswith(tail):
+            return key[: -len(tail)] + suffix
     return ROOT_ROUTE + suffix

@@ -37,6 +37,7 @@ from receiver.store.bulk import chunks
 from receiver.store.incident_events import IncidentHook
 from receiver.store.ingest_statements import UNRESOLVED, statements
 from receiver.store.tables import alerts, events, incidents
+from receiver.tenant_groups import tenant_of
 
 log = logging.getLogger("receiver.reconcile")
 
@@ -174,12 +175,13 @@ class Reconciler:
                 if group is None:
                     report.unplaced += 1
                     continue
-                ident = (group.receiver, tuple(sorted(group.labels.items())))
+                tenant = tenant_of(alert.labels)  # one incident per tenant, as the webhook
+                ident = (group.receiver, tuple(sorted(group.labels.items())), tenant)
                 by_group.setdefault(ident, (group, []))[1].append(alert)
             external = next(m.url for m in truth.members if m.up)
-            for group, found in by_group.values():
+            for (_, _, tenant), (group, found) in by_group.items():
                 with self.engine.begin() as conn:
-                    key = group_key(conn, group)
+                    key = group_key(conn, group, tenant)
                     report.done.add(fix.place_firing(conn, key, group, found, now,
                                                      self.hooks, external))
 

@@ -48,10 +48,7 @@ from receiver.store.ingest_statements import UNRESOLVED, Key, statements
 from receiver.store.ingest_writes import Writes
 from receiver.store.replay import IngestResult, Probe, received
 from receiver.store.tables import alerts, incident_alerts, incidents
-
-
-def tenant_of(labels: dict[str, str]) -> str:
-    return labels.get("tenant") or "default"
+from receiver.tenant_groups import tenant_of
 
 
 class Ingest(Resolution):

@@ -19,6 +19,17 @@ class IngestResult:
     opened: list[int] = field(default_factory=list)
     resolved: list[int] = field(default_factory=list)
 
+    @staticmethod
+    def total(parts: list[IngestResult]) -> IngestResult:
+        """One post's result from its parts' (a group split by tenant)."""
+        if len(parts) == 1:
+            return parts[0]
+        return IngestResult(
+            received={s: sum(p.received.get(s, 0) for p in parts) for s in parts[0].received},
+            duplicates=sum(p.duplicates for p in parts), changed=sum(p.changed for p in parts),
+            opened=[i for p in parts for i in p.opened],
+            resolved=[i for p in parts for i in p.resolved])
+
 
 def distinct_alerts(payload: WebhookPayload) -> dict[Key, Alert]:
     """One alert per key (a resolved copy wins), in key order.

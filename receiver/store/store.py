@@ -28,6 +28,7 @@ from receiver.store.incident_events import IncidentHook
 from receiver.store.ingest import IngestResult, Probe, ingest, run_hooks
 from receiver.store.tables import api_tokens, audit_log, events, incidents
 from receiver.store.types import iso
+from receiver.tenant_groups import split_by_tenant
 from ticketmon.core.auth import ALL_TENANTS, check_scope, hash_token
 from ticketmon.core.database import TENANT_SETTING, make_engine
 
@@ -120,7 +121,13 @@ class Store:
 
     # -- writes ------------------------------------------------------------------------
     def ingest(self, payload: WebhookPayload, now: datetime | None = None) -> IngestResult:
+        """Store one Alertmanager post, as one part per tenant of its alerts
+        (receiver/tenant_groups.py). Each part commits on its own: when a later one
+        fails, Alertmanager re-sends the post and the earlier parts replay as no-ops."""
         now = now or utcnow()
+        return IngestResult.total([self._ingest(part, now) for part in split_by_tenant(payload)])
+
+    def _ingest(self, payload: WebhookPayload, now: datetime) -> IngestResult:
         seen = None
         if self.autocommit is not None:  # most posts are replays: they end after one read
             seen = self._retry_once(lambda conn: Probe(conn, payload), autocommit=True)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import sqlalchemy as sa
-from support.receiver import count, payload, snapshot
+from support.receiver import count, filed_key, payload, snapshot
 
 from receiver.payload import WebhookPayload
 from receiver.store import queries
@@ -84,10 +84,10 @@ def test_an_alert_stored_by_another_group_still_joins_this_groups_incident(store
     result = ingest(store, other)
     assert result.changed == 0  # nothing about the alerts themselves moved
     groups = incidents_by_group(store)
-    joined = groups[other["groupKey"]]
+    joined = groups[filed_key(other)]
     assert first["alerts"][0]["fingerprint"] in {a["fingerprint"] for a in joined["alerts"]}
     assert first["alerts"][0]["fingerprint"] in {
-        a["fingerprint"] for a in groups[first["groupKey"]]["alerts"]}
+        a["fingerprint"] for a in groups[filed_key(first)]["alerts"]}
     before = snapshot(store)
     with statements(store) as seen:
         ingest(store, other)  # now it is a replay

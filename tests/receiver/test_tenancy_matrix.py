@@ -123,8 +123,8 @@ class World:
                     next_attempt_at=now, created_at=now))
             acme = [r for r in rows if r.tenant == "acme"]
             self.ids = {
-                "incident": next(r.id for r in acme if not r.group_key.endswith("resolvable")),
-                "resolvable": next(r.id for r in acme if r.group_key.endswith("resolvable")),
+                "incident": next(r.id for r in acme if "/resolvable" not in r.group_key),
+                "resolvable": next(r.id for r in acme if "/resolvable" in r.group_key),
                 "alert": conn.execute(sa.select(sa.func.min(alerts.c.id))
                                       .where(alerts.c.tenant == "acme")).scalar(),
                 "dead": conn.execute(sa.select(notifications.c.id).where(

@@ -58,3 +58,12 @@ def tenant_payload(tenant: str, name: str = "group-3-firing") -> dict:
         alert["labels"]["tenant"] = tenant
         alert["fingerprint"] = alert["fingerprint"][:8] + tenant.encode().hex()[:8].ljust(8, "0")
     return body
+
+
+def filed_key(body: dict) -> str:
+    """The group key a one-tenant post is filed under (receiver/tenant_groups.py)."""
+    from receiver.payload import WebhookPayload
+    from receiver.tenant_groups import split_by_tenant
+
+    [part] = split_by_tenant(WebhookPayload.model_validate(body))
+    return part.groupKey

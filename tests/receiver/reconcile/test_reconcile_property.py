@@ -29,6 +29,7 @@ from receiver.payload import WebhookPayload
 from receiver.reconcile.alertmanager_api import AmAlert, AmGroup, MemberView
 from receiver.store import Store, migrate
 from receiver.store.tables import alerts, incident_alerts, incidents
+from receiver.tenant_groups import tenant_group_key
 
 FIXTURE = payload("group-3-firing")
 BASE = datetime(2026, 11, 22, 4, 35, 25, 660000, tzinfo=UTC)
@@ -121,7 +122,8 @@ def wipe(store: Store) -> None:
 
 def check_converged(store: Store, am: ModelAlertmanager, history: set[tuple[str, datetime]]
                     ) -> None:
-    group_key = FIXTURE["groupKey"]
+    # the fixture's alerts are all acme's, and its group is not grouped by tenant
+    group_key = tenant_group_key(FIXTURE["groupKey"], FIXTURE["groupLabels"], "acme")
     with store.engine.connect() as conn:
         stored = {(r.fingerprint, r.starts_at): r.status for r in conn.execute(
             sa.select(alerts.c.fingerprint, alerts.c.starts_at, alerts.c.status))}
