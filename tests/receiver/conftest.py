@@ -6,7 +6,6 @@ import itertools
 import os
 from collections.abc import Callable, Iterator
 
-import psycopg2
 import pytest
 from support.receiver import WEBHOOK_TOKEN
 
@@ -31,16 +30,8 @@ _roles = itertools.count()
 def app_role_url(postgres_cluster) -> str:
     """A fresh PostgreSQL database owned by an ordinary role (no superuser, no BYPASSRLS),
     as production should run: row-level security then binds every query it makes."""
-    role = f"tm_app_{next(_roles)}_{os.getpid()}"
-    conn = psycopg2.connect(postgres_cluster.dsn())
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{role}" WITH (FORCE)')
-        cur.execute(f'DROP ROLE IF EXISTS "{role}"')
-        cur.execute(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS')
-        cur.execute(f'CREATE DATABASE "{role}" OWNER "{role}"')
-    conn.close()
-    return postgres_cluster.url(role).replace("postgres@", f"{role}@", 1)
+    return postgres_cluster.create_database(f"tm_app_{next(_roles)}_{os.getpid()}",
+                                            owned_by_ordinary_role=True)
 
 
 @pytest.fixture

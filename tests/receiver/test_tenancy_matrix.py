@@ -81,18 +81,8 @@ def _tokens() -> list[dict]:
 
 def _role_db(postgres_cluster) -> str:
     """A database owned by an ordinary role: row-level security binds it."""
-    import psycopg2
-
-    role = f"tm_matrix_{id(postgres_cluster) % 100000}"
-    conn = psycopg2.connect(postgres_cluster.dsn())
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{role}" WITH (FORCE)')
-        cur.execute(f'DROP ROLE IF EXISTS "{role}"')
-        cur.execute(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS')
-        cur.execute(f'CREATE DATABASE "{role}" OWNER "{role}"')
-    conn.close()
-    return postgres_cluster.url(role).replace("postgres@", f"{role}@", 1)
+    return postgres_cluster.create_database(f"tm_matrix_{id(postgres_cluster) % 100000}",
+                                            owned_by_ordinary_role=True)
 
 
 class World:

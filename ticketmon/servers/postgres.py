@@ -89,15 +89,25 @@ class PostgresCluster:
         """SQLAlchemy URL for a database of this cluster."""
         return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{dbname}"
 
-    def create_database(self, name: str) -> str:
-        """Create an empty database and return its SQLAlchemy URL."""
+    def create_database(self, name: str, owned_by_ordinary_role: bool = False) -> str:
+        """Create an empty database and return its SQLAlchemy URL.
+
+        owned_by_ordinary_role: the database belongs to a login role of the same name
+        with neither SUPERUSER nor BYPASSRLS, and the URL connects as that role, as
+        production should run: row-level security then binds every query it makes."""
         conn = psycopg2.connect(self.dsn())
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            cur.execute(f'CREATE DATABASE "{name}"')
+            if owned_by_ordinary_role:
+                cur.execute(f'DROP ROLE IF EXISTS "{name}"')
+                cur.execute(f'CREATE ROLE "{name}" LOGIN NOSUPERUSER NOBYPASSRLS')
+                cur.execute(f'CREATE DATABASE "{name}" OWNER "{name}"')
+            else:
+                cur.execute(f'CREATE DATABASE "{name}"')
         conn.close()
-        return self.url(name)
+        url = self.url(name)
+        return url.replace("postgres@", f"{name}@", 1) if owned_by_ordinary_role else url
 
     def stop(self) -> None:
         if (self.datadir / "postmaster.pid").exists():  # not when halt() left it stopped

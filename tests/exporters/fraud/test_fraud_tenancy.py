@@ -10,7 +10,6 @@ import os
 import time
 
 import jwt
-import psycopg2
 import pytest
 import sqlalchemy as sa
 
@@ -170,16 +169,8 @@ def test_row_security_keeps_fraud_events_to_the_tenant_on_postgresql(
         make_fraud_app, postgres_cluster):
     """As an ordinary role owning the table, a transaction scoped to acme that asks for
     every row (the application filter skipped) still gets acme's only."""
-    role = f"tm_fraud_{os.getpid()}"
-    conn = psycopg2.connect(postgres_cluster.dsn())
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{role}" WITH (FORCE)')
-        cur.execute(f'DROP ROLE IF EXISTS "{role}"')
-        cur.execute(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS')
-        cur.execute(f'CREATE DATABASE "{role}" OWNER "{role}"')
-    conn.close()
-    url = postgres_cluster.url(role).replace("postgres@", f"{role}@", 1)
+    url = postgres_cluster.create_database(f"tm_fraud_{os.getpid()}",
+                                           owned_by_ordinary_role=True)
     app = make_fraud_app(database_url=url, auth={"tokens": TOKENS})
     c = app.test_client()
     c.post("/api/v1/fraud/check", json=BOT, headers=_auth("tm_checkout_token_0123456789"))
