@@ -21,6 +21,7 @@ local ruleFiles = [
   importstr '../rules/fraud.yml',
   importstr '../rules/meta.yml',
   importstr '../rules/anomaly.yml',
+  importstr '../rules/oncall.yml',
   importstr '../rules/generated/slos.yml',
 ];
 
