@@ -24,7 +24,7 @@ from ticketmon.servers.prometheus import Prometheus
 REPO = Path(__file__).resolve().parents[1]
 # the team's reference folder sits beside a developer's clone; a user's clone has none,
 # so a test that reads it would pass here and fail for them (tests/test_self_contained.py)
-_BESIDE = str(REPO.parent / "shared") + os.sep
+_BESIDE = os.path.join(os.path.dirname(REPO), "shared", "")
 
 
 def _refuse_reads_beside_the_clone(event: str, args: tuple) -> None:

@@ -8,6 +8,7 @@ opened during the test run in the folder around the clone (say ../shared).
 from __future__ import annotations
 
 import ast
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -99,6 +100,6 @@ def test_the_scan_catches_escapes(snippet: str, bad: bool) -> None:
 
 
 def test_the_audit_hook_refuses_reads_beside_the_clone() -> None:
-    outside = REPO.parent / "shared" / "payloads" / "anything.json"
+    outside = Path(os.path.dirname(REPO), "shared", "payloads", "anything.json")
     with pytest.raises(PermissionError, match="outside the repository"):
         outside.open()
