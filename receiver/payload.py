@@ -31,6 +31,7 @@ VALUE_MAX = 10_000  # label and annotation values (and strings of unknown fields
 URL_MAX = 65_536  # generatorURL, externalURL: a cut URL is useless, so a generous limit
 COLUMN_MAX = {"receiver": 200}  # payload fields stored in a String(n) column
 LABEL_COLUMN_MAX = {"tenant": 100}  # labels the store copies into a String(n) column
+SHORTEST_VALUE_MAX = min(VALUE_MAX, *LABEL_COLUMN_MAX.values())
 # groupKey is an indexed identity: a PostgreSQL btree entry holds at most 2704 bytes
 GROUP_KEY_MAX_BYTES = 1024
 INT_MAX = 2**31 - 1  # truncatedAlerts is an INTEGER column; Go sends a uint64
@@ -128,10 +129,11 @@ def cut(text: str, limit: int) -> str:
 class _Notes:
     """Collects one object's repairs: counted by kind, listed by field."""
 
-    def __init__(self, counts: Counter) -> None:
+    def __init__(self, counts: Counter, nul: bool = True) -> None:
         self.counts = counts
         self.items: list[dict] = []
         self.total = 0
+        self.nul = nul  # False: the body has no NUL escape, so no string holds a NUL
 
     def add(self, field: str, kind: str, **detail: Any) -> None:
         self.counts[kind] += 1
@@ -155,6 +157,10 @@ class _Notes:
 
     def labels(self, labels: dict[str, str], field: str) -> dict[str, str]:
         """Names and values repaired; a dict that needs nothing is returned as it is."""
+        if not labels or (max(map(len, labels)) <= NAME_MAX  # most posts: one C-level pass
+                          and max(map(len, labels.values())) <= SHORTEST_VALUE_MAX
+                          and not self.nul):
+            return labels
         if all(len(k) <= NAME_MAX and "\x00" not in k
                and len(v) <= LABEL_COLUMN_MAX.get(k, VALUE_MAX) and "\x00" not in v
                for k, v in labels.items()):
@@ -236,29 +242,36 @@ def _short_group_key(key: str, notes: _Notes) -> str:
     return raw[:room].decode("utf-8", "ignore") + end
 
 
-def repair(payload: WebhookPayload) -> Counter:
+def _set(model: _Open, name: str, value: Any) -> None:
+    """Assign only a repaired value: pydantic's __setattr__ costs more than the check."""
+    if value is not getattr(model, name):
+        setattr(model, name, value)
+
+
+def repair(payload: WebhookPayload, nul: bool = True) -> Counter:
     """Make every string fit the store, in place; note each repair and count it by kind.
 
     Cut to the limit with a visible marker: label and annotation names (NAME_MAX) and
     values (VALUE_MAX, `tenant` to its column), URLs (URL_MAX), `receiver`, strings of
     unknown fields. NUL (PostgreSQL text and JSONB cannot hold it) becomes U+FFFD. A
-    group key too long for the index is shortened to a prefix plus a digest.
+    group key too long for the index is shortened to a prefix plus a digest. `nul`
+    False says no string can hold a NUL (the body had no `\\u0000` escape).
     """
     counts = payload.repairs
     for alert in payload.alerts:
-        notes = _Notes(counts)
-        alert.labels = notes.labels(alert.labels, "labels")
-        alert.annotations = notes.labels(alert.annotations, "annotations")
+        notes = _Notes(counts, nul)
+        _set(alert, "labels", notes.labels(alert.labels, "labels"))
+        _set(alert, "annotations", notes.labels(alert.annotations, "annotations"))
         if alert.generatorURL is not None:
-            alert.generatorURL = notes.text(alert.generatorURL, URL_MAX, "generatorURL")
+            _set(alert, "generatorURL", notes.text(alert.generatorURL, URL_MAX, "generatorURL"))
         notes.extra(alert)
         notes.note_on(alert)
-    notes = _Notes(counts)
+    notes = _Notes(counts, nul)
     group_key = notes.text(payload.groupKey, len(payload.groupKey), "groupKey")
     short = _short_group_key(group_key, notes)
     payload.groupKey = short
     for name in ("groupLabels", "commonLabels", "commonAnnotations"):
-        setattr(payload, name, notes.labels(getattr(payload, name), name))
+        _set(payload, name, notes.labels(getattr(payload, name), name))
     payload.receiver = notes.text(payload.receiver, COLUMN_MAX["receiver"], "receiver")
     if payload.externalURL is not None:
         payload.externalURL = notes.text(payload.externalURL, URL_MAX, "externalURL")
@@ -327,7 +340,7 @@ def parse(body: bytes | bytearray) -> WebhookPayload:
         if not surrogates:
             raise
         payload = _validate(fixed)
-    repair(payload)
+    repair(payload, nul=b"\\u0000" in body)  # JSON holds a NUL only as that escape
     if surrogates:
         payload.repairs["surrogate_replaced"] += surrogates
         extra = payload.__pydantic_extra__
