@@ -16,10 +16,10 @@ from receiver.api.common import (
     receiver,
     scope_tenants,
 )
-from receiver.escalation.policy import parse_duration
 from receiver.payload import stored_group_key
 from receiver.store import queries
 from receiver.store.store import NotFound
+from ticketmon.core.durations import parse_duration
 
 bp = Blueprint("incidents", __name__)
 STATUSES = ("open", "acknowledged", "resolved")
@@ -51,14 +51,22 @@ def get_incident(incident_id: int):
     return jsonify(incident=incident)
 
 
-def _change(incident_id: int, action: str):
+def _act(apply, fields: dict | None = None, required: tuple[str, ...] = ()):
+    """A person's action on one incident (operator): parse the body, apply, answer.
+
+    `apply(body, principal, request_id)` returns (incident, changed)."""
     principal = caller("operator")
     only_params()
-    body = json_object({"comment": str}, optional_body=True)
-    incident, changed = receiver().store.change_incident(
-        incident_id, action, principal.name, principal.tenant, comment=body.get("comment"),
-        request_id=g.get("request_id"))
+    body = json_object({"comment": str, **(fields or {})}, required=required,
+                       optional_body=not required)
+    incident, changed = apply(body, principal, g.get("request_id"))
     return jsonify(incident=incident, changed=changed)
+
+
+def _change(incident_id: int, action: str):
+    return _act(lambda body, who, rid: receiver().store.change_incident(
+        incident_id, action, who.name, who.tenant, comment=body.get("comment"),
+        request_id=rid))
 
 
 @bp.post("/api/v1/incidents/<int:incident_id>/acknowledge")
@@ -91,23 +99,17 @@ def silence(incident_id: int):
     """Silence the incident's group in Alertmanager. Explicit, bounded, and never part of
     acknowledge: while it lasts Alertmanager sends nothing for the group, not even the
     resolve, so only reconciliation with Alertmanager ends the incident meanwhile."""
-    principal = caller("operator")
-    only_params()
-    body = json_object({"duration": (str, int, float), "comment": str}, required=("duration",))
-    ctx = receiver()
-    seconds = silence_seconds(body["duration"], ctx.settings.silence_max)
-    incident, changed = ctx.store.silence_incident(
-        incident_id, seconds, principal.name, principal.tenant, comment=body.get("comment"),
-        request_id=g.get("request_id"))
-    return jsonify(incident=incident, changed=changed)
+    def apply(body, who, rid):
+        seconds = silence_seconds(body["duration"], receiver().settings.silence_max)
+        return receiver().store.silence_incident(
+            incident_id, seconds, who.name, who.tenant, comment=body.get("comment"),
+            request_id=rid)
+
+    return _act(apply, {"duration": (str, int, float)}, required=("duration",))
 
 
 @bp.delete("/api/v1/incidents/<int:incident_id>/silence")
 def unsilence(incident_id: int):
-    principal = caller("operator")
-    only_params()
-    body = json_object({"comment": str}, optional_body=True)
-    incident, changed = receiver().store.silence_incident(
-        incident_id, None, principal.name, principal.tenant, comment=body.get("comment"),
-        request_id=g.get("request_id"))
-    return jsonify(incident=incident, changed=changed)
+    return _act(lambda body, who, rid: receiver().store.silence_incident(
+        incident_id, None, who.name, who.tenant, comment=body.get("comment"),
+        request_id=rid))

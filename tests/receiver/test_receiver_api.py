@@ -14,7 +14,14 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from support.receiver import WEBHOOK_TOKEN, count, payload, payload_bytes, post_webhook
+from support.receiver import (
+    WEBHOOK_TOKEN,
+    count,
+    payload,
+    payload_bytes,
+    post_webhook,
+    tenant_payload,
+)
 
 from receiver.api.openapi import DOCUMENT
 
@@ -321,22 +328,12 @@ def test_production_without_a_webhook_token_refuses_to_start(make_app):
 
 
 # -- tenant isolation ----------------------------------------------------------------
-def _tenant_payload(tenant: str, name: str = "group-3-firing") -> dict:
-    body = copy.deepcopy(payload(name))
-    body["groupKey"] += f"/{tenant}"
-    body["commonLabels"]["tenant"] = tenant
-    for alert in body["alerts"]:
-        alert["labels"]["tenant"] = tenant
-        alert["fingerprint"] = alert["fingerprint"][:8] + tenant.encode().hex()[:8].ljust(8, "0")
-    return body
-
-
 @pytest.fixture
 def two_tenants(make_app, database_url):
     app = make_app(database_url=database_url)
     client = app.test_client()
     for tenant in ("acme", "globex"):
-        assert post_webhook(client, _tenant_payload(tenant)).status_code == 200
+        assert post_webhook(client, tenant_payload(tenant)).status_code == 200
     return app, client
 
 
@@ -413,7 +410,7 @@ def test_bad_acknowledge_bodies(app, client, body, content_type, status, field):
 
 def test_filters_and_cursor_pagination(app, client):
     for i in range(5):
-        body = _tenant_payload(f"t{i}", "firing")
+        body = tenant_payload(f"t{i}", "firing")
         body["commonLabels"]["service"] = "payments" if i % 2 else "checkout"
         body["alerts"][0]["labels"]["severity"] = "critical" if i < 2 else "warning"
         assert post_webhook(client, body).status_code == 200
