@@ -8,25 +8,24 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import re
 import sys
 from datetime import UTC, datetime, timedelta
 
 from ticketmon.core.config import ConfigError
+from ticketmon.core.durations import parse_duration
 
 # modules with register(receiver_subparsers)
 EXTENSIONS: list[str] = ["receiver.escalation.worker_cli", "receiver.anomaly.cli"]
 
-UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
 def duration(text: str) -> timedelta:
-    """`90d`, `12h`, `30m`, `2w`, `45s`."""
-    match = re.fullmatch(r"(\d{1,6})([smhdw])", text.strip())
-    if not match or int(match.group(1)) == 0:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a duration like 90d, 12h, 30m, 2w or 45s")
-    return timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+    """`90d`, `12h`, `30m`, `2w`, `45s` (ticketmon.core.durations), longer than zero."""
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be longer than zero")
+    return timedelta(seconds=seconds)
 
 
 def lifetime(text: str) -> timedelta:

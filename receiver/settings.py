@@ -6,15 +6,15 @@ so development and production differ only in values, never in code paths.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
-from receiver.escalation.policy import parse_duration
 from receiver.oncall.service import OncallSettings
 from receiver.ratelimit import RateLimitSettings
 from ticketmon.core.auth import ConfiguredToken, JwtSettings
 from ticketmon.core.config import Settings
+from ticketmon.core.durations import Duration
 from ticketmon.core.metrics_guard import GuardSettings
 
 MIB = 1_048_576
@@ -44,7 +44,7 @@ class ReceiverSettings(Settings):
                                  "receiver.anomaly.scores:on_incident_event"])
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # the longest silence a person may set on an incident ('30m', '8h', or seconds)
-    silence_max: Annotated[float, BeforeValidator(parse_duration)] = 24 * 3600.0
+    silence_max: Duration = 24 * 3600.0
     # REST API requests per token (never the webhook, /metrics or /healthz), per worker
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     # Strict-Transport-Security on every answer: only when clients reach the receiver by

@@ -17,30 +17,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ticketmon.core.config import ConfigError, read_yaml
+from ticketmon.core.durations import parse_duration
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_POLICY_FILE = REPO / "rules" / "escalation" / "policies.yaml"
 
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-
-
-def parse_duration(value: Any) -> float:
-    """'90s', '5m', '1h30m' or a number of seconds -> seconds."""
-    if isinstance(value, bool):
-        raise ValueError("a duration like 30s, 5m or 1h is expected")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and value and (m := _DURATION.match(value.strip())):
-        h, mi, s = m.groups()
-        if h is None and mi is None and s is None:
-            raise ValueError(f"{value!r} is not a duration like 30s, 5m or 1h")
-        seconds = int(h or 0) * 3600 + int(mi or 0) * 60 + float(s or 0)
-    else:
-        raise ValueError(f"{value!r} is not a duration like 30s, 5m or 1h")
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    return seconds
 
 
 class _Strict(BaseModel):

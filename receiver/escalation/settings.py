@@ -8,20 +8,17 @@ worker --config FILE`); a channel's timeout bounds the delivery lease.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
-from pydantic import BeforeValidator, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from receiver.anomaly.settings import AnomalyJobSettings
 from receiver.channels.registry import ChannelSettings
-from receiver.escalation.policy import parse_duration
 from receiver.oncall.service import OncallSettings
 from receiver.reconcile.settings import ReconcileSettings
 from ticketmon.core.config import Settings
+from ticketmon.core.durations import Duration
 from ticketmon.core.metrics_guard import GuardSettings
 from ticketmon.reports.schedule import ReportScheduleSettings
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
 class WorkerSettings(Settings):

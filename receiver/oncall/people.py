@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from receiver.escalation.policy import parse_duration
 from ticketmon.core.config import ConfigError
+from ticketmon.core.durations import parse_duration
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")

@@ -18,11 +18,11 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from receiver.escalation.policy import parse_duration
 from receiver.oncall.calendars import CalendarLayer
 from receiver.oncall.people import People, validate_each, zone
 from receiver.oncall.rotations import DAYS, RotationLayer, Shift, Window, missing_on
 from ticketmon.core.config import ConfigError
+from ticketmon.core.durations import parse_duration
 
 
 class _Strict(BaseModel):

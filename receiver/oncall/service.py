@@ -15,19 +15,17 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
 
-from pydantic import BeforeValidator, Field, SecretStr
+from pydantic import Field, SecretStr
 
 from receiver.channels.slack_dm import SlackBotSettings
 from receiver.channels.twilio import TwilioSettings
-from receiver.escalation.policy import parse_duration
 from receiver.oncall.people import People, parse_people
 from receiver.oncall.schedules import Override, Schedule, Schedules, parse_schedules
 from ticketmon.core.config import ConfigError, Settings, read_yaml
+from ticketmon.core.durations import Duration
 
 log = logging.getLogger("receiver.oncall")
-Duration = Annotated[float, BeforeValidator(parse_duration)]
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DIR = REPO / "rules" / "oncall"
 

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from receiver.escalation.policy import parse_duration
 from ticketmon.core.config import Settings
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+from ticketmon.core.durations import Duration
 
 DEFAULT_HOOKS = ["receiver.escalation.timers:on_incident_event",
                  "receiver.anomaly.scores:on_incident_event"]

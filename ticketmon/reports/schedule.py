@@ -16,24 +16,17 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
-from typing import Annotated
 
 import sqlalchemy as sa
-from pydantic import BeforeValidator, Field
+from pydantic import Field
 
 from receiver.store.bulk import dialect_insert
 from ticketmon.core.config import Settings
+from ticketmon.core.durations import Duration
 from ticketmon.reports.history import report_runs
-from ticketmon.reports.spec import WEEKDAYS, ReportSpec, Schedule, parse_duration
+from ticketmon.reports.spec import WEEKDAYS, ReportSpec, Schedule
 
 log = logging.getLogger("receiver.reports")
-
-
-def _duration(value: object) -> float:
-    return parse_duration(value) if isinstance(value, str) else float(value)  # type: ignore
-
-
-Duration = Annotated[float, BeforeValidator(_duration)]
 
 
 class ReportScheduleSettings(Settings):

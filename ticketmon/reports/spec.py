@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from ticketmon.core import durations
 from ticketmon.core.config import ConfigError, Settings, format_errors, read_yaml
 from ticketmon.reports import REPORTS_DIR
 from ticketmon.rules.slo import SloSpec, load_spec
@@ -21,16 +22,15 @@ from ticketmon.rules.slo import SloSpec, load_spec
 BUSINESS_FIGURES = ("tickets_sold", "revenue", "refund_ratio", "payment_failure_ratio",
                     "fraud_blocked", "mint_success")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_DURATION = re.compile(r"^([1-9][0-9]*)([mhdw])$")
-_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _AT = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 
 
 def parse_duration(text: str) -> float:
-    match = _DURATION.match(text.strip())
-    if not match:
-        raise ValueError(f"{text!r} is not a duration like 1h, 1d, 7d or 30d")
-    return int(match.group(1)) * _UNITS[match.group(2)]
+    """A period's length (ticketmon.core.durations: 1h, 1d, 7d, 30d…), longer than zero."""
+    seconds = durations.parse_duration(text)
+    if seconds <= 0:
+        raise ValueError(f"{text!r} must be longer than zero")
+    return seconds
 
 
 class Schedule(Settings):

@@ -6,8 +6,9 @@ import pytest
 import yaml
 
 from receiver import severity
-from receiver.escalation.policy import load_policies, parse_duration, parse_policies
+from receiver.escalation.policy import load_policies, parse_policies
 from ticketmon.core.config import ConfigError
+from ticketmon.core.durations import parse_duration
 
 
 def test_shipped_policies_follow_the_defaults():
@@ -109,8 +110,10 @@ def test_bad_yaml_file_is_a_config_error(tmp_path):
 
 
 def test_durations():
-    assert [parse_duration(v) for v in ("30s", "5m", "1h30m", "0s", 12, "1.5s")] == [
-        30, 300, 5400, 0, 12, 1.5]
-    for bad in ("", "5 minutes", "-1s", -3, True, None, "1d"):
+    """One syntax for every duration (ticketmon.core.durations), days and weeks too."""
+    assert [parse_duration(v) for v in ("30s", "5m", "1h30m", "0s", 12, "1.5s", "1d",
+                                        "2w1d")] == [30, 300, 5400, 0, 12, 1.5, 86400,
+                                                     15 * 86400]
+    for bad in ("", "5 minutes", "-1s", -3, True, None, "1h1d", "d"):
         with pytest.raises(ValueError):
             parse_duration(bad)
