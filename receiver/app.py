@@ -15,17 +15,20 @@ from receiver.anomaly.scores import anomaly_gauges
 from receiver.api import (
     admin,
     alerts,
+    docs,
     escalation,
     incidents,
     oncall,
     openapi,
     ops,
+    overview,
     reports,
     webhook,
 )
 from receiver.api.common import ApiError, Receiver, error_body
 from receiver.escalation.metrics import outbox_gauges
 from receiver.metrics import ReceiverMetrics
+from receiver.overview import PlatformView
 from receiver.payload import PayloadError
 from receiver.ratelimit import TokenBuckets
 from receiver.settings import ReceiverSettings
@@ -39,7 +42,7 @@ from ticketmon.core.metrics_guard import Guard
 
 log = logging.getLogger("receiver")
 BLUEPRINTS = (webhook.bp, incidents.bp, alerts.bp, admin.bp, ops.bp, openapi.bp,
-              escalation.bp, oncall.bp, reports.bp)
+              escalation.bp, oncall.bp, reports.bp, overview.bp, docs.bp)
 
 
 def _load_hook(spec: str):
@@ -92,6 +95,7 @@ def create_app(settings: ReceiverSettings | None = None) -> Flask:
     limiter = TokenBuckets(settings.rate_limit.requests_per_second, settings.rate_limit.burst)
     app.extensions["ticketmon_receiver"] = Receiver(settings, store, auth, metrics, limiter)
     app.extensions["ticketmon_oncall"] = _oncall(settings)
+    app.extensions["ticketmon_overview"] = PlatformView(settings.overview)
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
     _install_request_hooks(app, settings, metrics)

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 
 from receiver.oncall.service import OncallSettings
+from receiver.overview import OverviewSettings
 from receiver.ratelimit import RateLimitSettings
 from ticketmon.core.auth import ConfiguredToken, JwtSettings
 from ticketmon.core.config import Settings
@@ -52,6 +53,8 @@ class ReceiverSettings(Settings):
     hsts: bool = False
     # people and schedules (rules/oncall/) and the Slack signing secret of the ack button
     oncall: OncallSettings = Field(default_factory=OncallSettings)
+    # GET /api/v1/overview: the Prometheus it reads services, SLOs and key figures from
+    overview: OverviewSettings = Field(default_factory=OverviewSettings)
 
     @field_validator("database_url")
     @classmethod
