@@ -34,6 +34,9 @@
       memoryRatio: 0.90,
       diskFreeRatio: 0.10,
       feePayerSol: 1,
+      bruteForceSourceFailures: 30,
+      credentialStuffingAccounts: 100,
+      rateLimitedRatio: 0.25,
     },
     // The alert in rules/*.yml each threshold mirrors (null: a dashboard-only line).
     // `ticketmon rules lint` fails unless that alert's first comparison against a
@@ -48,6 +51,9 @@
       memoryRatio: 'HostHighMemory',
       diskFreeRatio: 'HostDiskSpaceLow',
       feePayerSol: null,  // the alert predicts exhaustion; the panel marks a low balance
+      bruteForceSourceFailures: 'AuthBruteForce',
+      credentialStuffingAccounts: 'AuthCredentialStuffing',
+      rateLimitedRatio: 'RateLimitStorm',
     },
   },
 }
