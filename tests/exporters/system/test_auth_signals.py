@@ -8,6 +8,7 @@ import textwrap
 
 import pytest
 import requests
+from prometheus_client import CollectorRegistry
 from support.promtool import promtool_check_metrics
 from support.waiting import wait_for
 
@@ -15,7 +16,6 @@ from ticketmon.rules.catalog import load_catalog
 from ticketmon.rules.promtool import RULES_DIR
 from ticketmon.simulator.auth_traffic import LOCKOUT_AFTER, AuthTraffic, FailureWindow
 from ticketmon.simulator.services import Platform, ServicesSettings, set_attack
-from prometheus_client import CollectorRegistry
 
 
 @pytest.fixture
