@@ -21,6 +21,7 @@ local ruleFiles = [
   importstr '../rules/system.yml',
   importstr '../rules/fraud.yml',
   importstr '../rules/security.yml',
+  importstr '../rules/batch.yml',
   importstr '../rules/meta.yml',
   importstr '../rules/anomaly.yml',
   importstr '../rules/oncall.yml',

@@ -27,7 +27,7 @@ SETTINGS = {
 GUNICORN_APPS = {"receiver.wsgi:app": "receiver.settings:ReceiverSettings"}
 # Ports the third-party images listen on by default.
 IMAGE_PORTS = {"prometheus": 9090, "alertmanager": 9093, "node-exporter": 9100,
-               "grafana": 3000, "postgres": 5432}
+               "grafana": 3000, "postgres": 5432, "pushgateway": 9091}
 
 
 def _model(path: str):
@@ -66,7 +66,7 @@ def test_every_component_is_there(compose_model):
     assert set(compose_model["services"]) >= {
         "prometheus", "alertmanager", "grafana", "postgres", "node-exporter", "receiver",
         "receiver-worker", "business-exporter", "system-exporter", "blockchain-exporter",
-        "fraud", "anomaly"}
+        "fraud", "anomaly", "pushgateway"}
 
 
 def test_images_are_pinned(compose_model):
