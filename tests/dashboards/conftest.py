@@ -25,6 +25,7 @@ from ticketmon.cli import build_parser
 from ticketmon.servers.alertmanager import Alertmanager
 from ticketmon.servers.process import ManagedProcess, ServerError, find_binary, free_port
 from ticketmon.servers.prometheus import Prometheus
+from ticketmon.servers.pushgateway import Pushgateway
 from ticketmon.stack import deploy_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -231,6 +232,18 @@ def _start_receiver(stack: LiveStack, addresses: dict[str, str]) -> None:
         stack.missing.append("worker")
 
 
+def _start_batch_jobs(stack: LiveStack, addresses: dict[str, str]) -> None:
+    """A real Pushgateway and the nightly jobs pushing to it with the real client."""
+    gateway = Pushgateway(stack.workdir)
+    stack.servers.append(gateway)
+    cfg = stack.config("batch-jobs", {"pushgateway_url": gateway.url, "jobs": [
+        {"name": n, "interval_seconds": 2, "grace_seconds": 1, "duration_seconds": 0.1}
+        for n in ("settlement", "nft-reconciliation")]})
+    stack.start("batch-jobs", ["simulator", "batch-jobs", "--config", cfg])
+    addresses["pushgateway"] = f"127.0.0.1:{gateway.port}"
+    stack.sources.add("batch_jobs")
+
+
 def _fast_routes(route: dict) -> None:
     for key in ("group_wait", "group_interval"):
         if key in route:
@@ -323,6 +336,7 @@ def live_stack(postgres_cluster, tmp_path_factory) -> LiveStack:
         services = _start_services(stack, addresses)
         _start_exporters(stack, addresses, services, postgres_cluster.url())
         _start_receiver(stack, addresses)
+        _start_batch_jobs(stack, addresses)
         _start_prometheus_side(stack, addresses)
         prom = stack.prometheus
         _wait_targets_up(prom)
