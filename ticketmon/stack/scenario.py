@@ -142,13 +142,15 @@ SCENARIOS: dict[str, tuple[str, str, Callable[[dict, str | None], str]]] = {
     "rate-limit-storm": ("flood a service's first route past its rate limit (default checkout)",
                          "RateLimitStorm (warning) after ~2.5 min", _attack("rate-limit-storm")),
     "security-ok": ("end the attack on a service (default: on every service)",
-                    "security alerts resolve within a minute (the demo's 60 s lockout window)",
+                    "AuthBruteForce and AuthCredentialStuffing resolve within ~1.5 min (the "
+                    "demo's 60 s lockout window), RateLimitStorm within ~5 min (its 5m rate)",
                     _attack("none")),
     "bot-attack": ("a burst of bot and scalper traffic through checkout (25 checks/s, half bots)",
                    "FraudBotSurge and FraudHighRiskRatioHigh (warning) after ~1.5 min "
                    "(demo windows): incident, Slack in the sink", _checkout(
                        checks_per_second=25, bot_share=0.5, scalper_share=0.2)),
-    "fraud-ok": ("ordinary checkout traffic again", "fraud alerts resolve", _checkout()),
+    "fraud-ok": ("ordinary checkout traffic again", "fraud alerts resolve within ~2 min",
+                 _checkout()),
     "batch-job-fail": ("a nightly job's runs fail (default settlement)",
                        "BatchJobFailed (warning) within a minute, BatchJobLate (critical) "
                        "within 1.5 min", _batch("fail")),
