@@ -146,8 +146,9 @@ SCENARIOS: dict[str, tuple[str, str, Callable[[dict, str | None], str]]] = {
                     "demo's 60 s lockout window), RateLimitStorm within ~5 min (its 5m rate)",
                     _attack("none")),
     "bot-attack": ("a burst of bot and scalper traffic through checkout (25 checks/s, half bots)",
-                   "FraudBotSurge and FraudHighRiskRatioHigh (warning) after ~1.5 min "
-                   "(demo windows): incident, Slack in the sink", _checkout(
+                   "FraudHighRiskRatioHigh and FraudBotSurge (warning) after ~1.5 min "
+                   "(demo windows; run it once the stack has been up 2 min): incident, Slack "
+                   "in the sink", _checkout(
                        checks_per_second=25, bot_share=0.5, scalper_share=0.2)),
     "fraud-ok": ("ordinary checkout traffic again", "fraud alerts resolve within ~2 min",
                  _checkout()),
