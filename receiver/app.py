@@ -24,6 +24,7 @@ from receiver.api import (
     webhook,
 )
 from receiver.api.common import ApiError, Receiver, error_body
+from receiver.console import views as console
 from receiver.escalation.metrics import outbox_gauges
 from receiver.metrics import ReceiverMetrics
 from receiver.payload import PayloadError
@@ -39,7 +40,7 @@ from ticketmon.core.metrics_guard import Guard
 
 log = logging.getLogger("receiver")
 BLUEPRINTS = (webhook.bp, incidents.bp, alerts.bp, admin.bp, ops.bp, openapi.bp,
-              escalation.bp, oncall.bp, reports.bp)
+              escalation.bp, oncall.bp, reports.bp, console.bp)
 
 
 def _load_hook(spec: str):

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 
+from receiver.console.settings import ConsoleSettings
 from receiver.oncall.service import OncallSettings
 from receiver.ratelimit import RateLimitSettings
 from ticketmon.core.auth import ConfiguredToken, JwtSettings
@@ -52,6 +53,8 @@ class ReceiverSettings(Settings):
     hsts: bool = False
     # people and schedules (rules/oncall/) and the Slack signing secret of the ack button
     oncall: OncallSettings = Field(default_factory=OncallSettings)
+    # the incident console at /ui/: session cookie, live updates, Grafana link
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     @field_validator("database_url")
     @classmethod
