@@ -31,6 +31,9 @@ from ticketmon.core.auth import DEV_PRINCIPAL, AuthError, Principal, hash_token
 
 log = logging.getLogger("receiver.console")
 COOKIE = "ticketmon_session"
+# the cookie outlives its session by this much, so a late visit hears "your session
+# expired" instead of a bare sign-in form; the session's own `expires` is what counts
+COOKIE_GRACE = 86400
 CSRF_FIELD = "csrf_token"
 
 
@@ -85,14 +88,19 @@ def configure(app: Flask) -> None:
                       SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_PATH="/",
                       SESSION_COOKIE_SECURE=ctx.settings.hsts,
                       SESSION_REFRESH_EACH_REQUEST=False,
-                      PERMANENT_SESSION_LIFETIME=int(ctx.settings.console.session_ttl))
+                      PERMANENT_SESSION_LIFETIME=int(ctx.settings.console.session_ttl)
+                      + COOKIE_GRACE)
+
+
+def _now() -> float:
+    return time.time()
 
 
 def sign_in(token: str) -> Principal:
     """Check the token (AuthError says why not) and start a session for its principal."""
     ctx = receiver()
     principal = ctx.auth.authenticate(f"Bearer {token}")
-    expires = time.time() + ctx.settings.console.session_ttl
+    expires = _now() + ctx.settings.console.session_ttl
     token_id = None
     if principal.via == "jwt":
         import jwt  # the claims were verified by authenticate(); only exp is read here
@@ -138,7 +146,7 @@ def _principal() -> Principal | None:
         return DEV_PRINCIPAL
     if "name" not in session:
         return None
-    if time.time() >= session.get("expires", 0):
+    if _now() >= session.get("expires", 0):
         return _refuse("expired")
     principal = Principal(session["name"], session["role"], session["tenant"], session["via"])
     try:
@@ -161,7 +169,7 @@ def _stored_token(ctx: Receiver, token_id: int | None) -> Principal:
         .where(api_tokens.c.id == token_id)).mappings().first())
     if row is None or row["revoked_at"] is not None:
         raise AuthError("token revoked", "revoked")
-    if row["expires_at"] is not None and row["expires_at"].timestamp() <= time.time():
+    if row["expires_at"] is not None and row["expires_at"].timestamp() <= _now():
         raise AuthError("token expired", "expired")
     return Principal(row["name"], row["role"], row["tenant"], "token")
 
@@ -169,6 +177,7 @@ def _stored_token(ctx: Receiver, token_id: int | None) -> Principal:
 def _refuse(reason: str) -> None:
     current_app.extensions["ticketmon_receiver"].metrics.auth_failures.labels(reason).inc()
     g.console_signed_out = reason
+    session.clear()  # the browser drops the cookie with this answer
     return None
 
 
