@@ -17,18 +17,23 @@ EVENT_WORDS = {
 RECONCILER = "reconciler"  # receiver.reconcile.corrections.ACTOR
 
 
+def now() -> datetime:
+    """The pages' clock (one place, so a test can fix what "3m ago" says)."""
+    return datetime.now(UTC)
+
+
 def parse_time(value: str | datetime | None) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def age(since: str | datetime | None, now: datetime | None = None) -> str:
+def age(since: str | datetime | None, at: datetime | None = None) -> str:
     """'3m', '2h 5m', '4d 1h': how long ago, as a person reads it at a glance."""
     start = parse_time(since)
     if start is None:
         return ""
-    seconds = max(0, int(((now or datetime.now(UTC)) - start).total_seconds()))
+    seconds = max(0, int(((at or now()) - start).total_seconds()))
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, seconds = divmod(rest, 60)

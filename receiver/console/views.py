@@ -183,7 +183,7 @@ def incidents():
                            principal.tenant, flt)
     return _page("incidents.html", incidents=rows, counts=counts, flt=flt, search=search,
                  statuses=STATUSES, severities=SEVERITIES, next_cursor=next_cursor,
-                 now=datetime.now(UTC))
+                 now=present.now())
 
 
 def _incident(principal: Principal, incident_id: int) -> tuple[dict, list[dict]]:
@@ -205,7 +205,7 @@ def incident(incident_id: int, error: str | None = None, status: int = 200):
     principal = _principal()
     found, notifications = _incident(principal, incident_id)
     settings = receiver().settings
-    now = datetime.now(UTC)
+    now = present.now()
     until = present.parse_time(found.get("silenced_until"))
     return _page("incident.html", status, incident=found, error=error,
                  timeline=present.timeline(found, notifications),
@@ -262,7 +262,7 @@ def dead_letters(error: str | None = None, status: int = 200):
     principal = _principal()
     rows = receiver().store.read_as(principal.tenant, list_notifications, state="dead",
                                     tenant=principal.tenant, limit=200)
-    return _page("dead_letters.html", status, rows=rows, error=error, now=datetime.now(UTC))
+    return _page("dead_letters.html", status, rows=rows, error=error, now=present.now())
 
 
 @bp.post("/dead-letters/<int:notification_id>/retry")

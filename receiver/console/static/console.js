@@ -1,18 +1,41 @@
 /* The console's only script. Everything works without it; with it:
    - the list and the open incident update by themselves: on each `incident` event of the
-     stream (Server-Sent Events, URL in <meta name="ticketmon-stream">) the page's live part
-     is fetched again (header X-Ticketmon-Fragment: 1) and swapped in, keeping the focus;
+     stream (Server-Sent Events, URL in <meta name="ticketmon-stream">) the page is fetched
+     again with the header X-Ticketmon-Fragment: 1, which answers only its live parts
+     (elements with data-live and an id), and each is swapped in, keeping the focus; a
+     part holding the focus or a comment being written is left alone;
    - j / k move between the incidents of the list. */
 (function () {
   "use strict";
-  var live = document.getElementById("live");
+  var regions = document.querySelectorAll("[data-live][id]");
   var status = document.getElementById("live-status");
   var meta = document.querySelector('meta[name="ticketmon-stream"]');
+  var only = document.querySelector("[data-incident]");
   var busy = false, again = false;
 
+  function inUse(region) {
+    var active = document.activeElement;
+    if (region.id === "live-act" && active && region.contains(active)) return true;
+    return Array.prototype.some.call(region.querySelectorAll("textarea"),
+                                     function (t) { return t.value.trim() !== ""; });
+  }
+
   function focusKey(el) {
-    if (!el || !live || !live.contains(el)) return null;
+    if (!el || el === document.body) return null;
     return el.getAttribute("data-key") || el.id || null;
+  }
+
+  function swap(html) {
+    var fresh = new DOMParser().parseFromString(html, "text/html");
+    var key = focusKey(document.activeElement);
+    Array.prototype.forEach.call(regions, function (region) {
+      var next = fresh.getElementById(region.id);
+      if (next && !inUse(region)) region.innerHTML = next.innerHTML;
+    });
+    if (key && document.activeElement === document.body) {
+      var target = document.querySelector('[data-key="' + key + '"]') || document.getElementById(key);
+      if (target) target.focus();
+    }
   }
 
   function refresh(message) {
@@ -26,12 +49,7 @@
         return r.text();
       })
       .then(function (html) {
-        var key = focusKey(document.activeElement);
-        live.innerHTML = html;
-        if (key) {
-          var target = live.querySelector('[data-key="' + key + '"]') || document.getElementById(key);
-          if (target) target.focus();
-        }
+        swap(html);
         if (message && status) status.textContent = message;
       })
       .catch(function (err) {
@@ -43,13 +61,12 @@
       });
   }
 
-  if (live && meta && meta.content && window.EventSource) {
-    var only = live.getAttribute("data-incident");
+  if (regions.length && meta && meta.content && window.EventSource) {
     var source = new EventSource(meta.content, {withCredentials: true});
     source.addEventListener("incident", function (event) {
       var change;
       try { change = JSON.parse(event.data); } catch (e) { return; }
-      if (only && String(change.id) !== only) return;
+      if (only && String(change.id) !== only.getAttribute("data-incident")) return;
       refresh("Incident " + change.id + " " + (change.change || change.status) + ".");
     });
   }
