@@ -24,6 +24,7 @@ from receiver.api import (
     webhook,
 )
 from receiver.api.common import ApiError, Receiver, error_body
+from receiver.console import session as console_session
 from receiver.console import views as console
 from receiver.escalation.metrics import outbox_gauges
 from receiver.metrics import ReceiverMetrics
@@ -98,6 +99,7 @@ def create_app(settings: ReceiverSettings | None = None) -> Flask:
     _install_request_hooks(app, settings, metrics)
     _install_error_handlers(app, metrics)
     app.wsgi_app = Guard(app.wsgi_app, settings.metrics_guard)
+    console_session.configure(app)  # the console's cookie: any app reading it (the stream)
     return app
 
 

@@ -14,8 +14,6 @@ class ConsoleSettings(Settings):
     session_secret: SecretStr | None = None
     # a signed-in session lasts this long (never longer than the JWT it came from)
     session_ttl: Duration = Field(default=12 * 3600.0, ge=60, le=30 * 86400)
-    # where the browser listens for live changes (Server-Sent Events); "" turns it off
-    stream_url: str = "/api/v1/stream"
     # Grafana's address, for the dashboard link of an incident; None: no link
     grafana_url: str | None = None
 

@@ -29,7 +29,6 @@ from receiver.api.incidents import STATUSES, silence_seconds
 from receiver.console import present
 from receiver.console.session import (
     CSRF_FIELD,
-    configure,
     csrf_ok,
     csrf_token,
     current_principal,
@@ -46,7 +45,6 @@ from ticketmon.core.auth import AuthError, Forbidden, Principal
 
 bp = Blueprint("console", __name__, url_prefix="/ui", template_folder="templates",
                static_folder="static", static_url_path="/static")
-bp.record_once(lambda state: configure(state.app))
 
 PAGE = 50
 SILENCES = ("30m", "1h", "4h", "8h", "24h")
@@ -73,7 +71,7 @@ def _principal(role: str = "viewer") -> Principal:
 
 def _csp() -> str:
     """Our own files only; the stream may live on another origin (setting stream_url)."""
-    stream = receiver().settings.console.stream_url
+    stream = receiver().settings.stream_url
     parts = urlsplit(stream)
     connect = "'self'" + (f" {parts.scheme}://{parts.netloc}" if parts.netloc else "")
     return ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -100,7 +98,7 @@ def _headers(response: Response) -> Response:
 @bp.context_processor
 def _globals() -> dict:
     return {"principal": g.get("principal"), "csrf_field": CSRF_FIELD,
-            "csrf_token": csrf_token, "stream_url": receiver().settings.console.stream_url,
+            "csrf_token": csrf_token, "stream_url": receiver().settings.stream_url,
             "age": present.age}
 
 

@@ -265,7 +265,7 @@ SCENE = [("group-3-firing", "acme", datetime(2026, 11, 22, 4, 35, 40, tzinfo=UTC
 def scene(tmp_path, monkeypatch):
     """Captured posts stored at fixed times, and the pages' clock fixed after them."""
     live = LiveReceiver(tmp_path / "scene.db",
-                        console={"stream_url": "", "grafana_url": "http://127.0.0.1:3000"})
+                        console={"grafana_url": "http://127.0.0.1:3000"})
     for name, tenant, at in SCENE:
         live.store.ingest(parse(json.dumps(tenant_payload(tenant, name)).encode()), now=at)
     monkeypatch.setattr("receiver.console.present.now", lambda: SCENE_NOW)

@@ -186,7 +186,7 @@ def test_another_tenants_incident_is_not_found(console_app):
 
 
 def test_pages_carry_the_security_headers_and_the_stream_url(make_console):
-    app = make_console(console={"stream_url": "https://events.example.com/api/v1/stream"})
+    app = make_console(stream_url="https://events.example.com/api/v1/stream")
     client = app.test_client()
     sign_in(client, VIEWER)
     resp = client.get("/ui/")
