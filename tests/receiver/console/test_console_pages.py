@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from http.cookies import SimpleCookie
 
+import jwt
 import pytest
 from support.console import ADMIN, OPERATOR, OTHER_OPERATOR, VIEWER, alert_text, csrf, sign_in
 from support.receiver import payload, post_webhook, tenant_payload
@@ -228,3 +229,24 @@ def test_the_sessions_key_is_shared_by_every_app_of_one_installation(make_consol
     stranger = third.test_client()
     stranger.set_cookie("ticketmon_session", cookie)
     assert stranger.get("/ui/").status_code == 303
+
+
+def test_a_platform_jwt_signs_in_until_its_exp(make_console, monkeypatch):
+    secret = "jwt-secret-for-console-tests-0123456789"
+    app = make_console(jwt={"hs256_secret": secret})
+    exp = int(time.time()) + 120  # sooner than session_ttl: the JWT's end wins
+    token = jwt.encode({"sub": "jane", "role": "operator", "tenant": "acme", "exp": exp},
+                       secret, algorithm="HS256")
+    client = app.test_client()
+    sign_in(client, token)
+    page = client.get("/ui/").text
+    assert "jane" in page and '<span class="tag">operator</span>' in page
+    monkeypatch.setattr("receiver.console.session._now", lambda: exp + 1)
+    resp = client.get("/ui/")
+    assert resp.status_code == 303 and "reason=expired" in resp.headers["Location"]
+    expired = jwt.encode({"sub": "jane", "role": "operator", "tenant": "acme",
+                          "exp": int(time.time()) - 3600}, secret, algorithm="HS256")
+    form = client.get("/ui/signin")
+    resp = client.post("/ui/signin", data={"token": expired, "csrf_token": csrf(form.text)})
+    assert resp.status_code == 401
+    assert alert_text(resp.text) == "Not signed in: invalid JWT: Signature has expired."
