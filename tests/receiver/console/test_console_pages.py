@@ -250,3 +250,10 @@ def test_a_platform_jwt_signs_in_until_its_exp(make_console, monkeypatch):
     resp = client.post("/ui/signin", data={"token": expired, "csrf_token": csrf(form.text)})
     assert resp.status_code == 401
     assert alert_text(resp.text) == "Not signed in: invalid JWT: Signature has expired."
+
+
+def test_dev_mode_needs_no_sign_in_like_the_api(make_console):
+    app = make_console(dev=True, webhook_token=None)
+    page = app.test_client().get("/ui/")
+    assert page.status_code == 200
+    assert '<span class="tag">admin</span>' in page.text and "Sign out" not in page.text
