@@ -8,6 +8,10 @@
     // Datasource uids provisioned by deploy/grafana/provisioning/datasources/ticketmon.yml.
     prometheusUid: 'ticketmon-prometheus',
     receiverUid: 'ticketmon-receiver',
+    fraudUid: 'ticketmon-fraud',
+    // Where people open the receiver's console (/ui/) from a dashboard link: the
+    // address their browser reaches, not Grafana's (compose publishes it on loopback).
+    consoleUrl: 'http://127.0.0.1:10190',
     // Scrape job names from deploy/prometheus/prometheus.yml.
     jobs: {
       receiver: 'ticketmon-receiver',

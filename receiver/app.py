@@ -15,11 +15,13 @@ from receiver.anomaly.scores import anomaly_gauges
 from receiver.api import (
     admin,
     alerts,
+    docs,
     escalation,
     incidents,
     oncall,
     openapi,
     ops,
+    overview,
     reports,
     webhook,
 )
@@ -28,6 +30,7 @@ from receiver.console import session as console_session
 from receiver.console import views as console
 from receiver.escalation.metrics import outbox_gauges
 from receiver.metrics import ReceiverMetrics
+from receiver.overview import PlatformView
 from receiver.payload import PayloadError
 from receiver.ratelimit import TokenBuckets
 from receiver.settings import ReceiverSettings
@@ -41,7 +44,8 @@ from ticketmon.core.metrics_guard import Guard
 
 log = logging.getLogger("receiver")
 BLUEPRINTS = (webhook.bp, incidents.bp, alerts.bp, admin.bp, ops.bp, openapi.bp,
-              escalation.bp, oncall.bp, reports.bp, console.bp)
+              escalation.bp, oncall.bp, reports.bp, overview.bp, docs.bp,
+              console.bp)
 
 
 def _load_hook(spec: str):
@@ -94,6 +98,7 @@ def create_app(settings: ReceiverSettings | None = None) -> Flask:
     limiter = TokenBuckets(settings.rate_limit.requests_per_second, settings.rate_limit.burst)
     app.extensions["ticketmon_receiver"] = Receiver(settings, store, auth, metrics, limiter)
     app.extensions["ticketmon_oncall"] = _oncall(settings)
+    app.extensions["ticketmon_overview"] = PlatformView(settings.overview)
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
     _install_request_hooks(app, settings, metrics)

@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from receiver.console.settings import ConsoleSettings
 from receiver.oncall.service import OncallSettings
+from receiver.overview import OverviewSettings
 from receiver.ratelimit import RateLimitSettings
 from ticketmon.core.auth import ConfiguredToken, JwtSettings
 from ticketmon.core.config import Settings
@@ -59,6 +60,8 @@ class ReceiverSettings(Settings):
     # server's URL (`ticketmon receiver stream`, port 10199) when the receiver runs
     # sync gunicorn workers, which never hold streams
     stream_url: str = Field(default="/api/v1/stream", max_length=2000)
+    # GET /api/v1/overview: the Prometheus it reads services, SLOs and key figures from
+    overview: OverviewSettings = Field(default_factory=OverviewSettings)
 
     @field_validator("database_url")
     @classmethod

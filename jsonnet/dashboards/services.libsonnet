@@ -57,4 +57,5 @@ function(c) p.dashboard(c, 'services', 'Services & dependencies',
                thresholds=p.thresholds('red', [[c.thresholds.diskFreeRatio, 'green']])),
   p.timeseries('Load (1m)', 'One-minute load average per host.',
                [p.target('node_load1', '{{instance}}')], unit='short', w=6),
-], [p.queryVariable('service', 'Service', 'ticketmon_service_up', 'service')])
+], [p.queryVariable('service', 'Service', 'ticketmon_service_up', 'service')],
+annotations=[p.incidentAnnotations(c), p.fraudAnnotations(c)])

@@ -249,6 +249,29 @@ DOCUMENT = {
             "parameters": PAGE,
             "responses": {**_ok("{audit: [...], next_cursor}", OBJ),
                           **_errors(400, 401, 403, 503)}}},
+        "/api/v1/overview": {"get": {
+            "summary": "Services, unresolved incidents, SLOs and the last hour's key figures "
+                       "in one call, for a status page (viewer)",
+            "tags": ["ops"],
+            "description": "Incidents are the caller's tenant's, read fresh. Services, SLOs "
+                           "and figures come from Prometheus, are the whole platform's, are "
+                           "cached for overview.cache_seconds, and are null with "
+                           "prometheus.status 'unavailable' and its error while Prometheus "
+                           "does not answer (or 'not_configured'). The business figures "
+                           "(revenue, sales) need an all-tenant token.",
+            "responses": {**_ok("{generated_at, tenant, incidents, prometheus, services, "
+                                "slos, figures}", OBJ), **_errors(401, 403, 503)}}},
+        "/docs": {"get": {"summary": "This document in Swagger UI (served from package "
+                                     "files, no CDN)", "tags": ["ops"], "security": [],
+                          "responses": {"200": {"description": "HTML page",
+                                                "content": {"text/html": {}}}}}},
+        "/docs/assets/{name}": {"get": {
+            "summary": "Swagger UI's script, style and icons", "tags": ["ops"],
+            "security": [], "parameters": [{"name": "name", "in": "path", "required": True,
+                                            "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "the file"},
+                          "404": {"description": "no such asset",
+                                  "content": {"application/json": {"schema": ERROR}}}}}},
         "/healthz": {"get": {"summary": "Alive", "tags": ["ops"], "security": [],
                              "responses": _ok("alive", OBJ)}},
         "/readyz": {"get": {"summary": "Store reachable and migrated", "tags": ["ops"],

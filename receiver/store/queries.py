@@ -210,3 +210,20 @@ def open_incident_counts(conn: Connection) -> list[tuple[str, str, int]]:
         .where(incidents.c.status != "resolved")
         .group_by(incidents.c.severity, incidents.c.tenant)
     )]
+
+
+def unresolved_summary(conn: Connection, scope: str) -> dict:
+    """Unresolved incidents in the caller's scope: counts by status and severity, and
+    when the oldest one opened (what a status page shows first)."""
+    query = scoped(sa.select(incidents.c.status, incidents.c.severity, sa.func.count(),
+                             sa.func.min(incidents.c.opened_at))
+                   .where(incidents.c.status != "resolved"), incidents.c.tenant, scope)
+    rows = conn.execute(query.group_by(incidents.c.status, incidents.c.severity)).all()
+    by_status = {"open": 0, "acknowledged": 0}
+    by_severity: dict[str, dict[str, int]] = {}
+    oldest = None
+    for status, severity, count, opened in rows:
+        by_status[status] = by_status.get(status, 0) + count
+        by_severity.setdefault(severity, {"open": 0, "acknowledged": 0})[status] = count
+        oldest = opened if oldest is None or opened < oldest else oldest
+    return {**by_status, "by_severity": by_severity, "oldest_opened_at": iso(oldest)}

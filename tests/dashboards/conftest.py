@@ -32,6 +32,7 @@ DEMO_WALLETS = {"fee_payer": "4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T",
                 "treasury": "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM"}
 MINT_PROGRAM = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
 CHECKOUT_TOKEN = "tm_test_checkout_token_0123456789"
+GRAFANA_FRAUD_TOKEN = "tm_test_grafana_fraud_0123456789"  # Grafana's viewer of fraud events
 
 
 @dataclass
@@ -41,6 +42,8 @@ class LiveStack:
     sources: set[str] = field(default_factory=lambda: {"prometheus"})
     endpoints: dict[str, tuple[str, set[str]]] = field(default_factory=dict)  # name -> url, sources
     receiver_url: str | None = None
+    fraud_url: str | None = None
+    fraud_viewer_token: str = GRAFANA_FRAUD_TOKEN
     procs: list[ManagedProcess] = field(default_factory=list)
     servers: list = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
@@ -179,13 +182,16 @@ def _start_exporters(stack: LiveStack, addresses: dict[str, str], services: dict
             "port": port, "workers": 1,
             "database_url": f"sqlite:///{stack.workdir / 'fraud.db'}",
             "auth": {"tokens": [{"name": "checkout", "role": "operator", "tenant": "demo",
-                                 "token": CHECKOUT_TOKEN}]},
+                                 "token": CHECKOUT_TOKEN},
+                                {"name": "grafana", "role": "viewer", "tenant": "demo",
+                                 "token": GRAFANA_FRAUD_TOKEN}]},
             "outlier": {"min_samples": 50, "refit_seconds": 5}})],
             ready=f"http://127.0.0.1:{port}/healthz")
         stack.start("checkout", ["simulator", "checkout", "--config", stack.config("checkout", {
             "url": f"http://127.0.0.1:{port}/api/v1/fraud/check", "token": CHECKOUT_TOKEN,
             "checks_per_second": 20, "bot_share": 0.3, "seed": 7})])
         addresses["fraud"] = f"127.0.0.1:{port}"
+        stack.fraud_url = f"http://127.0.0.1:{port}"
         stack.endpoints["fraud"] = (f"http://127.0.0.1:{port}/metrics", {"fraud"})
     else:
         stack.missing.append("fraud")

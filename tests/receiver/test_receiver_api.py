@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from support.receiver import (
     WEBHOOK_TOKEN,
+    bearer,
     count,
     payload,
     payload_bytes,
@@ -42,11 +43,7 @@ def store_of(app):
     return app.extensions["ticketmon_receiver"].store
 
 
-def token(app, role: str, tenant: str | None = None) -> dict:
-    """A DB token; admins span every tenant by default, others get the fixtures' acme."""
-    tenant = tenant or ("*" if role == "admin" else "acme")
-    _, secret = store_of(app).create_token(f"{role}-{tenant}", role, tenant)
-    return {"Authorization": f"Bearer {secret}"}
+token = bearer
 
 
 # -- webhook: bad input --------------------------------------------------------------

@@ -165,6 +165,7 @@ def start_receiver(stack: Stack) -> None:
         "database_url": db,
         "api_tokens": [{"name": "stack-admin", "role": "admin", "tenant": "*",
                         "token": stack.secrets["admin_token"]}],
+        "overview": {"prometheus_url": f"http://{stack.addresses['prometheus']}"},
     })
     metrics_dir = stack.workdir / "receiver-metrics"
     metrics_dir.mkdir(exist_ok=True)
