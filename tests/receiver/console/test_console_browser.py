@@ -10,22 +10,20 @@ running the tests again writes the same images.
 from __future__ import annotations
 
 import json
-import shutil
-import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
-from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from support.browser import chromium, served
 from support.console import TOKENS, VIEWER
 from support.receiver import WEBHOOK_TOKEN, tenant_payload
 from support.waiting import wait_for
-from werkzeug.serving import make_server
 
 from receiver.app import create_app
 from receiver.payload import parse
@@ -34,7 +32,6 @@ from receiver.store import migrate
 
 OPERATOR = next(t["token"] for t in TOKENS if t["role"] == "operator")
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 WINDOW = (1280, 900)
 PHONE = (390, 844)
 STREAM_BRANCH_NOTE = ("needs GET /api/v1/stream (Server-Sent Events), built on branch `sse`; "
@@ -43,24 +40,17 @@ STREAM_BRANCH_NOTE = ("needs GET /api/v1/stream (Server-Sent Events), built on b
 
 @pytest.fixture(scope="module")
 def browser():
-    for path in (CHROMIUM, CHROMEDRIVER):
-        assert shutil.which(path), f"{path} is missing: install chromium and chromium-driver " \
-                                   "(./dev test does)"
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                f"--window-size={WINDOW[0]},{WINDOW[1]}", "--force-device-scale-factor=1",
-                "--hide-scrollbars", "--lang=en-US", "--force-color-profile=srgb",
-                "--font-render-hinting=none", "--blink-settings=preferredColorScheme=1"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.implicitly_wait(0)
-    yield driver
-    driver.quit()
+    # the same pixels on every run: one scale, no scrollbars, light scheme, sRGB
+    with chromium(*WINDOW, extra_args=(
+            "--force-device-scale-factor=1", "--hide-scrollbars", "--lang=en-US",
+            "--force-color-profile=srgb", "--font-render-hinting=none",
+            "--blink-settings=preferredColorScheme=1")) as driver:
+        yield driver
 
 
 class LiveReceiver:
-    """The receiver app served over HTTP in this process (threads: a stream holds one)."""
+    """The receiver app, to be served over HTTP in this process (support.browser.served:
+    threads, as a stream holds one)."""
 
     def __init__(self, db: Path, **settings) -> None:
         url = f"sqlite:///{db}"
@@ -68,9 +58,14 @@ class LiveReceiver:
         self.app = create_app(ReceiverSettings(database_url=url, webhook_token=WEBHOOK_TOKEN,
                                                api_tokens=TOKENS, **settings))
         self.store = self.app.extensions["ticketmon_receiver"].store
-        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = ""
+
+    @contextmanager
+    def serving(self) -> Iterator[LiveReceiver]:
+        with served(self.app) as url:
+            self.url = url
+            yield self
+        self.store.dispose()
 
     def has_stream(self) -> bool:
         return any(rule.rule == "/api/v1/stream" for rule in self.app.url_map.iter_rules())
@@ -80,16 +75,11 @@ class LiveReceiver:
             "/api/v1/incidents", headers={"Authorization": f"Bearer {OPERATOR}"}
         ).json["incidents"]]
 
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.store.dispose()
-
 
 @pytest.fixture(scope="module")
 def receiver(tmp_path_factory):
-    live = LiveReceiver(tmp_path_factory.mktemp("console") / "receiver.db")
-    yield live
-    live.stop()
+    with LiveReceiver(tmp_path_factory.mktemp("console") / "receiver.db").serving() as live:
+        yield live
 
 
 @pytest.fixture
@@ -295,13 +285,12 @@ SCENE = [("group-3-firing", "acme", datetime(2026, 11, 22, 4, 35, 40, tzinfo=UTC
 @pytest.fixture
 def scene(tmp_path, monkeypatch):
     """Captured posts stored at fixed times, and the pages' clock fixed after them."""
-    live = LiveReceiver(tmp_path / "scene.db",
-                        console={"grafana_url": "http://127.0.0.1:3000"})
+    live = LiveReceiver(tmp_path / "scene.db", console={"grafana_url": "http://127.0.0.1:3000"})
     for name, tenant, at in SCENE:
         live.store.ingest(parse(json.dumps(tenant_payload(tenant, name)).encode()), now=at)
     monkeypatch.setattr("receiver.console.present.now", lambda: SCENE_NOW)
-    yield live
-    live.stop()
+    with live.serving():
+        yield live
 
 
 def test_screenshots(fresh, scene):
