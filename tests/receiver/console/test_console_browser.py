@@ -159,6 +159,9 @@ def test_sign_in_see_an_alertmanager_incident_acknowledge_it_and_sign_out(
     assert link.text == "CheckoutDown on checkout"
     row = driver.find_element(By.ID, f"incident-{incident}")
     assert "open" in row.text and "critical" in row.text
+    # keyboard: j focuses the first incident of the list (the newest)
+    driver.find_element(By.TAG_NAME, "body").send_keys("j")
+    assert driver.switch_to.active_element.get_attribute("data-key") == f"incident-{incident}"
 
     link.click()
     wait_for(lambda: driver.find_elements(By.ID, "incident-status"), 10, "the incident page")
