@@ -241,3 +241,11 @@ def test_the_api_escalates_too(console_app):
     assert client.post("/api/v1/incidents/1/escalate", headers=auth).status_code == 409
     assert [a[1:3] for a in _audit(console_app)] == [
         ("escalate", "changed"), ("resolve", "changed"), ("escalate", "conflict")]
+
+
+def test_the_workers_messages_link_to_the_incident_in_the_console(console_app, sink, tmp_path):
+    worker = _worker(console_app, sink, tmp_path, [("0s", "chat")])
+    _open(console_app)
+    _drain(worker)
+    [message] = sink.messages
+    assert message.json()["links"]["incident"] == "http://127.0.0.1:10190/ui/incidents/1"
