@@ -26,6 +26,8 @@ from receiver.api import (
     webhook,
 )
 from receiver.api.common import ApiError, Receiver, error_body
+from receiver.console import session as console_session
+from receiver.console import views as console
 from receiver.escalation.metrics import outbox_gauges
 from receiver.metrics import ReceiverMetrics
 from receiver.overview import PlatformView
@@ -42,7 +44,8 @@ from ticketmon.core.metrics_guard import Guard
 
 log = logging.getLogger("receiver")
 BLUEPRINTS = (webhook.bp, incidents.bp, alerts.bp, admin.bp, ops.bp, openapi.bp,
-              escalation.bp, oncall.bp, reports.bp, overview.bp, docs.bp)
+              escalation.bp, oncall.bp, reports.bp, overview.bp, docs.bp,
+              console.bp)
 
 
 def _load_hook(spec: str):
@@ -101,6 +104,7 @@ def create_app(settings: ReceiverSettings | None = None) -> Flask:
     _install_request_hooks(app, settings, metrics)
     _install_error_handlers(app, metrics)
     app.wsgi_app = Guard(app.wsgi_app, settings.metrics_guard)
+    console_session.configure(app)  # the console's cookie: any app reading it (the stream)
     return app
 
 

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 
+from receiver.console.settings import ConsoleSettings
 from receiver.oncall.service import OncallSettings
 from receiver.overview import OverviewSettings
 from receiver.ratelimit import RateLimitSettings
@@ -48,11 +49,17 @@ class ReceiverSettings(Settings):
     silence_max: Duration = 24 * 3600.0
     # REST API requests per token (never the webhook, /metrics or /healthz), per worker
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    # the incident console at /ui/: its session cookie and the Grafana link
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     # Strict-Transport-Security on every answer: only when clients reach the receiver by
     # https (a TLS proxy in front); it is sent anyway on requests that came over https
     hsts: bool = False
     # people and schedules (rules/oncall/) and the Slack signing secret of the ack button
     oncall: OncallSettings = Field(default_factory=OncallSettings)
+    # where the console opens its live stream: this origin's path, or the stream
+    # server's URL (`ticketmon receiver stream`, port 10199) when the receiver runs
+    # sync gunicorn workers, which never hold streams
+    stream_url: str = Field(default="/api/v1/stream", max_length=2000)
     # GET /api/v1/overview: the Prometheus it reads services, SLOs and key figures from
     overview: OverviewSettings = Field(default_factory=OverviewSettings)
 
@@ -61,6 +68,14 @@ class ReceiverSettings(Settings):
     def _known_backend(cls, value: str) -> str:
         if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg2:")):
             raise ValueError("must be a sqlite:/// or postgresql+psycopg2:// URL")
+        return value
+
+    @field_validator("stream_url")
+    @classmethod
+    def _stream_url(cls, value: str) -> str:
+        if not (value.startswith("/") or value.startswith(("http://", "https://"))):
+            raise ValueError("must be a path on this origin (/api/v1/stream) or an "
+                             "http(s):// URL of the stream server")
         return value
 
     @field_validator("webhook_token")

@@ -155,6 +155,13 @@ DOCUMENT = {
                           **_errors(401, 403, 404, 503)}}},
         "/api/v1/incidents/{incident_id}/acknowledge": _change("acknowledge"),
         "/api/v1/incidents/{incident_id}/resolve": _change("resolve"),
+        "/api/v1/incidents/{incident_id}/escalate": {"post": {
+            "summary": "Escalate an open incident now: its policy's next step is paged at "
+                       "once instead of at its time (operator)",
+            "tags": ["incidents"], "parameters": [_path("incident_id")],
+            "requestBody": CHANGE_BODY,
+            "responses": {**_ok("{incident, changed}", OBJ),
+                          **_errors(400, 401, 403, 404, 409, 415, 503)}}},
         "/api/v1/incidents/{incident_id}/silence": {
             "post": {
                 "summary": "Silence the incident's group in Alertmanager for a bounded time "

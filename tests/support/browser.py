@@ -17,7 +17,8 @@ from ticketmon.servers.process import free_port
 
 
 @contextmanager
-def chromium(width: int = 1280, height: int = 900) -> Iterator[webdriver.Chrome]:
+def chromium(width: int = 1280, height: int = 900,
+             extra_args: tuple[str, ...] = ()) -> Iterator[webdriver.Chrome]:
     """Headless Chromium; its console messages are kept for `get_log('browser')`."""
     binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (binary and driver):
@@ -25,7 +26,7 @@ def chromium(width: int = 1280, height: int = 900) -> Iterator[webdriver.Chrome]
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                f"--window-size={width},{height}"):
+                f"--window-size={width},{height}", *extra_args):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     browser = webdriver.Chrome(options=options, service=Service(driver))
