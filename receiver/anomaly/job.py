@@ -23,6 +23,7 @@ import requests
 from receiver.anomaly import claims
 from receiver.anomaly import scores as anomaly_store
 from receiver.anomaly.explain import summary
+from receiver.anomaly.forecast_job import Forecaster, ForecastOutcome, claim_name
 from receiver.anomaly.prometheus_source import Samples, SkipSeries, query_range
 from receiver.anomaly.settings import AnomalyJobSettings, SeriesSettings
 from receiver.anomaly.stream import SeriesStream, StreamConfig, config_for_step
@@ -92,6 +93,9 @@ class AnomalyJob:
         self.executor = ThreadPoolExecutor(1, "anomaly-refit") if background_refit else None
         self.states: dict[str, SeriesState] = {}
         self.worker = claims.worker_id()
+        self.forecaster = Forecaster(settings.forecasts, self.session, settings.prometheus_url,
+                                     settings.timeout_seconds)
+        self.forecasts: list[ForecastOutcome] = []  # of the last run
 
     def close(self) -> None:
         if self.executor:
@@ -105,21 +109,31 @@ class AnomalyJob:
                 log.warning("anomaly claims not released", extra={"error": type(exc).__name__})
 
     def run_once(self, now: float | None = None) -> list[Outcome]:
+        """Score this worker's series and run its forecasts (outcomes in `forecasts`)."""
         now = time.time() if now is None else now
-        return [self.run_series(s, now) for s in self.claimed(now)]
+        series, forecasts = self.claimed(now)
+        outcomes = [self.run_series(s, now) for s in series]
+        self.forecasts = self.forecaster.run(forecasts, now)
+        return outcomes
 
-    def claimed(self, now: float) -> list[SeriesSettings]:
-        """The series this worker scores this run; the states of the others are dropped
-        (another worker has them, and a series coming back is backfilled afresh)."""
+    def claimed(self, now: float) -> tuple[list[SeriesSettings], list[str]]:
+        """The series this worker scores and the forecasts it runs this run; the states
+        of the others are dropped (another worker has them, and a series coming back is
+        backfilled afresh)."""
+        forecasts = {claim_name(f.name): f.name for f in self.settings.forecasts}
         if not self.settings.share_series:
-            return list(self.settings.series)
+            return list(self.settings.series), list(forecasts.values())
         lease = self.settings.lease_seconds or 2 * self.settings.interval_seconds
-        with self.store.transaction() as conn:
+        at = datetime.fromtimestamp(now, UTC)
+        with self.store.transaction() as conn:  # each shared fairly on its own
             mine = claims.claim(conn, self.worker, [s.name for s in self.settings.series],
-                                datetime.fromtimestamp(now, UTC), lease)
+                                at, lease)
+            if forecasts:
+                mine |= claims.claim(conn, self.worker, list(forecasts), at, lease)
         for name in set(self.states) - mine:
             del self.states[name]
-        return [s for s in self.settings.series if s.name in mine]
+        return ([s for s in self.settings.series if s.name in mine],
+                [name for claim, name in forecasts.items() if claim in mine])
 
     def run_forever(self, stop: threading.Event) -> None:
         """Run every interval until `stop` is set; a failed run (say the database is
@@ -131,6 +145,10 @@ class AnomalyJob:
                     log.info("anomaly run", extra={"series": outcome.series,
                                                    "status": outcome.status,
                                                    "score": outcome.score})
+                for done in self.forecasts:
+                    log.info("forecast run", extra={"forecast": done.forecast,
+                                                    "status": done.status,
+                                                    "series": done.series})
             except Exception as exc:
                 log.warning("anomaly run failed", extra={"error": type(exc).__name__})
             stop.wait(max(0.0, self.settings.interval_seconds - (time.monotonic() - began)))

@@ -13,8 +13,10 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from receiver.anomaly.forecast_settings import DEFAULT_FORECASTS, ForecastSettings
 from receiver.anomaly.windows import MAX_POINTS, TRAIN_POINTS, first_score_index
 from ticketmon.core.config import Settings
+from ticketmon.core.metrics_guard import GuardSettings
 
 
 class AlertSelector(Settings):
@@ -131,10 +133,13 @@ class AnomalyJobSettings(Settings):
     series: list[SeriesSettings] = Field(default_factory=lambda: list(DEFAULT_SERIES),
                                          max_length=200)
     all_series: SeriesPolicy | None = None
+    # capacities forecast to exhaustion (ticketmon_forecast_* gauges, forecast_job.py)
+    forecasts: list[ForecastSettings] = Field(default_factory=lambda: list(DEFAULT_FORECASTS),
+                                              max_length=50)
 
-    @field_validator("series")
+    @field_validator("series", "forecasts")
     @classmethod
-    def _unique_names(cls, value: list[SeriesSettings]) -> list[SeriesSettings]:
+    def _unique_names(cls, value: list) -> list:
         names = [s.name for s in value]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -168,4 +173,8 @@ class AnomalySettings(AnomalyJobSettings):
     """`ticketmon receiver anomaly` on its own: the job plus its database and logs."""
 
     database_url: str = "sqlite:///ticketmon-receiver.db"  # the receiver's database
+    # /metrics with the forecast gauges (the worker serves them on its own /metrics)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=0, ge=0, le=65535)  # 0: no /metrics
+    metrics_guard: GuardSettings = Field(default_factory=GuardSettings)  # basic auth, allowlist
     log_level: Literal["debug", "info", "warning", "error"] = "info"
