@@ -244,3 +244,21 @@ def test_the_default_forecasts_are_the_platform_capacities():
     names = [f.name for f in AnomalySettings().forecasts]
     assert names == ["ticket_inventory", "fee_payer_balance", "disk_free"]
 
+
+
+def test_default_forecasts_expose_what_the_catalog_lists():
+    from receiver.anomaly.forecast_job import ForecastRun, SeriesForecast
+    from receiver.anomaly.forecast_settings import DEFAULT_FORECASTS
+    from ticketmon.rules.catalog import load_catalog
+
+    forecaster = Forecaster(DEFAULT_FORECASTS, requests.Session(), "http://127.0.0.1:9", 1)
+    keys = {"ticket_inventory": ("final",), "fee_payer_balance": ("payer-1",),
+            "disk_free": ("h1", "/var")}
+    for name, key in keys.items():
+        found = SeriesForecast(key, 1.0, time.time() + 3600, time.time() + 1800, math.inf, True)
+        forecaster.runs[name] = ForecastRun(time.time(), {key: found})
+    forecaster.skipped["disk_free", "stale"] += 1
+    registry = CollectorRegistry()
+    registry.register(forecaster)
+    assert load_catalog().check_exposition(generate_latest(registry).decode(),
+                                           source="forecast") == []
