@@ -14,7 +14,7 @@ import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -22,6 +22,7 @@ import requests
 
 from receiver.anomaly import claims
 from receiver.anomaly import scores as anomaly_store
+from receiver.anomaly.counters import KIND_POINTS, looks_like_counter
 from receiver.anomaly.explain import summary
 from receiver.anomaly.forecast_job import Forecaster, ForecastOutcome, claim_name
 from receiver.anomaly.prometheus_source import Samples, SkipSeries, query_range
@@ -205,8 +206,10 @@ class AnomalyJob:
         return Outcome(s.name, "scored", float(scores[-1]), anomalous)
 
     def _backfill(self, s: SeriesSettings, samples: Samples):
-        cfg = stream_config(s)
         tail, why = contiguous_tail(samples, s.step_seconds)
+        counter = s.kind == "counter" or (
+            s.kind == "auto" and looks_like_counter(tail.values[:KIND_POINTS]))
+        cfg = replace(stream_config(s), counter=counter)
         need = first_score_after(cfg)
         if len(tail.values) < need:
             reason = why or "too_little_history"

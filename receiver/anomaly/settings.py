@@ -39,6 +39,9 @@ class SeriesSettings(Settings):
     min_train: int = Field(default=200, ge=10, le=TRAIN_POINTS)  # points before the first fit
     min_scores: int = Field(default=100, ge=20, le=100_000)  # scores before the first flag
     refit_every: int = Field(default=100, ge=1, le=10_000)  # points between model refits
+    # counter: scored on its increase per step (resets counted from zero); auto: decided
+    # from the first points of the history (receiver/anomaly/counters.py)
+    kind: Literal["auto", "gauge", "counter"] = "auto"
     relates_to: list[AlertSelector] = Field(default_factory=list)
 
     @model_validator(mode="after")
