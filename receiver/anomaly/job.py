@@ -32,6 +32,9 @@ from receiver.anomaly.stream import SeriesStream, StreamConfig, config_for_step
 log = logging.getLogger("receiver.anomaly")
 GAP_TOLERANCE = 1.5  # steps between samples before it counts as a gap
 CHUNK = 500
+# scores written per transaction: a commit per series is most of a run's time at
+# thousands of series (bench/anomaly_scale.py)
+SAVE_BATCH = 500
 
 
 def stream_config(s: SeriesSettings) -> StreamConfig:
@@ -97,6 +100,7 @@ class AnomalyJob:
         self.forecaster = Forecaster(settings.forecasts, self.session, settings.prometheus_url,
                                      settings.timeout_seconds)
         self.forecasts: list[ForecastOutcome] = []  # of the last run
+        self.unsaved: list[anomaly_store.LatestScore] = []
 
     def close(self) -> None:
         if self.executor:
@@ -113,7 +117,9 @@ class AnomalyJob:
         """Score this worker's series and run its forecasts (outcomes in `forecasts`)."""
         now = time.time() if now is None else now
         series, forecasts = self.claimed(now)
+        self.unsaved = []
         outcomes = [self.run_series(s, now) for s in series]
+        self.save()
         self.forecasts = self.forecaster.run(forecasts, now)
         return outcomes
 
@@ -201,9 +207,17 @@ class AnomalyJob:
             s.name, float(scores[-1]), anomalous, float(values[-1]),
             datetime.fromtimestamp(last_time, UTC),
             [sel.model_dump(exclude_none=True) for sel in s.relates_to], explanation)
-        with self.store.transaction() as conn:
-            anomaly_store.save_score(conn, latest, datetime.now(UTC))
+        self.unsaved.append(latest)
+        if len(self.unsaved) >= SAVE_BATCH:
+            self.save()
         return Outcome(s.name, "scored", float(scores[-1]), anomalous)
+
+    def save(self) -> None:
+        """Write the scores not yet written, in one transaction."""
+        if self.unsaved:
+            with self.store.transaction() as conn:
+                anomaly_store.save_scores(conn, self.unsaved, datetime.now(UTC))
+            self.unsaved = []
 
     def _backfill(self, s: SeriesSettings, samples: Samples):
         tail, why = contiguous_tail(samples, s.step_seconds)

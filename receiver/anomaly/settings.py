@@ -9,6 +9,7 @@ default series at a 5-second step, so scores appear minutes after a fresh start
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -133,8 +134,9 @@ class AnomalyJobSettings(Settings):
     # dead worker's series move once its lease ends (default: two intervals)
     share_series: bool = True
     lease_seconds: float | None = Field(default=None, gt=0, le=86400)
+    # up to 10,000: workers share them (bench/anomaly_scale.py measures how many it takes)
     series: list[SeriesSettings] = Field(default_factory=lambda: list(DEFAULT_SERIES),
-                                         max_length=200)
+                                         max_length=10_000)
     all_series: SeriesPolicy | None = None
     # capacities forecast to exhaustion (ticketmon_forecast_* gauges, forecast_job.py)
     forecasts: list[ForecastSettings] = Field(default_factory=lambda: list(DEFAULT_FORECASTS),
@@ -143,8 +145,7 @@ class AnomalyJobSettings(Settings):
     @field_validator("series", "forecasts")
     @classmethod
     def _unique_names(cls, value: list) -> list:
-        names = [s.name for s in value]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = sorted(n for n, k in Counter(s.name for s in value).items() if k > 1)
         if dupes:
             raise ValueError(f"series names must be unique: {', '.join(dupes)}")
         return value
