@@ -262,3 +262,33 @@ def test_default_forecasts_expose_what_the_catalog_lists():
     registry.register(forecaster)
     assert load_catalog().check_exposition(generate_latest(registry).decode(),
                                            source="forecast") == []
+
+
+def test_the_job_on_its_own_serves_the_forecasts_behind_its_guard(capacities, tmp_path):
+    import sys
+
+    import yaml
+
+    from ticketmon.servers.process import ManagedProcess, free_port
+
+    prom, _ = capacities
+    port = free_port()
+    config = tmp_path / "anomaly.yaml"
+    config.write_text(yaml.safe_dump({
+        "prometheus_url": prom.url, "database_url": f"sqlite:///{tmp_path / 'r.db'}",
+        "interval_seconds": 1, "series": [], "metrics_port": port,
+        "metrics_guard": {"basic_auth_username": "prometheus",
+                          "basic_auth_password": "scrape-secret"},
+        "forecasts": [capacity().model_dump()]}))
+    job = ManagedProcess("anomaly", [sys.executable, "-m", "ticketmon", "receiver", "anomaly",
+                                     "--config", str(config)], tmp_path / "anomaly.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        job.wait_http(f"{url}/healthz")
+        assert requests.get(f"{url}/metrics", timeout=5).status_code == 401
+        line = 'ticketmon_forecast_exhaustion_seconds{case="drain",forecast="test_capacity"}'
+        job.wait_until(lambda: line in requests.get(
+            f"{url}/metrics", auth=("prometheus", "scrape-secret"), timeout=5).text, timeout=30)
+    finally:
+        job.stop()
+    assert job.proc.returncode == 0, job.log_tail()
