@@ -1,6 +1,6 @@
 """The anomaly job at scale: 10,000 series at a 1-minute step, 1, 2 and 4 workers.
 
-    .venv/bin/python bench/anomaly_scale.py [--series 10000] [--workers 1,2,4] [--steps 2]
+    .venv/bin/python bench/anomaly_scale.py [--series 10000] [--workers 1,2,4] [--steps 1]
 
 What runs is real: a Prometheus (ticketmon.servers.prometheus) whose TSDB holds
 `--series` series of `--history` one-minute points plus `--steps` more, written as
@@ -8,7 +8,7 @@ blocks by `promtool tsdb create-blocks-from openmetrics` (no scraping, bounded d
 ~1 M samples for the defaults), and a PostgreSQL (ticketmon.servers.postgres) where
 the workers claim series (receiver/anomaly/claims.py). For each worker count, that
 many processes each run an AnomalyJob over all the series with share_series on:
-three claim rounds let them split the series, then one backfill run (history) and
+four claim rounds let them split the series, then one backfill run (history) and
 `--steps` steady runs, each adding the next minute's point to every series, all
 workers starting each run together as they would on their interval.
 
@@ -127,7 +127,7 @@ def worker(index: int, db_url: str, prom_url: str, series: int, history: int,
     from receiver.anomaly import job as job_module
     from receiver.anomaly.job import AnomalyJob
     from receiver.anomaly.settings import AnomalyJobSettings, SeriesSettings
-    from receiver.store import Store
+    from receiver.store import Store, StoreUnavailable
 
     timers = Timers()
     timers.wrap(job_module, "query_range", "prometheus")
@@ -142,18 +142,24 @@ def worker(index: int, db_url: str, prom_url: str, series: int, history: int,
     store = Store(db_url, pool_size=1)
     job = AnomalyJob(settings, store, background_refit=False)
     try:
-        for _ in range(3):  # register, hand back the surplus, take the free share
-            barrier.wait()
-            held = len(job.claimed(plan[0])[0])
+        for _ in range(4):  # register, hand back the surplus, take the free share
+            barrier.wait(timeout=1800)
+            try:
+                held = len(job.claimed(plan[0])[0])
+            except StoreUnavailable:  # as in run_forever: a failed claim waits a round
+                held = 0
         for run, now in enumerate(plan):
-            barrier.wait()
+            barrier.wait(timeout=1800)
             timers.seconds.clear()
             cpu, began = time.process_time(), time.perf_counter()
-            outcomes = job.run_once(now=now)
+            try:
+                statuses = Counter(o.status for o in job.run_once(now=now))
+            except StoreUnavailable:  # the run fails, the worker goes on (run_forever)
+                statuses = Counter(run_failed=1)
             wall = time.perf_counter() - began
             results.put({"worker": index, "run": run, "held": held, "wall": wall,
                          "cpu": time.process_time() - cpu, "load": os.getloadavg()[0],
-                         "statuses": dict(Counter(o.status for o in outcomes)),
+                         "statuses": dict(statuses),
                          **{k: timers.seconds[k] for k in ("prometheus", "scoring", "database")}})
     finally:
         job.close()
@@ -240,7 +246,7 @@ def main() -> int:
     parser.add_argument("--series", type=int, default=10_000)
     parser.add_argument("--history", type=int, default=90,
                         help="one-minute points before the backfill (>= 85)")
-    parser.add_argument("--steps", type=int, default=2, help="steady runs after it")
+    parser.add_argument("--steps", type=int, default=1, help="steady runs after it")
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--budget", type=float, default=900, help="seconds per worker count")
     args = parser.parse_args()
