@@ -5,6 +5,8 @@ run (and any run after a break) reads the whole history window and scores it as 
 stream (backfill); later runs read only the points since. Whatever goes wrong with
 one series (Prometheus down, gaps, NaN, a constant or too short series, a query
 returning several series) skips that series with a reason and leaves the others be.
+A run's scores are written in batches; its forecasts (forecast_job.py) run after the
+scores, on the forecasts this worker claimed.
 """
 
 from __future__ import annotations
