@@ -43,11 +43,9 @@ class SeriesForecast:
     """Absolute times (unix seconds; inf: not within the horizon)."""
 
     key: tuple[str, ...]
-    value: float
     exhausts_at: float
     earliest: float
     latest: float
-    seasonal: bool
 
 
 @dataclass
@@ -109,22 +107,21 @@ def without_refills(values: np.ndarray) -> np.ndarray:
 
 def forecast_series(f: ForecastSettings, values: np.ndarray, last_time: float,
                     key: tuple[str, ...]) -> SeriesForecast:
+    """Exhaustion times of one cleaned series (`prepare`), the band's edges included."""
     if len(values) < f.min_points:
         raise SkipSeries("too_little_history", f"{len(values)} usable points, need "
                                                f"{f.min_points}")
-    period = int(round(f.season_seconds / f.step_seconds)) if f.season_seconds else 0
-    fitted = model.fit(values, period)
-    horizon = max(1, int(f.horizon_seconds // f.step_seconds))
-    if values[-1] <= f.floor:
+    if values[-1] <= f.floor:  # exhausted already
         steps = model.Exhaustion(0.0, 0.0, 0.0)
     else:
-        steps = model.exhaustion(fitted, f.floor, horizon, f.band)
+        period = int(round(f.season_seconds / f.step_seconds)) if f.season_seconds else 0
+        horizon = max(1, int(f.horizon_seconds // f.step_seconds))
+        steps = model.exhaustion(model.fit(values, period), f.floor, horizon, f.band)
 
     def at(n: float) -> float:
         return last_time + n * f.step_seconds
 
-    return SeriesForecast(key, float(values[-1]), at(steps.steps), at(steps.earliest),
-                          at(steps.latest), bool(len(fitted.season)))
+    return SeriesForecast(key, at(steps.steps), at(steps.earliest), at(steps.latest))
 
 
 class Forecaster:

@@ -255,7 +255,7 @@ def test_default_forecasts_expose_what_the_catalog_lists():
     keys = {"ticket_inventory": ("final",), "fee_payer_balance": ("payer-1",),
             "disk_free": ("h1", "/var")}
     for name, key in keys.items():
-        found = SeriesForecast(key, 1.0, time.time() + 3600, time.time() + 1800, math.inf, True)
+        found = SeriesForecast(key, time.time() + 3600, time.time() + 1800, math.inf)
         forecaster.runs[name] = ForecastRun(time.time(), {key: found})
     forecaster.skipped["disk_free", "stale"] += 1
     registry = CollectorRegistry()
