@@ -292,3 +292,14 @@ def test_the_job_on_its_own_serves_the_forecasts_behind_its_guard(capacities, tm
     finally:
         job.stop()
     assert job.proc.returncode == 0, job.log_tail()
+
+
+def test_a_series_at_its_floor_is_exhausted_now():
+    from receiver.anomaly.forecast_job import forecast_series
+
+    values = np.linspace(50, -1, 60)
+    got = forecast_series(capacity(), values, 1_800_000_000.0, ("x",))
+    assert got.exhausts_at == got.earliest == got.latest == 1_800_000_000.0
+    with pytest.raises(SkipSeries) as short:
+        forecast_series(capacity(), values[:10], 1_800_000_000.0, ("x",))
+    assert short.value.reason == "too_little_history"
