@@ -50,6 +50,19 @@ class ForecastSettings(Settings):
         return self
 
 
+class ForecastPolicy(Settings):
+    """Fields laid over every forecast (unset ones leave each forecast's own): the demo
+    forecasts at its 5-second scrape interval over the last hour."""
+
+    step_seconds: float | None = None
+    history_seconds: float | None = None
+    season_seconds: float | None = None
+    horizon_seconds: float | None = None
+    interval_seconds: float | None = None
+    min_points: int | None = None
+    max_gap_seconds: float | None = None
+
+
 # the platform's capacities, written against the metric catalog; the rules beside the
 # predict_linear alerts read the gauges these produce (rules/business.yml, blockchain.yml,
 # system.yml)

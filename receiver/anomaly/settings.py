@@ -14,7 +14,11 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from receiver.anomaly.forecast_settings import DEFAULT_FORECASTS, ForecastSettings
+from receiver.anomaly.forecast_settings import (
+    DEFAULT_FORECASTS,
+    ForecastPolicy,
+    ForecastSettings,
+)
 from receiver.anomaly.windows import MAX_POINTS, TRAIN_POINTS, first_score_index
 from ticketmon.core.config import Settings
 from ticketmon.core.metrics_guard import GuardSettings
@@ -141,6 +145,7 @@ class AnomalyJobSettings(Settings):
     # capacities forecast to exhaustion (ticketmon_forecast_* gauges, forecast_job.py)
     forecasts: list[ForecastSettings] = Field(default_factory=lambda: list(DEFAULT_FORECASTS),
                                               max_length=50)
+    all_forecasts: ForecastPolicy | None = None  # laid over every forecast, like all_series
 
     @field_validator("series", "forecasts")
     @classmethod
@@ -152,19 +157,25 @@ class AnomalyJobSettings(Settings):
 
     @model_validator(mode="after")
     def _apply_policy(self) -> AnomalyJobSettings:
-        policy = self.all_series.model_dump(exclude_none=True) if self.all_series else {}
-        if not policy:
-            return self
-        applied = []
-        for s in self.series:
-            try:
-                applied.append(SeriesSettings.model_validate({**s.model_dump(), **policy}))
-            except ValidationError as exc:
-                problems = "; ".join(_describe(e) for e in exc.errors())
-                raise ValueError(f"all_series does not fit series {s.name!r}: {problems}") \
-                    from None
-        self.series = applied
+        self.series = _laid_over(self.series, self.all_series, "all_series", "series")
+        self.forecasts = _laid_over(self.forecasts, self.all_forecasts, "all_forecasts",
+                                    "forecast")
         return self
+
+
+def _laid_over(items: list, policy: Settings | None, key: str, kind: str) -> list:
+    """Each item with the policy's set fields in place of its own, validated again."""
+    fields = policy.model_dump(exclude_none=True) if policy else {}
+    if not fields:
+        return items
+    applied = []
+    for item in items:
+        try:
+            applied.append(type(item).model_validate({**item.model_dump(), **fields}))
+        except ValidationError as exc:
+            problems = "; ".join(_describe(e) for e in exc.errors())
+            raise ValueError(f"{key} does not fit {kind} {item.name!r}: {problems}") from None
+    return applied
 
 
 def _describe(error: dict) -> str:
