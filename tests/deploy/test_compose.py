@@ -240,4 +240,4 @@ def test_every_ticketmon_metrics_needs_the_password_prometheus_sends(compose_mod
             assert auth["password_file"] in targets, f"{host} lacks the metrics secret"
             guarded.add(host)
     assert guarded == {"receiver", "receiver-worker", "business-exporter", "system-exporter",
-                       "blockchain-exporter", "fraud"}
+                       "blockchain-exporter", "fraud", "anomaly"}
