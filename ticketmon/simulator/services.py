@@ -11,7 +11,8 @@ stack's scenarios:
     POST /control/<service>  {"mode": "ok|degraded|slow|failing|down"}
 Modes: ok; degraded (health says degraded, one dependency down, 3 % errors, 2x latency);
 slow (health answers after 2.5 s, 10x latency); failing (health 503 unhealthy, 30 %
-5xx); down (the port stops listening: connection refused, /metrics gone too).
+5xx); down (the port stays bound but every connection is reset as soon as it is
+accepted, /metrics gone too: nothing else can take the port and look healthy in its place).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import json
 import logging
 import random
 import signal
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -103,6 +106,23 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
+class _ServiceServer(_Server):
+    """Keeps its port while the service is down, resetting each connection it accepts."""
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
+                 is_down: Callable[[], bool]) -> None:
+        super().__init__(address, handler)
+        self.is_down = is_down
+
+    def verify_request(self, request, client_address) -> bool:
+        if not self.is_down():
+            return True
+        # linger 0: close sends RST, so a client sees "connection reset", never a reply
+        request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        request.close()
+        return False
+
+
 class SimulatedService:
     def __init__(self, spec: ServiceSpec, host: str, rng: random.Random) -> None:
         self.spec = spec
@@ -118,7 +138,7 @@ class SimulatedService:
             self.latency.labels(spec.name, route)
             for code in ("200", "500"):
                 self.requests.labels(spec.name, route, code)
-        self.server: _Server | None = None
+        self.server: _ServiceServer | None = None
         self.port = spec.port
 
     # -- HTTP ---------------------------------------------------------------------------
@@ -151,7 +171,8 @@ class SimulatedService:
         return Handler
 
     def listen(self) -> None:
-        self.server = _Server((self.host, self.port), self.handler())
+        self.server = _ServiceServer((self.host, self.port), self.handler(),
+                                     lambda: self.mode == "down")
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True,
                          name=f"service-{self.spec.name}").start()
@@ -163,10 +184,6 @@ class SimulatedService:
             self.server = None
 
     def set_mode(self, mode: str) -> None:
-        if mode == "down" and self.server is not None:
-            self.close()
-        elif mode != "down" and self.server is None:
-            self.listen()
         self.mode = mode
         log.info("service mode", extra={"service": self.spec.name, "mode": mode})
 
@@ -238,10 +255,7 @@ class Platform:
         mode = doc.get("mode") if isinstance(doc, dict) else None
         if mode not in MODES:
             return 400, {"error": f"mode must be one of {list(MODES)}"}
-        try:
-            self.services[name].set_mode(mode)
-        except OSError as exc:  # e.g. the port was taken while the service was down
-            return 409, {"error": f"cannot listen again: {exc.strerror}"}
+        self.services[name].set_mode(mode)
         return 200, {"service": name, "mode": mode}
 
     def modes(self) -> dict[str, str]:
