@@ -34,7 +34,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from pydantic import Field, model_validator
 
-from ticketmon.core import logs
+from ticketmon.core import logs, ports
 from ticketmon.core.config import Settings, load
 
 log = logging.getLogger("ticketmon.simulator.services")
@@ -171,8 +171,9 @@ class SimulatedService:
         return Handler
 
     def listen(self) -> None:
-        self.server = _ServiceServer((self.host, self.port), self.handler(),
-                                     lambda: self.mode == "down")
+        with ports.listening(self.host, self.port, f"port for service {self.spec.name}"):
+            self.server = _ServiceServer((self.host, self.port), self.handler(),
+                                         lambda: self.mode == "down")
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True,
                          name=f"service-{self.spec.name}").start()
@@ -267,8 +268,9 @@ class Platform:
     def start(self) -> None:
         for service in self.services.values():
             service.listen()
-        self.control = _Server((self.settings.host, self.settings.control_port),
-                               self.control_handler())
+        with ports.listening(self.settings.host, self.settings.control_port, "control_port"):
+            self.control = _Server((self.settings.host, self.settings.control_port),
+                                   self.control_handler())
         threading.Thread(target=self.control.serve_forever, daemon=True,
                          name="services-control").start()
         threading.Thread(target=self._traffic, daemon=True, name="services-traffic").start()

@@ -1,0 +1,21 @@
+"""A port someone else holds is a configuration problem, not a crash: one line, no traceback."""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ticketmon.core.config import ConfigError
+
+
+@contextmanager
+def listening(host: str, port: int, key: str) -> Iterator[None]:
+    """Around a bind: "address already in use" becomes a ConfigError naming the setting."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise ConfigError(f"{host}:{port} is already in use (another ticketmon running?): "
+                          f"pass --config FILE with another {key}") from None
