@@ -50,9 +50,11 @@ def _settings(args: argparse.Namespace, **overrides):
 def serve(args: argparse.Namespace) -> int:
     from receiver.app import create_app
     from receiver.store import migrate
+    from ticketmon.core import ports
 
     settings = _settings(args, host=args.host, port=args.port, dev=True if args.dev else None)
     app = create_app(settings)  # refuses bad settings before the database is touched
+    ports.ensure_free(settings.host, settings.port, "port (or --port)")
     migrate_now = settings.auto_migrate
     if migrate_now is None:
         migrate_now = settings.database_url.startswith("sqlite")

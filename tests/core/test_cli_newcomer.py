@@ -93,6 +93,7 @@ def taken_port():
     (["simulator", "services"],
      "control_port: {port}\nservices: [{{name: a, port: 0, routes: [/a]}}]\n"),
     (["simulator", "solana-rpc"], "port: {port}\n"),
+    (["receiver", "serve"], "port: {port}\nwebhook_token: webhook-token-0123456789\n"),
 ])
 def test_a_port_already_in_use_is_one_line_not_a_traceback(tmp_path, empty, taken_port,
                                                            component, config):
