@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from exporters.fraud.settings import FraudSettings
-from ticketmon.core import config
+from ticketmon.core import config, ports
 
 
 def gunicorn_argv(settings: FraudSettings) -> list[str]:
@@ -62,6 +62,8 @@ def run(config_path: str | None, check: bool = False, prune: bool = False) -> in
             return 1
         print(outcome_line("database", None))  # the API has no collectors: its store is all
         return 0
+    # gunicorn would retry a taken port for seconds, then stop with its own lines
+    ports.ensure_free(settings.host, settings.port, "port")
     multiproc = Path(tempfile.mkdtemp(prefix="ticketmon-fraud-metrics-"))
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
            "TICKETMON_FRAUD_REMOVE_METRICS_DIR": "1"}  # gunicorn's on_exit removes it

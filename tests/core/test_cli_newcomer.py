@@ -90,6 +90,7 @@ def taken_port():
     (["exporter", "system"],
      "http: {{port: {port}}}\nservices: [{{name: a, url: 'http://127.0.0.1:9/health'}}]\n"),
     (["exporter", "blockchain"], "http: {{port: {port}}}\n"),
+    (["exporter", "fraud"], "port: {port}\nauth: {{disabled: true}}\n"),
     (["simulator", "services"],
      "control_port: {port}\nservices: [{{name: a, port: 0, routes: [/a]}}]\n"),
     (["simulator", "solana-rpc"], "port: {port}\n"),
