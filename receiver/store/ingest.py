@@ -102,9 +102,7 @@ class Ingest(Resolution):
         return self.result
 
     def locked_open_incident(self) -> dict | None:
-        row = self.conn.execute(statements(self.conn).lock_open_incident,
-                                {"group_key": self.group_key}).mappings().first()
-        return dict(row) if row else None
+        return statements(self.conn).lock(self.conn, self.group_key)
 
     def upsert_alerts(self) -> tuple[dict[Key, str], bool]:
         """Insert new alerts, resolve firing ones; return the rows that changed, and whether
