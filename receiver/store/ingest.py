@@ -99,6 +99,7 @@ class Ingest(Resolution):
                                or "resolved" in changed.values())
         self.writes.flush()
         self.result.changed = len(changed) + len(ended)
+        self.result.all_new = len(self.inserted) == len(self.alerts)
         return self.result
 
     def locked_open_incident(self) -> dict | None:

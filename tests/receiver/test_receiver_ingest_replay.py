@@ -178,6 +178,36 @@ def test_a_post_of_new_alerts_is_a_fixed_handful_of_statements(store):
     assert len(firing) == 6  # the timeline holds this incident's events only
 
 
+
+def test_in_a_storm_posts_skip_the_probe_until_one_brings_a_stored_alert(store):
+    """After STORM_STREAK posts in a row of alerts new to the store, the next post goes
+    straight to the write path (PostgreSQL: lock, upsert, links and history). A replay
+    then takes the write path once, changes nothing, and ends the streak."""
+    from receiver.store.store import STORM_STREAK
+
+    first = payload("group-3-firing")
+    ingest(store, first)
+    for n in range(STORM_STREAK):
+        ingest(store, new_alerts_of_the_group(first, f"s{n}"))
+    storm = new_alerts_of_the_group(first, "d")
+    with statements(store) as seen:
+        result = ingest(store, storm)
+    assert (result.changed, result.duplicates, result.all_new) == (3, 0, True)
+    if store.url.startswith("postgresql"):
+        assert [s.split()[1] for s in seen] == [
+            "ticketmon_lock_open_incident", "ticketmon_upsert_alerts",
+            "ticketmon_links_and_events"], seen
+    before = snapshot(store)
+    again = ingest(store, storm)
+    assert (again.changed, again.duplicates, again.opened, again.all_new) == (0, 3, [], False)
+    assert snapshot(store) == before
+    with statements(store) as seen:
+        ingest(store, storm)
+    assert len(seen) == 1 and seen[0].startswith("SELECT"), seen
+    [inc] = incidents_by_group(store).values()
+    assert len(inc["alerts"]) == 3 * (STORM_STREAK + 2)
+
+
 def test_two_instances_of_one_fingerprint_in_one_post_end_the_older(store):
     """The upsert's own probe cannot see an instance posted alongside: still ended."""
     body = copy.deepcopy(payload("group-3-firing"))
