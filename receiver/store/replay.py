@@ -40,9 +40,10 @@ def distinct_alerts(payload: WebhookPayload) -> dict[Key, Alert]:
     """
     by_key: dict[Key, Alert] = {}
     for alert in payload.alerts:
-        prev = by_key.get(alert.key)
+        key = alert.key
+        prev = by_key.get(key)
         if prev is None or (prev.status == "firing" and alert.status == "resolved"):
-            by_key[alert.key] = alert
+            by_key[key] = alert
     return {k: by_key[k] for k in sorted(by_key)}
 
 
