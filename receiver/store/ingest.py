@@ -24,10 +24,11 @@ one unresolved incident per group.
 
 Cost: most posts are repeats of what is stored, so every post starts with one read (see
 Probe) that answers "nothing to do" for them; the rest write only the alerts that move.
-In a storm every alert is new: such a post is that read, the incident lock, one upsert,
-and one statement for its links and history (ingest_writes.py); the reads for older
-instances and ended episodes run only when the upsert and the lock say they may find
-something (tests/receiver/test_receiver_ingest_replay.py counts the statements).
+In a storm every alert is new: such a post is that read (skipped once the store sees a
+storm, see store.STORM_STREAK), the incident lock, one upsert, and one statement for its
+links and history (ingest_writes.py), the last three prepared (prepared.py); the reads
+for older instances and ended episodes run only when the upsert and the lock say they
+may find something (tests/receiver/test_receiver_ingest_replay.py counts the statements).
 Ending incidents, and the truncation rule, live in ingest_resolution.py.
 """
 
