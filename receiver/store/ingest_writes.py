@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from sqlalchemy.engine import Connection
 
 from receiver.store.bulk import dialect_insert
+from receiver.store.prepared import Prepared
 from receiver.store.tables import events, incident_alerts
 
 LINK_COLUMNS = ("group_key", "fingerprint", "starts_at", "incident_id")
@@ -31,6 +32,13 @@ SELECT * FROM unnest(%(e_at)s::timestamp[], %(e_incident_id)s::bigint[],
                      %(e_fingerprint)s::text[], %(e_starts_at)s::timestamp[],
                      %(e_kind)s::text[], %(e_actor)s::text[], %(e_detail)s::jsonb[])
 """
+LINKS_AND_EVENTS_TYPES = {
+    "l_group_key": "text[]", "l_fingerprint": "text[]", "l_starts_at": "timestamp[]",
+    "l_incident_id": "bigint[]", "e_at": "timestamp[]", "e_incident_id": "bigint[]",
+    "e_fingerprint": "text[]", "e_starts_at": "timestamp[]", "e_kind": "text[]",
+    "e_actor": "text[]", "e_detail": "jsonb[]"}
+links_and_events = Prepared("ticketmon_links_and_events", LINKS_AND_EVENTS,
+                            LINKS_AND_EVENTS_TYPES)
 
 
 def _naive_utc(value: datetime | None) -> datetime | None:
@@ -66,7 +74,7 @@ class Writes:
 
     def flush(self) -> None:
         if self.links and self.events and self.conn.dialect.name == "postgresql":
-            self.conn.exec_driver_sql(LINKS_AND_EVENTS, {
+            links_and_events(self.conn, {
                 **_arrays("l", LINK_COLUMNS, self.links),
                 **_arrays("e", EVENT_COLUMNS, self.events)})
             self.links.clear()
