@@ -19,7 +19,6 @@ evaluate the patterns, score against the last fitted outlier model, queue the re
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import math
 import os
@@ -29,6 +28,7 @@ from collections.abc import Callable
 
 from flask import Flask, Response, g, request
 from pydantic import ValidationError
+from pydantic_core import to_json
 
 from exporters.fraud import patterns as patterns_mod
 from exporters.fraud.history import UserHistory
@@ -55,12 +55,10 @@ MAX_EVENTS = 1000
 EVENTS_PARAMS = {"since", "until", "from", "to", "limit", "min_level", "tenant"}
 
 
-# json.dumps with any non-default argument builds a new encoder per call
-_encode = json.JSONEncoder(separators=(",", ":")).encode
-
-
 def _json(doc: object, status: int = 200) -> Response:
-    return Response(_encode(doc), status, mimetype="application/json")
+    """Compact JSON from pydantic-core's encoder, a few times quicker than the json module's
+    on every answer (UTF-8 rather than \\u escapes; the same values)."""
+    return Response(to_json(doc), status, mimetype="application/json")
 
 
 def _error(status: int, message: str, **extra: object) -> Response:

@@ -1,4 +1,5 @@
-"""gunicorn settings of the fraud service: worker model, the shared refitter, metrics files.
+"""gunicorn settings of the fraud service: worker model, the shared refitter, metrics files,
+garbage collection.
 
 Threaded workers with keep-alive: the checkout calls from a pool of persistent
 connections, and a sync worker closes the connection after every answer, so each check
@@ -6,6 +7,7 @@ would pay a new TCP connection (bench/fraud_check.py measures both; gthread wins
 `--worker-class`/`--threads` on the command line override these.
 """
 
+import gc
 import os
 import shutil
 
@@ -32,6 +34,13 @@ def when_ready(server) -> None:
 def post_fork(server, worker) -> None:  # noqa: ARG001 - gunicorn's hook signature
     if refitter.shared is not None:
         refitter.shared.forget()
+
+
+def post_worker_init(worker) -> None:  # noqa: ARG001
+    """The application is loaded: its objects (modules, models, settings) live as long as
+    the worker, so keep them out of the garbage collector's passes, which otherwise walk
+    them all again every few thousand requests and stall the requests meanwhile."""
+    gc.freeze()
 
 
 def child_exit(server, worker) -> None:  # noqa: ARG001
