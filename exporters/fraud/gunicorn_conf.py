@@ -1,5 +1,5 @@
 """gunicorn settings of the fraud service: worker model, the shared refitter, metrics files,
-garbage collection.
+access log, garbage collection.
 
 Threaded workers with keep-alive: the checkout calls from a pool of persistent
 connections, and a sync worker closes the connection after every answer, so each check
@@ -11,11 +11,29 @@ import gc
 import os
 import shutil
 
+from gunicorn import glogging
 from prometheus_client import multiprocess
 
 from exporters.fraud import refitter
 from ticketmon.core import logs
 
+
+class Logger(glogging.Logger):
+    """gunicorn writes an access line per request as soon as any logging config is given
+    (logconfig_dict below), and formatting it through the redacting JSON formatter
+    cost about as much as the check itself; the fraud service writes them only when
+    TICKETMON_FRAUD_ACCESS_LOG is set (read once, in the master)."""
+
+    def __init__(self, cfg) -> None:
+        self.access_asked = bool(os.environ.get("TICKETMON_FRAUD_ACCESS_LOG"))
+        super().__init__(cfg)
+
+    @property
+    def access_log_enabled(self) -> bool:
+        return self.access_asked
+
+
+logger_class = Logger
 worker_class = "gthread"
 threads = 4
 keepalive = 30  # seconds an idle pooled connection stays open (gunicorn's default is 2)

@@ -230,6 +230,8 @@ def test_gunicorn_workers_share_one_metrics_view(tmp_path, sqlite_url):
         refitters = [p for p, cmd in children.items() if "exporters.fraud.refitter" in cmd]
         workers = [p for p in children if p not in refitters]
         assert len(refitters) == 1 and len(workers) == 2, children
+        # no access line per check unless TICKETMON_FRAUD_ACCESS_LOG asks for them
+        assert "POST /api/v1/fraud/check" not in (tmp_path / "fraud.log").read_text()
         deadline = time.monotonic() + 30
         while requests.get(base + "/healthz", timeout=10).json()["outlier_model_fits"] == 0:
             assert time.monotonic() < deadline, "no worker fitted through the refitter"
@@ -288,3 +290,14 @@ def test_outlier_score_takes_part_in_the_decision_with_its_weight(make_fraud_app
     ignored, _ = odd_and_normal(0)  # weight 0: the score is reported, the patterns decide
     assert ignored["outlier_score"] >= 0.95 and ignored["decision"] == "allow"
     assert ignored["patterns"] == []
+
+
+def test_access_lines_only_when_asked(monkeypatch):
+    from gunicorn.config import Config
+
+    from exporters.fraud.gunicorn_conf import Logger
+
+    monkeypatch.delenv("TICKETMON_FRAUD_ACCESS_LOG", raising=False)
+    assert not Logger(Config()).access_log_enabled
+    monkeypatch.setenv("TICKETMON_FRAUD_ACCESS_LOG", "1")
+    assert Logger(Config()).access_log_enabled
