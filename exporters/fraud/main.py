@@ -4,10 +4,11 @@
 does it every `prune_interval_seconds`).
 
 Runs `gunicorn exporters.fraud.wsgi:app` with the configured host, port and workers
-(threaded workers, keep-alive and the shared outlier refitter come from
-exporters/fraud/gunicorn_conf.py), a fresh PROMETHEUS_MULTIPROC_DIR (so /metrics sums
-every worker) and no control socket. The settings are validated here first, so a bad
-file fails before gunicorn starts, with the key named.
+(threaded workers, keep-alive, the shared outlier refitter and the access log, off
+unless TICKETMON_FRAUD_ACCESS_LOG is set, come from exporters/fraud/gunicorn_conf.py),
+a fresh PROMETHEUS_MULTIPROC_DIR (so /metrics sums every worker) and no control socket.
+The settings are validated here first, so a bad file fails before gunicorn starts, with
+the key named.
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ def gunicorn_argv(settings: FraudSettings) -> list[str]:
         "--workers", str(settings.workers),
         "--no-control-socket",
         "--config", f"python:{__package__}.gunicorn_conf",
-        # no access log unless asked: gunicorn formats every line even for /dev/null
-        *(["--access-logfile", "-"] if os.environ.get("TICKETMON_FRAUD_ACCESS_LOG") else []),
         "--graceful-timeout", "10",
         "exporters.fraud.wsgi:app",
     ]
