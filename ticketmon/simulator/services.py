@@ -9,7 +9,8 @@ A control endpoint (default 127.0.0.1:10200) switches a service's mode, for the
 stack's scenarios:
     GET  /control                   -> {"checkout": "ok", ...}
     POST /control/<service>  {"mode": "ok|degraded|slow|failing|down"}
-Modes: ok; degraded (health says degraded, one dependency down, 3 % errors, 2x latency);
+Modes: ok; degraded (health says degraded, one dependency down, 2x latency, errors as in
+ok: a degraded service still serves, so no SLO pages and inhibits its warning);
 slow (health answers after 2.5 s, 10x latency); failing (health 503 unhealthy, 30 %
 5xx); down (the port stops listening: connection refused, /metrics gone too).
 """
@@ -38,7 +39,7 @@ log = logging.getLogger("ticketmon.simulator.services")
 Mode = Literal["ok", "degraded", "slow", "failing", "down"]
 MODES = ("ok", "degraded", "slow", "failing", "down")
 # "ok" stays well inside every SLO in rules/slo/slos.yaml (the strictest is 99.9 %).
-ERROR_RATIO = {"ok": 0.0003, "degraded": 0.03, "slow": 0.01, "failing": 0.3, "down": 0.0}
+ERROR_RATIO = {"ok": 0.0003, "degraded": 0.0003, "slow": 0.01, "failing": 0.3, "down": 0.0}
 LATENCY_FACTOR = {"ok": 1.0, "degraded": 2.0, "slow": 10.0, "failing": 1.5, "down": 1.0}
 SLOW_HEALTH_SECONDS = 2.5
 

@@ -3,25 +3,58 @@
 Each scenario talks to a simulator's own control (the services' control endpoint,
 the Solana simulator's /control, the platform database's knobs file), so the alert
 that follows is produced by the real exporters, rules, Prometheus and Alertmanager.
-The stack is the one in `--workdir DIR`, else this user's only running stack
-(ticketmon/stack/state.py); the output names it, and never prints the admin token.
+Every breaking scenario names the alert that proves it and the scenario that undoes
+it; tests/stack/test_scenarios_e2e.py runs each one from break to resolve notification
+and bench/time_to_signal.py times it. The stack is the one in `--workdir DIR`, else
+this user's only running stack (ticketmon/stack/state.py); the output names it, and
+never prints the admin token.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
+from sqlalchemy import create_engine, select
 
+from exporters.business import schema
 from ticketmon.stack import state as stack_state
 
 FEE_PAYER = "4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T"
+FEE_PAYER_LAMPORTS = 42_000_000_000  # what `stack up` gives it (ticketmon/stack/up.py)
+# 0.35 SOL a minute: the 42 SOL last two hours, well inside the alert's 24 h horizon
+FEE_PAYER_DRAIN = 5_833_333
+
+Apply = Callable[[dict, str | None], str]
 
 
 class ScenarioError(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class Scenario:
+    what: str
+    expect: str
+    apply: Apply
+    alert: str | None = None  # the alert that proves a breaking scenario; None for an undo
+    undo: str | None = None   # the scenario that clears it, run with the same target
+    target: str | None = None  # the default target
+    # labels the proving alert carries ("{target}" is the target); scenarios of one lane
+    # change the same thing, so they run one after another when run together
+    labels: dict[str, str] = field(default_factory=dict)
+    lane: str = "service:{target}"
+
+    def alert_labels(self, target: str | None) -> dict[str, str]:
+        return {k: v.format(target=target or self.target) for k, v in self.labels.items()}
+
+    def lane_of(self, target: str | None) -> str:
+        return self.lane.format(target=target or self.target)
 
 
 def load_state(workdir: Path | None = None,
@@ -42,60 +75,170 @@ def _post(url: str, body: dict) -> dict:
     return resp.json()
 
 
-def _service_mode(mode: str) -> Callable[[dict, str | None], str]:
+def _service_mode(mode: str) -> Apply:
     def apply(state: dict, target: str | None) -> str:
-        service = target or "checkout"
-        _post(f"{state['services_control']}/control/{service}", {"mode": mode})
-        return f"service {service} is now {mode}"
+        _post(f"{state['services_control']}/control/{target}", {"mode": mode})
+        return f"service {target} is now {mode}"
 
     return apply
 
 
-def _knobs(**values: float) -> Callable[[dict, str | None], str]:
-    def apply(state: dict, target: str | None) -> str:
-        path = Path(state["platform_knobs"])
+def _write_knobs(state: dict, values: dict) -> str:
+    """Merge `values` into the platform's knobs file under a lock: scenarios run at
+    once must not drop each other's change."""
+    path = Path(state["platform_knobs"])
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         current = json.loads(path.read_text()) if path.exists() else {}
-        path.write_text(json.dumps({**current, **values}))
-        return "platform database: " + ", ".join(f"{k}={v}" for k, v in values.items())
-
-    return apply
+        stack_state.write_private(path, json.dumps({**current, **values}))
+    return "platform database: " + ", ".join(f"{k}={v}" for k, v in values.items())
 
 
-def _rpc(doc: dict) -> Callable[[dict, str | None], str]:
+def _knobs(**values: float) -> Apply:
+    return lambda state, target: _write_knobs(state, values)
+
+
+def _defaults(*names: str, **values: float) -> Apply:
+    """The stack's own start-up values of some knobs back, and `values`."""
     def apply(state: dict, target: str | None) -> str:
-        rpc = state["solana-rpc"].rsplit("/", 1)[0]
-        _post(f"{rpc}/control", {"node": target or "primary", **doc})
-        return f"solana node {target or 'primary'}: {doc}"
+        defaults = state.get("platform_defaults", {})
+        return _write_knobs(state, {n: defaults[n] for n in names if n in defaults} | values)
 
     return apply
 
 
-# name -> (what it does, what to expect, how)
-SCENARIOS: dict[str, tuple[str, str, Callable[[dict, str | None], str]]] = {
-    "service-down": ("stop a simulated service (default checkout)",
-                     "ServiceDown (critical) after ~1 min: incident, PagerDuty + Slack in the sink",
-                     _service_mode("down")),
-    "service-degraded": ("make a service report degraded", "ServiceDegraded (warning)",
-                         _service_mode("degraded")),
-    "service-failing": ("make a service answer 30 % errors",
-                        "SLO burn-rate pages for the service", _service_mode("failing")),
-    "service-ok": ("bring a service back", "its alerts resolve, so does the incident",
-                   _service_mode("ok")),
-    "payments-failing": ("half of all payments fail", "PaymentFailureRatioHigh",
-                         _knobs(payment_failure_ratio=0.5)),
-    "sales-stall": ("no more orders", "TicketSalesStalled for events on sale",
-                    _knobs(orders_per_second=0.0)),
-    "platform-ok": ("normal sales and payments again", "business alerts resolve",
-                    _knobs(orders_per_second=2.0, payment_failure_ratio=0.05)),
-    "rpc-down": ("the primary Solana RPC answers HTTP 503", "SolanaRPCDown",
-                 _rpc({"mode": "http_error", "status": 503})),
-    "rpc-lag": ("the reference node falls 500 slots behind", "SolanaSlotLagHigh",
-                _rpc({"lag_slots": 500})),
-    "fee-payer-low": ("drain the fee payer wallet to 0.1 SOL", "FeePayerBalanceExhaustionPredicted",
-                      _rpc({"balance": {"address": FEE_PAYER, "lamports": 100_000_000}})),
-    "rpc-ok": ("clear Solana faults", "blockchain alerts resolve",
-               _rpc({"mode": "none", "lag_slots": 0})),
+def _event_on_sale(state: dict, target: str | None) -> tuple[int, str]:
+    """The event a target names (its id or name), else the first one on sale."""
+    engine = create_engine(state["platform-db"])
+    now = datetime.now(UTC).replace(tzinfo=None)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(schema.events.c.id, schema.events.c.name)
+                                .where(schema.events.c.sale_starts_at <= now,
+                                       schema.events.c.sale_ends_at > now)
+                                .order_by(schema.events.c.id)).all()
+    finally:
+        engine.dispose()
+    for event_id, name in rows:
+        if target in (None, str(event_id), name):
+            return event_id, name
+    raise ScenarioError(f"no event on sale is named {target!r}" if target
+                        else "no event is on sale")
+
+
+def _stall_sales(state: dict, target: str | None) -> str:
+    event_id, name = _event_on_sale(state, target)
+    _write_knobs(state, {"stalled_event_id": event_id})
+    return f"platform database: no more orders for event {name!r} (id {event_id})"
+
+
+def _rpc_base(state: dict) -> str:
+    return state["solana-rpc"].rsplit("/", 1)[0]
+
+
+def _rpc(doc: dict) -> Apply:
+    def apply(state: dict, target: str | None) -> str:
+        _post(f"{_rpc_base(state)}/control", {"node": target, **doc})
+        return f"solana node {target}: {doc}"
+
+    return apply
+
+
+def _rpc_clear(state: dict, target: str | None) -> str:
+    """Clear the faults of one node, or of every node when no target is given."""
+    base = _rpc_base(state)
+    if target:
+        nodes = [target]
+    else:
+        try:
+            nodes = list(requests.get(f"{base}/control", timeout=10).json()["nodes"])
+        except (requests.RequestException, ValueError, KeyError) as exc:
+            raise ScenarioError(f"{base}/control did not list the nodes: {exc}") from exc
+    for node in nodes:
+        _post(f"{base}/control", {"node": node, "mode": "none", "lag_slots": 0})
+    return f"solana nodes {', '.join(nodes)}: faults cleared"
+
+
+def _fee_payer(lamports_per_second: int, refill: bool) -> Apply:
+    def apply(state: dict, target: str | None) -> str:
+        doc: dict = {"drain": {"address": FEE_PAYER, "lamports_per_second": lamports_per_second}}
+        if refill:
+            doc["balance"] = {"address": FEE_PAYER, "lamports": FEE_PAYER_LAMPORTS}
+        _post(f"{_rpc_base(state)}/control", doc)
+        return ("fee payer refilled to 42 SOL, spending stopped" if refill
+                else "fee payer spends 0.35 SOL a minute (empty in two hours)")
+
+    return apply
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "service-down": Scenario(
+        "stop a simulated service (default checkout)",
+        "ServiceDown (critical) after ~1 min: incident, PagerDuty + Slack in the sink",
+        _service_mode("down"), alert="ServiceDown", undo="service-ok", target="checkout",
+        labels={"service": "{target}"}),
+    "service-degraded": Scenario(
+        "make a service report itself degraded, one dependency down (default payments)",
+        "ServiceDegraded (warning) after ~1.5 min: incident, Slack in the sink",
+        _service_mode("degraded"), alert="ServiceDegraded", undo="service-ok",
+        target="payments", labels={"service": "{target}"}),
+    "service-failing": Scenario(
+        "make a service answer 30 % errors (default marketplace)",
+        "ErrorBudgetBurnFast (SLO page) within ~1 min: PagerDuty + Slack",
+        _service_mode("failing"), alert="ErrorBudgetBurnFast", undo="service-ok",
+        target="marketplace", labels={"service": "{target}"}),
+    "service-ok": Scenario("bring a service back (default checkout)",
+                           "its alerts resolve, so does the incident", _service_mode("ok"),
+                           target="checkout"),
+    "payments-failing": Scenario(
+        "half of all payments fail", "PaymentFailureRatioHigh (critical) after ~1.5 min",
+        _knobs(payment_failure_ratio=0.5), alert="PaymentFailureRatioHigh",
+        undo="payments-ok", lane="platform:payments"),
+    "payments-ok": Scenario("payments fail as usual again (5 %)",
+                            "PaymentFailureRatioHigh resolves",
+                            _defaults("payment_failure_ratio")),
+    "sales-stall": Scenario(
+        "no more orders for one event (an event id or name; default the first on sale)",
+        "TicketSalesStalled (critical) for that event after ~3 min",
+        _stall_sales, alert="TicketSalesStalled", undo="sales-ok", lane="platform:sales"),
+    "sales-ok": Scenario("orders reach every event again", "TicketSalesStalled resolves",
+                         _knobs(stalled_event_id=0)),
+    "platform-ok": Scenario("normal sales and payments again", "business alerts resolve",
+                            _defaults("orders_per_second", "payment_failure_ratio",
+                                      stalled_event_id=0)),
+    "rpc-down": Scenario(
+        "a Solana RPC node answers HTTP 503 (default primary)",
+        "SolanaRPCDown (critical) after ~1 min", _rpc({"mode": "http_error", "status": 503}),
+        alert="SolanaRPCDown", undo="rpc-ok", target="primary",
+        labels={"endpoint": "{target}"}, lane="solana:nodes"),
+    "rpc-lag": Scenario(
+        "a Solana RPC node falls 500 slots behind (default reference)",
+        "SolanaSlotLagHigh (warning) after ~1.5 min", _rpc({"lag_slots": 500}),
+        alert="SolanaSlotLagHigh", undo="rpc-ok", target="reference",
+        labels={"endpoint": "{target}"}, lane="solana:nodes"),
+    "rpc-ok": Scenario("clear Solana faults (one node, default every node)",
+                       "blockchain alerts resolve", _rpc_clear),
+    "fee-payer-low": Scenario(
+        "the fee payer wallet spends 0.35 SOL a minute",
+        "FeePayerBalanceExhaustionPredicted (warning) after ~1.5 min",
+        _fee_payer(FEE_PAYER_DRAIN, refill=False), alert="FeePayerBalanceExhaustionPredicted",
+        undo="fee-payer-ok", labels={"wallet": "fee_payer"}, lane="solana:fee-payer"),
+    "fee-payer-ok": Scenario("refill the fee payer to 42 SOL and stop the spending",
+                             "FeePayerBalanceExhaustionPredicted resolves",
+                             _fee_payer(0, refill=True)),
 }
+
+
+def breaking() -> dict[str, Scenario]:
+    """The scenarios that break something (the others undo)."""
+    return {name: s for name, s in SCENARIOS.items() if s.undo or s.alert}
+
+
+def apply(name: str, target: str | None, state: dict) -> str:
+    if name not in SCENARIOS:
+        raise ScenarioError(f"unknown scenario {name!r}; try: {', '.join(SCENARIOS)}")
+    scenario = SCENARIOS[name]
+    return scenario.apply(state, target or scenario.target)
 
 
 def run(name: str, target: str | None, workdir: Path | None = None,
@@ -103,9 +246,12 @@ def run(name: str, target: str | None, workdir: Path | None = None,
     if name not in SCENARIOS:
         raise ScenarioError(f"unknown scenario {name!r}; try: {', '.join(SCENARIOS)}")
     stack, state = load_state(workdir, runtime)
-    _, expect, apply = SCENARIOS[name]
-    done = apply(state, target)
-    return (f"stack: {stack.describe()}\n{done}\nexpect: {expect}\n"
+    scenario = SCENARIOS[name]
+    done = apply(name, target, state)
+    undo = (f"\nundo: ticketmon stack scenario {scenario.undo}"
+            f"{' ' + (target or scenario.target) if target or scenario.target else ''}"
+            if scenario.undo else "")
+    return (f"stack: {stack.describe()}\n{done}\nexpect: {scenario.expect}{undo}\n"
             f"watch: {state['prometheus']}/alerts, "
             f"{state['receiver_url']}/api/v1/incidents (admin token: `ticketmon stack token`, "
             f"from {stack.state_file}, readable by you only), {state['notification-sink']}")

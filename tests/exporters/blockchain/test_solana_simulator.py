@@ -79,3 +79,29 @@ def test_faults_are_set_over_http_and_bad_control_is_refused(solana_sim):
         answer = requests.post(url, json=bad, timeout=5)
         assert answer.status_code == 400, bad
         assert answer.json()["error"]
+
+
+def test_a_wallet_drains_steadily_until_refilled(solana_sim, addresses, clock):
+    url = solana_sim.url().rstrip("/") + "/control"
+    wallet = addresses["fee_payer"]
+
+    def balance() -> int:
+        return rpc(solana_sim, "getBalance", [wallet]).json()["result"]["value"]
+
+    drain = {"address": wallet, "lamports_per_second": 100_000_000}
+    assert requests.post(url, json={"drain": drain}, timeout=5).status_code == 200
+    first = balance()
+    clock.advance(3)
+    assert balance() == first - 300_000_000  # 0.1 SOL a second
+    clock.advance(100)
+    assert balance() == 0  # empty, never below
+    refill = {"drain": {**drain, "lamports_per_second": 0},
+              "balance": {"address": wallet, "lamports": 2_500_000_000}}
+    assert requests.post(url, json=refill, timeout=5).status_code == 200
+    clock.advance(60)
+    assert balance() == 2_500_000_000  # refilled, and the spending stopped
+    for bad in ({"drain": {"address": wallet, "lamports_per_second": -1}},
+                {"drain": {"address": wallet}}, {"drain": {"address": "not-a-key",
+                                                           "lamports_per_second": 1}}):
+        answer = requests.post(url, json=bad, timeout=5)
+        assert answer.status_code == 400 and answer.json()["error"], bad
