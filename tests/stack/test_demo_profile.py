@@ -49,7 +49,7 @@ def test_demo_rules_pass_promtool_and_shorten_what_the_profile_names(tmp_path):
     spec = (REPO / "rules" / "slo" / "slos.yaml").read_text()
     for name in profile.alerts:
         marked = re.search(rf"# demo profile: .*\n\s*- alert: {name}\n", sources)
-        assert marked or f"demo profile: `ticketmon stack up` runs {name}" in spec, name
+        assert marked or re.search(rf"# demo profile: .*\b{name}\b", spec), name
 
 
 def test_demo_alertmanager_config_passes_amtool(tmp_path):

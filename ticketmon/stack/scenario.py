@@ -83,6 +83,22 @@ def _service_mode(mode: str) -> Apply:
     return apply
 
 
+def _services_ok(state: dict, target: str | None) -> str:
+    """Bring one service back, or every service that is not ok when no target is given."""
+    control = state["services_control"]
+    if target:
+        names = [target]
+    else:
+        try:
+            modes = requests.get(f"{control}/control", timeout=10).json()
+        except (requests.RequestException, ValueError) as exc:
+            raise ScenarioError(f"{control}/control did not list the services: {exc}") from exc
+        names = [name for name, mode in modes.items() if mode != "ok"]
+    for name in names:
+        _post(f"{control}/control/{name}", {"mode": "ok"})
+    return f"services ok again: {', '.join(names) or 'all were'}"
+
+
 def _write_knobs(state: dict, values: dict) -> str:
     """Merge `values` into the platform's knobs file under a lock: scenarios run at
     once must not drop each other's change."""
@@ -178,18 +194,17 @@ SCENARIOS: dict[str, Scenario] = {
         _service_mode("down"), alert="ServiceDown", undo="service-ok", target="checkout",
         labels={"service": "{target}"}),
     "service-degraded": Scenario(
-        "make a service report itself degraded, one dependency down (default payments)",
+        "make a service report itself degraded, one dependency down (default inventory)",
         "ServiceDegraded (warning) after ~1.5 min: incident, Slack in the sink",
         _service_mode("degraded"), alert="ServiceDegraded", undo="service-ok",
-        target="payments", labels={"service": "{target}"}),
+        target="inventory", labels={"service": "{target}"}),
     "service-failing": Scenario(
         "make a service answer 30 % errors (default marketplace)",
         "ErrorBudgetBurnFast (SLO page) within ~1 min: PagerDuty + Slack",
         _service_mode("failing"), alert="ErrorBudgetBurnFast", undo="service-ok",
         target="marketplace", labels={"service": "{target}"}),
-    "service-ok": Scenario("bring a service back (default checkout)",
-                           "its alerts resolve, so does the incident", _service_mode("ok"),
-                           target="checkout"),
+    "service-ok": Scenario("bring a service back (default every service)",
+                           "its alerts resolve, so does the incident", _services_ok),
     "payments-failing": Scenario(
         "half of all payments fail", "PaymentFailureRatioHigh (critical) after ~1.5 min",
         _knobs(payment_failure_ratio=0.5), alert="PaymentFailureRatioHigh",
