@@ -18,11 +18,13 @@ where those seconds went: break -> firing seen in Prometheus, firing -> incident
 committed by the receiver (Alertmanager's group_wait and post), committed -> page (the
 worker: step pickup and delivery). Rules that compare a rate over a window also need
 the window to cross their threshold: the floor does not count that, the `window`
-column says so. Last, the receiver's own share over the run, from its histograms in
-Prometheus: p99 of post received -> incident committed
-(ticketmon_receiver_webhook_ingest_duration_seconds) and of due -> delivered for
-notifications (ticketmon_receiver_notification_lateness_seconds). Goals: page <= floor
-+ 2 s for every scenario; receiver share p99 <= 100 ms. Exit status 1 when missed.
+column says so, and the floor uses the observed time the condition took to hold. Last,
+the receiver's own share over the run, p50 and p99 from its histograms in Prometheus:
+post received -> incident committed (ticketmon_receiver_webhook_ingest_duration_seconds),
+due -> delivered for notifications (ticketmon_receiver_notification_lateness_seconds),
+and for diagnosis one store transaction and escalation step due -> written. Goals: page
+<= floor + 2 s for every scenario; p99 post -> committed + due -> delivered <= 100 ms.
+Exit status 1 when one is missed.
 """
 
 from __future__ import annotations
@@ -47,6 +49,12 @@ from ticketmon.core.durations import parse_duration  # noqa: E402
 from ticketmon.stack import scenario, state, trace  # noqa: E402
 
 SLACK_SECONDS = 2.0
+RECEIVER_SHARE = {  # what it measures -> histogram
+    "post -> committed": "ticketmon_receiver_webhook_ingest_duration_seconds",
+    "due -> delivered": "ticketmon_receiver_notification_lateness_seconds",
+    "one store transaction": "ticketmon_receiver_store_duration_seconds",
+    "step due -> written": "ticketmon_receiver_escalation_lateness_seconds",
+}
 RECEIVER_P99_GOAL = 0.100
 _MATCHER = re.compile(r'^(\w+)(=~|!=|=)"(.*)"$')
 
@@ -94,8 +102,8 @@ def floor(rule: dict, am_route: dict, interval: float, condition_after: float) -
     return detect + parse_duration(rule.get("for", 0)) + group_wait(am_route, labels)
 
 
-def p99(prometheus: str, metric: str, seconds: float) -> float | None:
-    query = (f"histogram_quantile(0.99, sum by (le) "
+def quantile(prometheus: str, q: float, metric: str, seconds: float) -> float | None:
+    query = (f"histogram_quantile({q}, sum by (le) "
              f"(increase({metric}_bucket[{int(seconds)}s])))")
     result = requests.get(f"{prometheus}/api/v1/query", params={"query": query},
                           timeout=10).json()["data"]["result"]
@@ -153,10 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         traces = trace.run_all(doc, names, timeout=args.budget)
         time.sleep(2 * interval + 1)  # the last histogram samples scraped
         took = time.time() - started + 2 * interval
-        ingest = p99(doc["prometheus"], "ticketmon_receiver_webhook_ingest_duration_seconds",
-                     took)
-        lateness = p99(doc["prometheus"], "ticketmon_receiver_notification_lateness_seconds",
-                       took)
+        share = {name: {q: quantile(doc["prometheus"], q, metric, took) for q in (0.5, 0.99)}
+                 for name, metric in RECEIVER_SHARE.items()}
+        ingest, lateness = share["post -> committed"][0.99], share["due -> delivered"][0.99]
         rules = rules_by_alert(workdir)
         route = yaml.safe_load((workdir / "alertmanager.yml").read_text())["route"]
 
@@ -192,9 +199,11 @@ def main(argv: list[str] | None = None) -> int:
         ingest + lateness <= RECEIVER_P99_GOAL
     missed |= not share_ok
     fmt = (lambda v: "n/a" if v is None else f"{v * 1000:.0f} ms")  # noqa: E731
-    print(f"receiver share p99 over the run: post -> committed {fmt(ingest)}, "
-          f"due -> delivered {fmt(lateness)} (goal together <= "
-          f"{RECEIVER_P99_GOAL * 1000:.0f} ms){'' if share_ok else '  <- missed'}")
+    print("receiver's own share over the run (from its histograms in Prometheus):")
+    for name, values in share.items():
+        print(f"  {name:24} p50 {fmt(values[0.5]):>7}  p99 {fmt(values[0.99]):>7}")
+    print(f"  goal: p99 post -> committed + due -> delivered <= "
+          f"{RECEIVER_P99_GOAL * 1000:.0f} ms{'' if share_ok else '  <- missed'}")
     print(json.dumps({"interval": args.interval, "scenarios": results,
                       "receiver_p99_ingest_s": ingest, "receiver_p99_lateness_s": lateness}))
     return 1 if missed else 0

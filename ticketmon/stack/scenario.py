@@ -244,11 +244,6 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
-def breaking() -> dict[str, Scenario]:
-    """The scenarios that break something (the others undo)."""
-    return {name: s for name, s in SCENARIOS.items() if s.undo or s.alert}
-
-
 def apply(name: str, target: str | None, state: dict) -> str:
     if name not in SCENARIOS:
         raise ScenarioError(f"unknown scenario {name!r}; try: {', '.join(SCENARIOS)}")
