@@ -34,7 +34,8 @@ def stack(tmp_path_factory):
         time.sleep(QUIET_SECONDS)
         quiet = empty_panels(doc["prometheus"], build.evaluate())
         names = [n for n, s in scenario.SCENARIOS.items() if s.alert and s.undo]
-        yield quiet, trace.run_all(doc, names, timeout=180)
+        traces = trace.run_all(doc, names, timeout=180)
+        yield quiet, traces, empty_panels(doc["prometheus"], build.evaluate())
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +43,14 @@ def traces(stack):
     return stack[1]
 
 
-def test_a_quiet_demo_shows_data_on_every_panel(stack):
-    quiet, _ = stack
-    undocumented = [name for name, documented in quiet if not documented]
-    print(f"quiet demo: {len(quiet)} panels empty, each saying why in its description:",
-          *(name for name, _ in quiet), sep="\n  ")
-    assert undocumented == [], ("panels with no data in a quiet demo; show 0 where zero is "
-                                "the truth, or say 'Shows no data until/while ...'")
+@pytest.mark.parametrize("when", ["quiet", "after the scenarios"])
+def test_every_empty_panel_says_why(stack, when):
+    empty = stack[0] if when == "quiet" else stack[2]
+    undocumented = [name for name, documented in empty if not documented]
+    print(f"{when}: {len(empty)} panels empty, each saying why in its description:",
+          *(name for name, _ in empty), sep="\n  ")
+    assert undocumented == [], (f"panels with no data ({when}); show 0 where zero is the "
+                                "truth, or say 'Shows no data until/while ...'")
 
 
 @pytest.mark.parametrize("name", list(scenario.SCENARIOS))
