@@ -26,7 +26,7 @@ from exporters.business import schema
 from ticketmon.stack import state as stack_state
 
 FEE_PAYER = "4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T"
-FEE_PAYER_LAMPORTS = 42_000_000_000  # what `stack up` gives it (ticketmon/stack/up.py)
+FEE_PAYER_LAMPORTS = 42_000_000_000  # what `stack up` gives it, and fee-payer-ok restores
 # 0.35 SOL a minute: the 42 SOL last two hours, well inside the alert's 24 h horizon
 FEE_PAYER_DRAIN = 5_833_333
 

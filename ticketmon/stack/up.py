@@ -37,6 +37,7 @@ from ticketmon.servers.prometheus import Prometheus
 from ticketmon.stack import demo_profile, deploy_config, state
 from ticketmon.stack.fraud_keys import fraud_credentials
 from ticketmon.stack.oncall_demo import worker_oncall
+from ticketmon.stack.scenario import FEE_PAYER, FEE_PAYER_LAMPORTS
 from ticketmon.stack.supervisor import Supervisor
 
 log = logging.getLogger("ticketmon.stack")
@@ -144,7 +145,7 @@ def start_simulators(stack: Stack) -> None:
     rpc = stack.port(10197)
     cfg = stack.write_config("solana-rpc", {
         "port": rpc,
-        "balances": {"4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T": 42_000_000_000,
+        "balances": {FEE_PAYER: FEE_PAYER_LAMPORTS,
                      "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM": 950_000_000_000},
         "programs": {"TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA": {}},
     })
