@@ -16,9 +16,10 @@ floor the configuration allows:
 read from the stack's own rule files (demo profile applied) and alertmanager.yml; and
 where those seconds went: break -> firing seen in Prometheus, firing -> incident
 committed by the receiver (Alertmanager's group_wait and post), committed -> page (the
-worker: step pickup and delivery). Rules that compare a rate over a window also need
-the window to cross their threshold: the floor does not count that, the `window`
-column says so, and the floor uses the observed time the condition took to hold. Last,
+worker: step pickup and delivery). Rules that compare a rate over a window (or an age
+against time(), as the batch rules do) also need the window or the age to cross their
+threshold: the floor does not count that, the `window` column says so, and the floor
+uses the observed time the condition took to hold. Last,
 the receiver's own share over the run, p50 and p99 from its histograms in Prometheus:
 post received -> incident committed (ticketmon_receiver_webhook_ingest_duration_seconds),
 due -> delivered for notifications (ticketmon_receiver_notification_lateness_seconds),
@@ -90,8 +91,10 @@ def rules_by_alert(workdir: Path) -> dict[str, dict]:
 
 
 def windowed(rule: dict) -> bool:
-    """A rate or trend over a window: the condition holds once the window crosses."""
-    return bool(re.search(r"\[\d+[smh]\]", rule["expr"])) or ":ratio_rate" in rule["expr"]
+    """A rate or trend over a window, or an age against time() (a batch job's period
+    and grace): the condition holds once the window or the age crosses."""
+    expr = rule["expr"]
+    return bool(re.search(r"\[\d+[smh]\]", expr)) or ":ratio_rate" in expr or "time()" in expr
 
 
 def floor(rule: dict, am_route: dict, interval: float, condition_after: float) -> float:

@@ -99,9 +99,9 @@ class StackClient:
         return self._get(f"{self.sink}/messages")
 
     def notifications(self, incident_id: int) -> list[dict]:
-        """Sink messages about one incident: they link it, or (a PagerDuty resolve)
-        carry its dedup key."""
-        link = re.compile(rf"/api/v1/incidents/{incident_id}(?![0-9])")
+        """Sink messages about one incident: they link it (in the console or the API), or
+        (a PagerDuty resolve) carry its dedup key."""
+        link = re.compile(rf"/(?:ui|api/v1)/incidents/{incident_id}(?![0-9])")
         out = []
         for m in self.messages():
             body = m["body"] if isinstance(m["body"], dict) else {}
