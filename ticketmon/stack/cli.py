@@ -22,7 +22,7 @@ def _scenario(args: argparse.Namespace) -> int:
     if args.name == "list":
         for name, s in scenario.SCENARIOS.items():
             undo = f"; undo: {s.undo}" if s.undo else ""
-            print(f"{name:18} {s.what}; expect {s.expect}{undo}")
+            print(f"{name:20} {s.what}; expect {s.expect}{undo}")
         return 0
     try:
         print(scenario.run(args.name, args.target, workdir=args.workdir))
