@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         route = yaml.safe_load((workdir / "alertmanager.yml").read_text())["route"]
 
     missed = False
-    head = (f"{'scenario':18} {'alert':36} {'page s':>7} {'floor s':>7} {'gap':>6} "
+    head = (f"{'scenario':20} {'alert':36} {'page s':>7} {'floor s':>7} {'gap':>6} "
             f"{'->active':>8} {'->firing':>8} {'->commit':>8} {'->page':>7}  window  via")
     print(f"interval {args.interval}; page = first notification in the sink; "
           f"goal page <= floor + {SLACK_SECONDS:g} s")
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, t in traces.items():
         rule = rules[t.alert]
         if t.error:
-            print(f"{name:18} {t.alert:36} FAILED: {t.error}")
+            print(f"{name:20} {t.alert:36} FAILED: {t.error}")
             missed = True
             results[name] = {"error": t.error}
             continue
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         fl = floor(rule, route, interval, t.active_at - t.broken_at)
         ok = page <= fl + SLACK_SECONDS
         missed |= not ok
-        print(f"{name:18} {t.alert:36} {page:7.1f} {fl:7.1f} {page - fl:+6.1f} "
+        print(f"{name:20} {t.alert:36} {page:7.1f} {fl:7.1f} {page - fl:+6.1f} "
               f"{t.active_at - t.broken_at:8.1f} {t.firing_at - t.broken_at:8.1f} "
               f"{t.incident_committed_at - t.firing_at:8.1f} "
               f"{t.paged_at - t.incident_committed_at:7.2f}  "
