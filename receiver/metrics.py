@@ -99,6 +99,11 @@ class ReceiverMetrics:
             "ticketmon_receiver_store_duration_seconds",
             "Time spent in one database transaction", buckets=STORE_BUCKETS,
             registry=self.registry)
+        self.webhook_ingest = Histogram(
+            "ticketmon_receiver_webhook_ingest_duration_seconds",
+            "Time from an Alertmanager post arriving to its alerts and incidents committed "
+            "(the receiver's share of a page before the worker's notification lateness)",
+            buckets=STORE_BUCKETS, registry=self.registry)
         self.store_collector = StoreCollector(store)
         if not self.multiprocess:
             self.registry.register(self.store_collector)

@@ -28,7 +28,7 @@ function(c) p.dashboard(c, 'slo', 'SLOs & error budgets',
                [p.target('slo:sli_error:ratio_rate30d{%s}' % s, '{{slo}}'),
                 p.target('slo:error_budget:ratio{%s}' % s, '{{slo}} budget')],
                unit='percentunit', min=0),
-  p.table('Burn-rate alerts firing', 'SLO alerts firing now, by tier.',
+  p.table('Burn-rate alerts firing', 'SLO alerts firing now, by tier. Shows no data while no error budget burns.',
           [p.target('max by (slo, service, burn_tier, severity) (ALERTS{alertname=~"ErrorBudgetBurnFast|ErrorBudgetBurnSlow", alertstate="firing", %s})' % s)],
           unit='none', w=24),
 ], [p.queryVariable('slo', 'SLO', 'slo:objective:ratio', 'slo')])

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 
 from flask import Blueprint, Response, request
 from flask import json as flask_json
@@ -136,6 +137,7 @@ def _refused(ctx: Receiver, status: int, reason: str, message: str, size: int | 
 
 @bp.post("/api/v1/alertmanager")
 def alertmanager() -> Response:
+    arrived = time.perf_counter()
     ctx = receiver()
     size = request.content_length
     if not ctx.settings.dev:
@@ -168,6 +170,7 @@ def alertmanager() -> Response:
     del body  # the parsed payload is all that is needed from here on
     result = ctx.store.ingest(payload)
     m = ctx.metrics
+    m.webhook_ingest.observe(time.perf_counter() - arrived)
     for status, count in result.received.items():
         if count:
             m.alerts_received.labels(status).inc(count)

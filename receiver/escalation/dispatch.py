@@ -30,6 +30,7 @@ from receiver.escalation.outbox import (
     Claimed,
     Finished,
     RetryPolicy,
+    any_ready,
     claim,
     finish_all,
     outcome_values,
@@ -110,6 +111,10 @@ class Dispatcher:
                      if busy < depth and lane not in self._idle and not self.hold.is_set()}
         if not batch and not slots:
             return 0
+        if not batch and not self._any_ready():
+            with self._lock:
+                self._idle.update(slots)
+            return 0
         with self.engine.begin() as conn:
             states = self._write(conn, batch)
             items = claim(conn, self.owner, datetime.now(UTC), self.lease, slots) if slots else []
@@ -125,6 +130,10 @@ class Dispatcher:
                 self._futures.add(future)
             future.add_done_callback(self._forget)
         return len(items)
+
+    def _any_ready(self) -> bool:
+        with self.engine.execution_options(readonly=True).begin() as conn:
+            return any_ready(conn, datetime.now(UTC))
 
     def _forget(self, future: Future) -> None:
         with self._lock:

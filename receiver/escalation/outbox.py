@@ -39,6 +39,19 @@ class Claimed:
     silence_id: str | None
 
 
+def _ready(now: datetime):
+    return sa.or_(
+        sa.and_(n.state == "pending", n.next_attempt_at <= now),
+        sa.and_(n.state == "delivering", n.lease_until < now),
+    )
+
+
+def any_ready(conn: Connection, now: datetime) -> bool:
+    """Whether a claim could take anything: a plain read, so an idle worker's looks
+    never take SQLite's write lock from the receiver committing a webhook."""
+    return conn.execute(sa.select(n.id).where(_ready(now)).limit(1)).first() is not None
+
+
 def claim(conn: Connection, owner: str, now: datetime, lease: float,
           slots: Mapping[str | None, int]) -> list[Claimed]:
     """Take due notifications (and ones whose lease ran out), oldest first, at most
@@ -56,10 +69,7 @@ def claim(conn: Connection, owner: str, now: datetime, lease: float,
         .where(older.c.incident_id == n.incident_id, older.c.channel == n.channel,
                older.c.state.in_(("pending", "delivering")))
         .scalar_subquery())
-    ready = sa.or_(
-        sa.and_(n.state == "pending", n.next_attempt_at <= now),
-        sa.and_(n.state == "delivering", n.lease_until < now),
-    )
+    ready = _ready(now)
     named = [channel for channel in slots if channel is not None and not is_prefix(channel)]
     prefixes = [channel for channel in slots if channel is not None and is_prefix(channel)]
     lanes = []

@@ -140,27 +140,34 @@ class Worker:
 
         return Router(self.oncall, conn, now)
 
-    def next_step_in(self) -> float:
-        """Seconds until the next step falls due, capped by the poll interval (new
-        incidents appear in the database without telling us)."""
+    def due_in(self) -> float | None:
+        """Seconds until the earliest active timer falls due (<= 0: due now), None when
+        there is none. A plain read: an idle look never takes SQLite's write lock."""
         import sqlalchemy as sa
 
         from receiver.escalation.tables import escalations
 
         e = escalations.c
-        with self.engine.connect() as conn:
+        with self.engine.execution_options(readonly=True).begin() as conn:
             due = conn.execute(sa.select(sa.func.min(e.due_at)).where(
                 e.state == "active")).scalar()
-        if due is None:
+        return None if due is None else (due - utcnow()).total_seconds()
+
+    def next_step_in(self) -> float:
+        """Seconds until the next step falls due, capped by the poll interval (new
+        incidents appear in the database without telling us)."""
+        wait = self.due_in()
+        if wait is None:
             return self.settings.poll_interval
-        wait = (due - utcnow()).total_seconds()
         # due but not ours (another worker holds it): look again shortly
         return min(self.settings.poll_interval, max(wait, 0.05))
 
     def step_loop(self) -> None:
         while not self.stopping.is_set():
             try:
-                self.fire_due_steps()
+                due = self.due_in()
+                if due is not None and due <= 0:
+                    self.fire_due_steps()
                 wait = self.next_step_in()
             except Exception as exc:  # database away: keep trying, state is in the DB
                 self.failed(exc)

@@ -11,6 +11,9 @@ import time
 
 import pytest
 import requests
+from support.dashboard_queries import prom_panels as _prom_panels
+from support.dashboard_queries import substitute
+from support.dashboard_queries import variables as _variables
 
 from ticketmon.dashboards import build
 from ticketmon.rules import lint, promtool
@@ -40,27 +43,6 @@ def recorded_inputs() -> dict[str, set[str]]:
         return {m for dep in direct[name] for m in expand(dep, seen | {name})}
 
     return {name: expand(name) for name in direct}
-
-
-def _variables(board: dict) -> list[str]:
-    return [v["name"] for v in board["templating"]["list"] if v["type"] == "query"]
-
-
-def substitute(expr: str, variables: list[str]) -> str:
-    """Grafana's variables as a dashboard opened with defaults would send them."""
-    expr = expr.replace("$__rate_interval", "1m").replace("${__rate_interval}", "1m")
-    for name in variables:  # every query variable defaults to All (.*)
-        expr = re.sub(rf"\$\{{{name}\}}|\${name}\b", ".*", expr)
-    return expr
-
-
-def _prom_panels(boards):
-    for file, board in sorted(boards.items()):
-        for panel in board["panels"]:
-            targets = [t for t in panel.get("targets", [])
-                       if t.get("datasource", {}).get("type") == "prometheus"]
-            if panel["type"] != "row" and targets:
-                yield file, board, panel, targets
 
 
 def _query(prom_url: str, expr: str) -> tuple[list | None, str | None]:

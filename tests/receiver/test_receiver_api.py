@@ -499,6 +499,8 @@ def test_metrics_count_requests_alerts_duplicates_and_open_incidents(app, client
     assert _sample(text, "ticketmon_receiver_incidents_open", severity="warning",
                    tenant="acme") == 1
     assert _sample(text, "ticketmon_receiver_store_duration_seconds_count") >= 2
+    # the two accepted posts, arrival to commit (the refused one never reaches the store)
+    assert _sample(text, "ticketmon_receiver_webhook_ingest_duration_seconds_count") == 2
     check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
                            text=True)
     assert check.returncode == 0 and check.stdout + check.stderr == "", check.stdout

@@ -102,18 +102,18 @@ def test_scenario_refuses_to_guess_between_two_stacks(tmp_path, runtime, other_p
     a = fake_stack(tmp_path, "a", os.getpid(), runtime)
     b = fake_stack(tmp_path, "b", other_pid, runtime)
     with pytest.raises(scenario.ScenarioError) as refused:
-        scenario.run("sales-stall", None, runtime=runtime)
+        scenario.run("payments-failing", None, runtime=runtime)
     message = str(refused.value)
     assert str(a) in message and str(b) in message and "--workdir" in message
-    said = scenario.run("sales-stall", None, workdir=b, runtime=runtime)
+    said = scenario.run("payments-failing", None, workdir=b, runtime=runtime)
     assert said.startswith(f"stack: {b} (pid {other_pid})")
-    assert json.loads((b / "platform-knobs.json").read_text()) == {"orders_per_second": 0.0}
+    assert json.loads((b / "platform-knobs.json").read_text()) == {"payment_failure_ratio": 0.5}
     assert not (a / "platform-knobs.json").exists()
 
 
 def test_the_only_running_stack_is_found_and_the_token_is_not_printed(tmp_path, runtime):
     a = fake_stack(tmp_path, "a", os.getpid(), runtime)
-    said = scenario.run("sales-stall", None, runtime=runtime)
+    said = scenario.run("payments-failing", None, runtime=runtime)
     assert f"stack: {a}" in said
     assert "tm_admin_a" not in said and str(state.state_path(a)) in said
 
@@ -127,7 +127,7 @@ def test_the_watch_line_names_an_alerts_page_this_prometheus_serves(tmp_path, ru
     a = fake_stack(tmp_path, "a", os.getpid(), runtime)
     doc = json.loads(state.state_path(a).read_text())
     state.write_private(state.state_path(a), json.dumps({**doc, "prometheus": prom.url}))
-    said = scenario.run("sales-stall", None, runtime=runtime)
+    said = scenario.run("payments-failing", None, runtime=runtime)  # a knob: no database
     [watch] = [line for line in said.splitlines() if line.startswith("watch: ")]
     page = watch.removeprefix("watch: ").split(",")[0]
     assert page.startswith(prom.url) and page.endswith("alerts")

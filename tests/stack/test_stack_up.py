@@ -13,57 +13,28 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 
 import psutil
 import pytest
 import requests
+from support.stack import running_stack, wait_targets_up
 from support.waiting import wait_for
 
 from ticketmon.stack import scenario, state
 
 
-def _lines_until_ready(proc: subprocess.Popen, timeout: float = 180) -> dict[str, str]:
-    urls: dict[str, str] = {}
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            pytest.fail(f"stack exited early ({proc.poll()}):\n{proc.stderr.read()[-4000:]}")
-        name, _, rest = line.strip().partition(" ")
-        if name == "ready:":
-            return urls
-        urls[name] = rest
-    pytest.fail("stack not ready in time")
-
-
 @pytest.fixture
 def stack(tmp_path):
     workdir = tmp_path / "stack"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ticketmon", "stack", "up", "--interval", "1s",
-         "--workdir", str(workdir)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        urls = _lines_until_ready(proc)
+    with running_stack(workdir) as (proc, urls, doc):
         # only the owner may read what holds the admin token
         assert stat.S_IMODE(workdir.stat().st_mode) == 0o700
         for name in ("stack.json", "receiver.yaml", "fraud.yaml", "worker.yaml",
                      "checkout.yaml", "webhook-token"):
             assert stat.S_IMODE((workdir / name).stat().st_mode) == 0o600, name
         assert "tm_" not in urls["admin-token"]  # the token is not printed
-        doc = json.loads(state.state_path(workdir).read_text())
         assert doc["pid"] == proc.pid
         yield proc, urls, doc
-    finally:
-        if proc.poll() is None:
-            children = psutil.Process(proc.pid).children(recursive=True)
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
-            gone, alive = psutil.wait_procs(children, timeout=15)
-            for p in alive:
-                p.kill()
-            assert not alive, f"left running after SIGTERM: {[p.cmdline() for p in alive]}"
 
 
 def test_stack_up_runs_everything_and_the_walkthrough_ends_resolved(stack):
@@ -73,12 +44,7 @@ def test_stack_up_runs_everything_and_the_walkthrough_ends_resolved(stack):
         assert urls[name].startswith("http://127.0.0.1:"), name
     prom = urls["prometheus"]
 
-    def targets_up():
-        active = requests.get(f"{prom}/api/v1/targets", timeout=5).json()["data"]
-        health = {t["scrapeUrl"]: t["health"] for t in active["activeTargets"]}
-        return health if health and all(h == "up" for h in health.values()) else None
-
-    health = wait_for(targets_up, 60, "every scrape target up", every=1)
+    health = wait_targets_up(prom)
     assert len(health) >= 12
 
     said = scenario.run("service-down", "checkout", workdir=tmp_workdir(state))

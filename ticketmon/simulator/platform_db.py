@@ -64,6 +64,7 @@ class Knobs:
     payment_failure_ratio: float = 0.05
     mint_failure_ratio: float = 0.02
     refund_ratio: float = 0.02
+    stalled_event_id: int = 0  # an event whose checkout is broken: it gets no order (0: none)
 
     @classmethod
     def from_file(cls, path: Path | None, current: Knobs) -> Knobs:
@@ -151,7 +152,8 @@ class Platform:
         """Rows for `orders` checkouts at `now` plus the resale, mint, session traffic."""
         rng, k = self.rng, self.knobs
         rows: dict[str, list[dict]] = {t.name: [] for t in TABLES}
-        on_sale = [e for e in self.events if e["sale_starts_at"] <= now < e["sale_ends_at"]]
+        on_sale = [e for e in self.events if e["sale_starts_at"] <= now < e["sale_ends_at"]
+                   and e["id"] != k.stalled_event_id]
         for _ in range(orders if on_sale else 0):
             event = rng.choices(on_sale, weights=[1 + (e["id"] % 5) for e in on_sale])[0]
             ttype = rng.choices(self.types[event["id"]],

@@ -15,7 +15,8 @@ attack on it, for the stack's scenarios:
     GET  /control/<service>         -> {"service": …, "mode": …, "attack": …}
     POST /control/<service>  {"mode": "ok|degraded|slow|failing|down"} and/or
                              {"attack": "none|brute-force|credential-stuffing|rate-limit-storm"}
-Modes: ok; degraded (health says degraded, one dependency down, 3 % errors, 2x latency);
+Modes: ok; degraded (health says degraded, one dependency down, 2x latency, errors as in
+ok: a degraded service still serves, so no SLO pages and inhibits its warning);
 slow (health answers after 2.5 s, 10x latency); failing (health 503 unhealthy, 30 %
 5xx); down (the port stays bound but every connection is reset as soon as it is
 accepted, /metrics gone too: nothing else can take the port and look healthy in its place).
@@ -48,7 +49,7 @@ log = logging.getLogger("ticketmon.simulator.services")
 Mode = Literal["ok", "degraded", "slow", "failing", "down"]
 MODES = ("ok", "degraded", "slow", "failing", "down")
 # "ok" stays well inside every SLO in rules/slo/slos.yaml (the strictest is 99.9 %).
-ERROR_RATIO = {"ok": 0.0003, "degraded": 0.03, "slow": 0.01, "failing": 0.3, "down": 0.0}
+ERROR_RATIO = {"ok": 0.0003, "degraded": 0.0003, "slow": 0.01, "failing": 0.3, "down": 0.0}
 LATENCY_FACTOR = {"ok": 1.0, "degraded": 2.0, "slow": 10.0, "failing": 1.5, "down": 1.0}
 SLOW_HEALTH_SECONDS = 2.5
 

@@ -10,6 +10,7 @@ with Retry-After, slow answers, malformed bodies, HTTP 5xx, dropped connections.
 Faults are set from Python (`set_fault`) or over HTTP (`POST /control`), e.g.
   {"node": "primary", "mode": "rate_limit", "retry_after": 2}
   {"node": "primary", "mode": "none"}
+  {"drain": {"address": "<pubkey>", "lamports_per_second": 5000000}}
 """
 
 from __future__ import annotations
@@ -131,6 +132,7 @@ class Chain:
         self.clock = clock
         self.genesis = clock()
         self.balances = dict(settings.balances)
+        self.drains: dict[str, tuple[float, float]] = {}  # address -> (lamports/s, since)
         self.programs = dict(settings.programs)
         self._lock = threading.Lock()
 
@@ -170,11 +172,24 @@ class Chain:
     # -- balances
     def balance(self, address: str) -> int:
         with self._lock:
-            return self.balances.get(address, 0)
+            return self._balance(address, self.clock())
+
+    def _balance(self, address: str, now: float) -> int:
+        rate, since = self.drains.get(address, (0.0, now))
+        return max(0, self.balances.get(address, 0) - int(rate * (now - since)))
 
     def set_balance(self, address: str, lamports: int) -> None:
         with self._lock:
             self.balances[address] = lamports
+            if address in self.drains:
+                self.drains[address] = (self.drains[address][0], self.clock())
+
+    def set_drain(self, address: str, lamports_per_second: float) -> None:
+        """Spend from `address` steadily, as a fee payer minting tickets does (0 stops)."""
+        with self._lock:
+            now = self.clock()
+            self.balances[address] = self._balance(address, now)
+            self.drains[address] = (lamports_per_second, now)
 
     def pay_fees(self, address: str, signatures: int,
                  lamports_per_signature: int = LAMPORTS_PER_SIGNATURE) -> int:
@@ -305,6 +320,12 @@ class SolanaRpcSimulator:
             if not isinstance(bal, dict) or not isinstance(bal.get("lamports"), int):
                 raise ValueError("balance must be {address, lamports}")
             self.chain.set_balance(_pubkey(bal.get("address")), bal["lamports"])
+        if "drain" in doc:
+            drain = doc.pop("drain")
+            rate = drain.get("lamports_per_second") if isinstance(drain, dict) else None
+            if not isinstance(rate, int | float) or isinstance(rate, bool) or rate < 0:
+                raise ValueError("drain must be {address, lamports_per_second >= 0}")
+            self.chain.set_drain(_pubkey(drain.get("address")), float(rate))
         if "lag_slots" in doc:
             lag = doc.pop("lag_slots")
             if not isinstance(lag, int) or lag < 0:

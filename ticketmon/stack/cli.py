@@ -20,8 +20,9 @@ def _scenario(args: argparse.Namespace) -> int:
     from ticketmon.stack import scenario
 
     if args.name == "list":
-        for name, (what, expect, _) in scenario.SCENARIOS.items():
-            print(f"{name:18} {what}; expect {expect}")
+        for name, s in scenario.SCENARIOS.items():
+            undo = f"; undo: {s.undo}" if s.undo else ""
+            print(f"{name:20} {s.what}; expect {s.expect}{undo}")
         return 0
     try:
         print(scenario.run(args.name, args.target, workdir=args.workdir))

@@ -16,6 +16,8 @@ listens on 127.0.0.1 only, and the log says so at start.
 
 from __future__ import annotations
 
+import glob
+import json
 import logging
 import os
 import secrets
@@ -29,14 +31,15 @@ from pathlib import Path
 
 import yaml
 
+from ticketmon.core.durations import parse_duration
 from ticketmon.servers.alertmanager import Alertmanager
 from ticketmon.servers.process import ManagedProcess, ServerError, find_binary, free_port
 from ticketmon.servers.prometheus import Prometheus
 from ticketmon.servers.pushgateway import Pushgateway
-from ticketmon.stack import deploy_config, state
-from ticketmon.stack.demo_rules import DEMO_RULES, write_demo_rules
+from ticketmon.stack import demo_profile, deploy_config, state
 from ticketmon.stack.fraud_keys import fraud_credentials
 from ticketmon.stack.oncall_demo import worker_oncall
+from ticketmon.stack.scenario import FEE_PAYER, FEE_PAYER_LAMPORTS
 from ticketmon.stack.supervisor import Supervisor
 
 log = logging.getLogger("ticketmon.stack")
@@ -44,6 +47,9 @@ log = logging.getLogger("ticketmon.stack")
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 SERVICES = {"checkout": 10201, "payments": 10202, "inventory": 10203, "marketplace": 10204}
+# Sales of the demo platform: fast enough that every event on sale sells within the demo
+# profile's 1-minute window (deploy/demo/profile.yaml), so no quiet event looks stalled.
+PLATFORM_KNOBS = {"orders_per_second": 10.0, "payment_failure_ratio": 0.05}
 
 
 def pick_port(preferred: int, taken: set[int]) -> int:
@@ -69,6 +75,12 @@ class Stack:
     state: dict = field(default_factory=dict)
     ports: set[int] = field(default_factory=set)
     secrets: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def collect_seconds(self) -> float:
+        """Exporters collect as often as Prometheus scrapes: a slower collection only
+        adds to the time from a break to its page."""
+        return parse_duration(self.interval)
 
     def port(self, preferred: int) -> int:
         return pick_port(preferred, self.ports)
@@ -136,16 +148,19 @@ def start_simulators(stack: Stack) -> None:
     rpc = stack.port(10197)
     cfg = stack.write_config("solana-rpc", {
         "port": rpc,
-        "balances": {"4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T": 42_000_000_000,
+        "balances": {FEE_PAYER: FEE_PAYER_LAMPORTS,
                      "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM": 950_000_000_000},
         "programs": {"TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA": {}},
     })
     stack.ticketmon("solana-rpc", ["simulator", "solana-rpc", "--config", str(cfg)],
                     ready_url=f"http://127.0.0.1:{rpc}/healthz")
 
+    knobs = stack.workdir / "platform-knobs.json"
+    state.write_private(knobs, json.dumps(PLATFORM_KNOBS))
+    stack.state["platform_defaults"] = PLATFORM_KNOBS
     cfg = stack.write_config("platform-db", {
         "platform_database_url": f"sqlite:///{stack.workdir / 'platform.db'}",
-        "control_file": str(stack.workdir / "platform-knobs.json"),
+        "control_file": str(knobs),
     })
     stack.ticketmon("platform-db", ["simulator", "platform-db", "--config", str(cfg)],
                     ready_log="platform database ready",
@@ -217,6 +232,9 @@ def start_worker(stack: Stack, alertmanager_url: str) -> None:
         "alertmanager_url": alertmanager_url,
         "ack_link_secret": stack.secrets["ack_link_secret"],
         "metrics_port": port,
+        # a new incident is found by polling the database: 50 ms keeps the receiver's share
+        # of a page under 100 ms (the shipped default, 0.5 s, adds up to half a second)
+        "poll_interval": 0.05,
         "anomaly": anomaly,
         "oncall": worker_oncall(sink),  # demo teams; people are paged into the sink
         "channels": {
@@ -245,7 +263,7 @@ def start_exporters(stack: Stack) -> None:
     cfg = stack.write_config("business", {
         "http": {"host": "127.0.0.1", "port": port},
         "platform_database_url": f"sqlite:///{stack.workdir / 'platform.db'}",
-        "interval_seconds": 5,
+        "interval_seconds": stack.collect_seconds,
         "counters_start": "beginning",  # the demo's seeded history fits in one run
     })
     stack.ticketmon("business-exporter", ["exporter", "business", "--config", str(cfg)],
@@ -258,7 +276,7 @@ def start_exporters(stack: Stack) -> None:
                  for n in ("receiver", "business-exporter")]
     cfg = stack.write_config("system", {
         "http": {"host": "127.0.0.1", "port": port},
-        "interval_seconds": 5,
+        "interval_seconds": stack.collect_seconds,
         "services": services,
         "dependencies": [
             {"name": "receiver", "kind": "http", "url": f"{stack.state['receiver_url']}/readyz"},
@@ -272,6 +290,10 @@ def start_exporters(stack: Stack) -> None:
     rpc = stack.state["solana-rpc"].rsplit("/", 1)[0]
     demo = yaml.safe_load((REPO / "exporters" / "blockchain" / "demo.yaml").read_text())
     demo["http"]["port"] = port
+    demo["interval"] = stack.collect_seconds
+    # a failing node is tried again within three intervals (shipped: up to 2 min), so
+    # its recovery, and the resolve, show within seconds
+    demo["max_backoff"] = 3 * stack.collect_seconds
     demo["endpoints"] = [{"name": "primary", "url": f"{rpc}/", "timeout": 2},
                          {"name": "reference", "url": f"{rpc}/reference", "timeout": 2}]
     cfg = stack.write_config("blockchain", demo)
@@ -321,6 +343,7 @@ def start_alertmanager(stack: Stack) -> str:
     am_cfg = deploy_config.alertmanager_config(
         DEPLOY / "alertmanager" / "alertmanager.yml", stack.addresses,
         stack.workdir / "webhook-token")
+    am_cfg = demo_profile.apply_to_alertmanager(demo_profile.load(), am_cfg)
     am = Alertmanager(deploy_config.write_yaml(am_cfg, stack.workdir / "alertmanager.yml"),
                       stack.workdir, port=stack.port(9093))
     stack.supervisor.add("alertmanager", am.url, am.stop, am.process.alive, am.process.log_path)
@@ -338,8 +361,10 @@ def start_prometheus(stack: Stack) -> None:
     port = int(stack.addresses["prometheus"].rsplit(":", 1)[1])
     cfg = deploy_config.prometheus_config(DEPLOY / "prometheus" / "prometheus.yml",
                                           stack.addresses, stack.interval)
-    # shorter windows where production's outlast a demo (ticketmon/stack/demo_rules.yaml)
-    cfg["rule_files"] = write_demo_rules(cfg["rule_files"], DEMO_RULES, stack.workdir / "rules")
+    # the shipped rules with the demo profile's shorter windows (deploy/demo/profile.yaml)
+    shipped = sorted(Path(p) for pattern in cfg["rule_files"] for p in glob.glob(pattern))
+    rules = demo_profile.write_rules(demo_profile.load(), shipped, stack.workdir / "rules")
+    cfg["rule_files"] = [str(p) for p in rules]
     prom = Prometheus(deploy_config.write_yaml(cfg, stack.workdir / "prometheus.yml"),
                       stack.workdir, port=port)
     stack.supervisor.add("prometheus", prom.url, prom.stop, prom.process.alive,

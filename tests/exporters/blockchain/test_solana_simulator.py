@@ -87,3 +87,29 @@ def test_a_fee_payer_pays_for_its_signatures_and_stops_at_zero():
     chain = Chain(SolanaSimSettings(balances={"payer": 12_000}))
     assert chain.pay_fees("payer", 2) == 2_000  # 5,000 lamports a signature
     assert chain.pay_fees("payer", 1) == 0 and chain.balance("payer") == 0
+
+
+def test_a_wallet_drains_steadily_until_refilled(solana_sim, addresses, clock):
+    url = solana_sim.url().rstrip("/") + "/control"
+    wallet = addresses["fee_payer"]
+
+    def balance() -> int:
+        return rpc(solana_sim, "getBalance", [wallet]).json()["result"]["value"]
+
+    drain = {"address": wallet, "lamports_per_second": 100_000_000}
+    assert requests.post(url, json={"drain": drain}, timeout=5).status_code == 200
+    first = balance()
+    clock.advance(3)
+    assert balance() == first - 300_000_000  # 0.1 SOL a second
+    clock.advance(100)
+    assert balance() == 0  # empty, never below
+    refill = {"drain": {**drain, "lamports_per_second": 0},
+              "balance": {"address": wallet, "lamports": 2_500_000_000}}
+    assert requests.post(url, json=refill, timeout=5).status_code == 200
+    clock.advance(60)
+    assert balance() == 2_500_000_000  # refilled, and the spending stopped
+    for bad in ({"drain": {"address": wallet, "lamports_per_second": -1}},
+                {"drain": {"address": wallet}}, {"drain": {"address": "not-a-key",
+                                                           "lamports_per_second": 1}}):
+        answer = requests.post(url, json=bad, timeout=5)
+        assert answer.status_code == 400 and answer.json()["error"], bad
