@@ -5,10 +5,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from pydantic_core import to_json
 from sqlalchemy.dialects.postgresql import JSONB
 
 # JSONB on PostgreSQL (comparable, indexable), JSON text on SQLite.
 Json = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+def json_text(value: object) -> str:
+    """JSON text for a JSONB parameter sent as plain SQL (the hot path's arrays).
+
+    pydantic-core's serialiser (compact, UTF-8 as is) costs a quarter of json.dumps per
+    call, and a storm post serialises each alert's labels, annotations and extras and
+    each history row's detail: about 40 calls. JSONB stores the same value either way.
+    """
+    return to_json(value).decode()
 
 
 class UTCDateTime(sa.types.TypeDecorator):

@@ -166,7 +166,7 @@ def test_a_post_of_new_alerts_is_a_fixed_handful_of_statements(store):
         assert kinds == ["SELECT alerts.fingerprint, alerts.starts_at,",
                          "EXECUTE ticketmon_lock_open_incident (%(group_key)s::TEXT,",
                          "EXECUTE ticketmon_upsert_alerts (%(now)s::timestamp,",
-                         "EXECUTE ticketmon_links_and_events (%(l_group_key)s::text[],"], seen
+                         "EXECUTE ticketmon_links_and_events (%(links)s::json,"], seen
     else:
         assert kinds == ["SELECT alerts.fingerprint, alerts.starts_at,",
                          "SELECT incidents.id, incidents.group_key,",
