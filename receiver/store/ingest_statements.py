@@ -163,10 +163,9 @@ class Statements:
             row = conn.execute(self.lock_open_incident, {"group_key": group_key}
                                ).mappings().first()
             return dict(row) if row else None
-        row = self.lock_prepared(conn, {"group_key": group_key}).mappings().first()
-        if row is None:
+        incident = self.lock_prepared.first(conn, {"group_key": group_key})
+        if incident is None:
             return None
-        incident = dict(row)
         for name in INCIDENT_TIMES:
             if incident[name] is not None:
                 incident[name] = _aware(incident[name])
