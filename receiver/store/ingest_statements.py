@@ -82,8 +82,9 @@ class Statements:
 
     Executed with a list of parameter sets, SQLAlchemy's "insertmanyvalues" turns them
     into multi-row INSERT … ON CONFLICT … RETURNING batches. On PostgreSQL the two that
-    every post that is not a replay runs, the probe and the upsert, are plain SQL over
-    arrays: SQLAlchemy's per-row parameter processing was most of their client CPU.
+    every post that is not a replay runs, the probe and the upsert, are plain SQL (the
+    probe over two arrays, the upsert over one JSON array of rows): SQLAlchemy's per-row
+    parameter processing was most of their client CPU.
     """
 
     def __init__(self, conn: Connection) -> None:
