@@ -114,24 +114,13 @@ class Ingest(Resolution):
         the upsert could not change them (resolved stays resolved, firing over firing is
         no change), so sending them would only cost binding, JSON and row locks.
         """
-        rows = []
-        for (fingerprint, starts_at), a in self.alerts.items():
-            if self.seen.unchanged((fingerprint, starts_at)):
-                continue
-            rows.append({
-                "fingerprint": fingerprint, "starts_at": starts_at, "ends_at": a.ends_at,
-                "status": a.status, "tenant": tenant_of(a.labels),
-                "alertname": a.labels.get("alertname", "")[:200],
-                "severity": a.labels.get("severity", sev.DEFAULT)[:64],
-                "labels": a.labels, "annotations": a.annotations,
-                "generator_url": a.generatorURL, "extra": a.unknown_fields(),
-            })
+        posted = [(key, a) for key, a in self.alerts.items() if not self.seen.unchanged(key)]
         changed: dict[Key, str] = {}
         older = False
-        if not rows:
+        if not posted:
             return changed, older
         for fp, starts_at, status, received_at, older_firing in statements(
-                self.conn).upsert(self.conn, rows, self.now):
+                self.conn).upsert(self.conn, posted, self.now):
             changed[(fp, starts_at)] = status
             if received_at == self.now:
                 self.inserted.add((fp, starts_at))

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from receiver import severity as sev
+from receiver.payload import Alert
 from receiver.store.bulk import dialect_insert
 from receiver.store.prepared import Prepared
 from receiver.store.tables import alerts, incident_alerts, incidents
-from receiver.store.types import UTCDateTime
+from receiver.store.types import UTCDateTime, json_text
+from receiver.tenant_groups import tenant_of
 
 UNRESOLVED = sa.text("status != 'resolved'")
 # an incident's alerts: alerts joined to their incident links
@@ -24,18 +26,20 @@ Key = tuple[str, datetime]
 # an upserted alert: fingerprint, startsAt, status, received_at, older instance firing?
 Upserted = tuple[str, datetime, str, datetime, bool]
 
-# PostgreSQL: a post's alerts as one array per column, so the statement text never changes
-# and SQLAlchemy renders and processes nothing per row; inserted in the posted (sorted)
-# order, the order every transaction takes their row locks in
+# PostgreSQL: a post's alerts as one JSON array of objects, so the statement text never
+# changes, SQLAlchemy renders and processes nothing per row, psycopg2 adapts one string
+# (not one literal per value) and PostgreSQL parses one value; inserted in the posted
+# (sorted) order, the order every transaction takes their row locks in. A JSON null
+# `extra` is stored as JSON null, as sa.JSON stores None on SQLite.
 UPSERT_ALERTS = """
 INSERT INTO alerts (fingerprint, starts_at, ends_at, status, tenant, alertname, severity,
                     labels, annotations, generator_url, extra, received_at, updated_at)
 SELECT fingerprint, starts_at, ends_at, status, tenant, alertname, severity,
-       labels, annotations, generator_url, extra, %(now)s, %(now)s
-FROM unnest(%(fingerprint)s::text[], %(starts_at)s::timestamp[], %(ends_at)s::timestamp[],
-            %(status)s::text[], %(tenant)s::text[], %(alertname)s::text[],
-            %(severity)s::text[], %(labels)s::jsonb[], %(annotations)s::jsonb[],
-            %(generator_url)s::text[], %(extra)s::jsonb[])
+       labels, annotations, generator_url, coalesce(extra, 'null'), %(now)s, %(now)s
+FROM ROWS FROM (json_to_recordset(%(rows)s) AS (
+         fingerprint text, starts_at timestamp, ends_at timestamp, status text,
+         tenant text, alertname text, severity text, labels jsonb, annotations jsonb,
+         generator_url text, extra jsonb))
      WITH ORDINALITY AS posted(fingerprint, starts_at, ends_at, status, tenant, alertname,
                                severity, labels, annotations, generator_url, extra, n)
 ORDER BY n
@@ -48,15 +52,21 @@ RETURNING alerts.fingerprint, alerts.starts_at, alerts.status, alerts.received_a
                   WHERE older.fingerprint = alerts.fingerprint AND older.status = 'firing'
                     AND older.starts_at < alerts.starts_at)
 """
-UPSERT_TEXT = ("fingerprint", "status", "tenant", "alertname", "severity", "generator_url")
-UPSERT_JSON = ("labels", "annotations", "extra")
-UPSERT_TYPES = {"now": "timestamp", "fingerprint": "text[]", "starts_at": "timestamp[]",
-                "ends_at": "timestamp[]", "status": "text[]", "tenant": "text[]",
-                "alertname": "text[]", "severity": "text[]", "labels": "jsonb[]",
-                "annotations": "jsonb[]", "generator_url": "text[]", "extra": "jsonb[]"}
+UPSERT_TYPES = {"now": "timestamp", "rows": "json"}
 # the incident row's times, stored naive UTC, handed out aware (as UTCDateTime does)
 INCIDENT_TIMES = tuple(c.name for c in incidents.c if isinstance(c.type, UTCDateTime)) + (
     "last_ended",)
+
+
+def upsert_row(key: Key, a: Alert) -> dict:
+    """An alert as the alerts table's columns (SQLite's path: Core binds each row)."""
+    fingerprint, starts_at = key
+    return {"fingerprint": fingerprint, "starts_at": starts_at, "ends_at": a.ends_at,
+            "status": a.status, "tenant": tenant_of(a.labels),
+            "alertname": a.labels.get("alertname", "")[:200],
+            "severity": a.labels.get("severity", sev.DEFAULT)[:64],
+            "labels": a.labels, "annotations": a.annotations,
+            "generator_url": a.generatorURL, "extra": a.unknown_fields()}
 
 
 def _naive(value: datetime | None) -> datetime | None:
@@ -72,8 +82,9 @@ class Statements:
 
     Executed with a list of parameter sets, SQLAlchemy's "insertmanyvalues" turns them
     into multi-row INSERT … ON CONFLICT … RETURNING batches. On PostgreSQL the two that
-    every post that is not a replay runs, the probe and the upsert, are plain SQL over
-    arrays: SQLAlchemy's per-row parameter processing was most of their client CPU.
+    every post that is not a replay runs, the probe and the upsert, are plain SQL (the
+    probe over two arrays, the upsert over one JSON array of rows): SQLAlchemy's per-row
+    parameter processing was most of their client CPU.
     """
 
     def __init__(self, conn: Connection) -> None:
@@ -153,27 +164,29 @@ class Statements:
             row = conn.execute(self.lock_open_incident, {"group_key": group_key}
                                ).mappings().first()
             return dict(row) if row else None
-        row = self.lock_prepared(conn, {"group_key": group_key}).mappings().first()
-        if row is None:
+        incident = self.lock_prepared.first(conn, {"group_key": group_key})
+        if incident is None:
             return None
-        incident = dict(row)
         for name in INCIDENT_TIMES:
             if incident[name] is not None:
                 incident[name] = _aware(incident[name])
         return incident
 
-    def upsert(self, conn: Connection, rows: list[dict], now: datetime) -> Iterable[Upserted]:
+    def upsert(self, conn: Connection, posted: list[tuple[Key, Alert]],
+               now: datetime) -> Iterable[Upserted]:
         """Insert new alerts, resolve firing ones; the rows that changed (see UPSERT_ALERTS)."""
         if not self.arrays:
             return conn.execute(self.upsert_alerts, [
-                {**row, "received_at": now, "updated_at": now} for row in rows])
-        params: dict = {"now": _naive(now)}
-        for column in UPSERT_TEXT:
-            params[column] = [row[column] for row in rows]
-        for column in UPSERT_JSON:
-            params[column] = [json.dumps(row[column]) for row in rows]
-        params["starts_at"] = [_naive(row["starts_at"]) for row in rows]
-        params["ends_at"] = [_naive(row["ends_at"]) for row in rows]
+                {**upsert_row(key, a), "received_at": now, "updated_at": now}
+                for key, a in posted])
+        rows = []
+        for key, a in posted:
+            row = upsert_row(key, a)  # its times UTC already (receiver/payload.py)
+            row["starts_at"] = key[1].replace(tzinfo=None)
+            if row["ends_at"] is not None:
+                row["ends_at"] = row["ends_at"].replace(tzinfo=None)
+            rows.append(row)
+        params = {"now": _naive(now), "rows": json_text(rows)}
         result = self.upsert_prepared(conn, params)
         return ((fp, _aware(starts), status, _aware(received), older)
                 for fp, starts, status, received, older in result)

@@ -2,13 +2,12 @@
 
 In a storm every post brings new alerts: their links cannot exist yet, so nothing in
 the post needs them written early, and on PostgreSQL the links and the history go out
-in one statement (a data-modifying CTE over one array per column) instead of two.
+in one statement (a data-modifying CTE over one JSON array per table) instead of two.
 Whatever reads incident_alerts, or may (a hook), flushes the links first.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 from sqlalchemy.engine import Connection
@@ -16,45 +15,36 @@ from sqlalchemy.engine import Connection
 from receiver.store.bulk import dialect_insert
 from receiver.store.prepared import Prepared
 from receiver.store.tables import events, incident_alerts
+from receiver.store.types import json_text
 
-LINK_COLUMNS = ("group_key", "fingerprint", "starts_at", "incident_id")
-EVENT_COLUMNS = ("at", "incident_id", "fingerprint", "starts_at", "kind", "actor", "detail")
-# PostgreSQL: links and history of a post in one round trip, always the same text
+# PostgreSQL: links and history of a post in one round trip, always the same text, each
+# table's rows as one JSON array (see UPSERT_ALERTS in ingest_statements.py); a None
+# detail is stored as JSON null, as sa.JSON stores it on SQLite
 LINKS_AND_EVENTS = """
 WITH linked AS (
     INSERT INTO incident_alerts (group_key, fingerprint, starts_at, incident_id)
-    SELECT * FROM unnest(%(l_group_key)s::text[], %(l_fingerprint)s::text[],
-                         %(l_starts_at)s::timestamp[], %(l_incident_id)s::bigint[])
+    SELECT * FROM json_to_recordset(%(links)s)
+                  AS (group_key text, fingerprint text, starts_at timestamp,
+                      incident_id bigint)
     ON CONFLICT DO NOTHING
 )
 INSERT INTO events (at, incident_id, fingerprint, starts_at, kind, actor, detail)
-SELECT * FROM unnest(%(e_at)s::timestamp[], %(e_incident_id)s::bigint[],
-                     %(e_fingerprint)s::text[], %(e_starts_at)s::timestamp[],
-                     %(e_kind)s::text[], %(e_actor)s::text[], %(e_detail)s::jsonb[])
+SELECT at, incident_id, fingerprint, starts_at, kind, actor, coalesce(detail, 'null')
+FROM json_to_recordset(%(events)s)
+     AS (at timestamp, incident_id bigint, fingerprint text, starts_at timestamp,
+         kind text, actor text, detail jsonb)
 """
-LINKS_AND_EVENTS_TYPES = {
-    "l_group_key": "text[]", "l_fingerprint": "text[]", "l_starts_at": "timestamp[]",
-    "l_incident_id": "bigint[]", "e_at": "timestamp[]", "e_incident_id": "bigint[]",
-    "e_fingerprint": "text[]", "e_starts_at": "timestamp[]", "e_kind": "text[]",
-    "e_actor": "text[]", "e_detail": "jsonb[]"}
 links_and_events = Prepared("ticketmon_links_and_events", LINKS_AND_EVENTS,
-                            LINKS_AND_EVENTS_TYPES)
+                            {"links": "json", "events": "json"})
 
 
 def _naive_utc(value: datetime | None) -> datetime | None:
     return None if value is None else value.astimezone(UTC).replace(tzinfo=None)
 
 
-def _arrays(prefix: str, columns: tuple[str, ...], rows: list[dict]) -> dict[str, list]:
-    out: dict[str, list] = {}
-    for column in columns:
-        values = [row[column] for row in rows]
-        if column in ("at", "starts_at"):
-            values = [_naive_utc(v) for v in values]
-        elif column == "detail":
-            values = [json.dumps(v) for v in values]  # None too: JSON null, as sa.JSON does
-        out[f"{prefix}_{column}"] = values
-    return out
+def _json_rows(rows: list[dict], times: tuple[str, ...]) -> str:
+    """Rows as one JSON array, their times naive UTC (the columns' `timestamp`)."""
+    return json_text([{**row, **{t: _naive_utc(row[t]) for t in times}} for row in rows])
 
 
 class Writes:
@@ -75,8 +65,8 @@ class Writes:
     def flush(self) -> None:
         if self.links and self.events and self.conn.dialect.name == "postgresql":
             links_and_events(self.conn, {
-                **_arrays("l", LINK_COLUMNS, self.links),
-                **_arrays("e", EVENT_COLUMNS, self.events)})
+                "links": _json_rows(self.links, ("starts_at",)),
+                "events": _json_rows(self.events, ("at", "starts_at"))})
             self.links.clear()
             self.events.clear()
             return

@@ -5,10 +5,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from pydantic_core import to_json
 from sqlalchemy.dialects.postgresql import JSONB
 
 # JSONB on PostgreSQL (comparable, indexable), JSON text on SQLite.
 Json = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+def json_text(value: object) -> str:
+    """JSON text of the hot path's row sets, each sent as one `json` parameter.
+
+    pydantic-core's serialiser (compact, UTF-8 as is) takes a quarter of json.dumps's
+    time and serialises a post's rows, labels and annotations nested, in one call, where
+    json.dumps ran about 40 times per storm post; PostgreSQL stores the same values.
+    """
+    return to_json(value).decode()
 
 
 class UTCDateTime(sa.types.TypeDecorator):

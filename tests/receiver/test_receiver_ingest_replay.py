@@ -13,6 +13,7 @@ import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
 import sqlalchemy as sa
 from support.receiver import count, filed_key, payload, snapshot
 
@@ -166,7 +167,7 @@ def test_a_post_of_new_alerts_is_a_fixed_handful_of_statements(store):
         assert kinds == ["SELECT alerts.fingerprint, alerts.starts_at,",
                          "EXECUTE ticketmon_lock_open_incident (%(group_key)s::TEXT,",
                          "EXECUTE ticketmon_upsert_alerts (%(now)s::timestamp,",
-                         "EXECUTE ticketmon_links_and_events (%(l_group_key)s::text[],"], seen
+                         "EXECUTE ticketmon_links_and_events (%(links)s::json,"], seen
     else:
         assert kinds == ["SELECT alerts.fingerprint, alerts.starts_at,",
                          "SELECT incidents.id, incidents.group_key,",
@@ -248,4 +249,41 @@ def test_a_new_connection_prepares_the_write_statements_again(postgres_url):
         [inc] = incidents_by_group(store).values()
         assert len(inc["alerts"]) == 6
     finally:
+        store.dispose()
+
+
+def test_database_errors_under_a_prepared_statement_are_the_stores_own(postgres_url):
+    """In a storm the first statement of a post is the prepared incident lock, run on
+    the DBAPI cursor: its errors must still become StoreUnavailable (a 503 Alertmanager
+    retries) and a session PostgreSQL ended must still be replaced, as for any other
+    statement. Here the incident is held locked past the store's timeout, then the
+    store's sessions are ended."""
+    from receiver.store import Store, StoreUnavailable, migrate
+    from receiver.store.store import STORM_STREAK
+
+    migrate.upgrade(postgres_url)
+    store = Store(postgres_url, timeout=1)
+    admin = sa.create_engine(postgres_url, poolclass=sa.pool.NullPool)
+    try:
+        first = payload("group-3-firing")
+        ingest(store, first)
+        store.new_streak = STORM_STREAK  # no probe: the lock is the first statement
+        with admin.begin() as other:
+            other.execute(sa.text("SELECT id FROM incidents FOR UPDATE"))
+            with pytest.raises(StoreUnavailable, match="timeout"):
+                ingest(store, new_alerts_of_the_group(first, "c"))
+        with admin.connect() as other:
+            other.execute(sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'ticketmon-receiver'"))
+        store.new_streak = STORM_STREAK
+        with statements(store) as seen:
+            result = ingest(store, new_alerts_of_the_group(first, "c"))
+        assert (result.changed, result.opened) == (3, [])
+        locks = [s for s in seen if s.startswith("EXECUTE ticketmon_lock_open_incident")]
+        assert len(locks) == 2, seen  # failed on the ended session, then run again
+        [inc] = incidents_by_group(store).values()
+        assert len(inc["alerts"]) == 6
+    finally:
+        admin.dispose()
         store.dispose()
