@@ -31,6 +31,7 @@ from receiver.ratelimit import TokenBuckets
 from receiver.settings import ReceiverSettings
 from receiver.store import Store, StoreUnavailable, queries
 from receiver.store.store import Conflict, NotFound
+from receiver.stream import api as stream
 from ticketmon.core import logs
 from ticketmon.core.auth import Authenticator, AuthError, Forbidden
 from ticketmon.core.config import ConfigError, load
@@ -39,7 +40,9 @@ from ticketmon.core.metrics_guard import Guard
 
 log = logging.getLogger("receiver")
 BLUEPRINTS = (webhook.bp, incidents.bp, alerts.bp, admin.bp, ops.bp, openapi.bp,
-              escalation.bp, oncall.bp, reports.bp)
+              escalation.bp, oncall.bp, reports.bp, stream.bp)
+# the stream server (receiver/stream/wsgi.py): the live stream and the ops endpoints
+STREAM_BLUEPRINTS = (stream.bp, ops.bp)
 
 
 def _load_hook(spec: str):
@@ -65,8 +68,10 @@ def _oncall(settings: ReceiverSettings):
     return OnCall(settings.oncall)  # its refresh thread starts with the first request
 
 
-def create_app(settings: ReceiverSettings | None = None) -> Flask:
-    """Build the app from settings (default: $TICKETMON_CONFIG + TICKETMON_* overrides)."""
+def create_app(settings: ReceiverSettings | None = None,
+               blueprints: tuple = BLUEPRINTS) -> Flask:
+    """Build the app from settings (default: $TICKETMON_CONFIG + TICKETMON_* overrides),
+    with every blueprint, or only some (the stream server's)."""
     settings = settings or load(ReceiverSettings)
     if settings.dev:
         log.warning("DEV MODE: authentication is OFF for the API and the webhook; "
@@ -90,10 +95,13 @@ def create_app(settings: ReceiverSettings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     limiter = TokenBuckets(settings.rate_limit.requests_per_second, settings.rate_limit.burst)
-    app.extensions["ticketmon_receiver"] = Receiver(settings, store, auth, metrics, limiter)
+    ctx = Receiver(settings, store, auth, metrics, limiter)
+    app.extensions["ticketmon_receiver"] = ctx
     app.extensions["ticketmon_oncall"] = _oncall(settings)
-    for bp in BLUEPRINTS:
+    for bp in blueprints:
         app.register_blueprint(bp)
+    if stream.bp in blueprints:
+        stream.install(app, ctx)
     _install_request_hooks(app, settings, metrics)
     _install_error_handlers(app, metrics)
     app.wsgi_app = Guard(app.wsgi_app, settings.metrics_guard)

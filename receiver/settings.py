@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from receiver.oncall.service import OncallSettings
 from receiver.ratelimit import RateLimitSettings
+from receiver.stream.settings import StreamSettings
 from ticketmon.core.auth import ConfiguredToken, JwtSettings
 from ticketmon.core.config import Settings
 from ticketmon.core.durations import Duration
@@ -52,12 +53,25 @@ class ReceiverSettings(Settings):
     hsts: bool = False
     # people and schedules (rules/oncall/) and the Slack signing secret of the ack button
     oncall: OncallSettings = Field(default_factory=OncallSettings)
+    # where the console opens its live stream: this origin's path, or the stream
+    # server's URL (`ticketmon receiver stream`, port 10199) when the receiver runs
+    # sync gunicorn workers, which never hold streams
+    stream_url: str = Field(default="/api/v1/stream", max_length=2000)
+    stream: StreamSettings = Field(default_factory=StreamSettings)
 
     @field_validator("database_url")
     @classmethod
     def _known_backend(cls, value: str) -> str:
         if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg2:")):
             raise ValueError("must be a sqlite:/// or postgresql+psycopg2:// URL")
+        return value
+
+    @field_validator("stream_url")
+    @classmethod
+    def _stream_url(cls, value: str) -> str:
+        if not (value.startswith("/") or value.startswith(("http://", "https://"))):
+            raise ValueError("must be a path on this origin (/api/v1/stream) or an "
+                             "http(s):// URL of the stream server")
         return value
 
     @field_validator("webhook_token")

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from receiver.store.bulk import dialect_insert
 from receiver.store.tables import events, incident_alerts
+from receiver.stream import feed
 
 LINK_COLUMNS = ("group_key", "fingerprint", "starts_at", "incident_id")
 EVENT_COLUMNS = ("at", "incident_id", "fingerprint", "starts_at", "kind", "actor", "detail")
@@ -31,6 +32,14 @@ SELECT * FROM unnest(%(e_at)s::timestamp[], %(e_incident_id)s::bigint[],
                      %(e_fingerprint)s::text[], %(e_starts_at)s::timestamp[],
                      %(e_kind)s::text[], %(e_actor)s::text[], %(e_detail)s::jsonb[])
 """
+CHANGE_COLUMNS = ("at", "incident_id", "tenant", "change", "status", "severity", "actor")
+# ... and the post's live-feed changes in the same round trip (receiver/stream/feed.py)
+WITH_CHANGES = LINKS_AND_EVENTS.replace("WITH linked AS (", """WITH changed AS (
+    INSERT INTO incident_changes (at, incident_id, tenant, change, status, severity, actor)
+    SELECT * FROM unnest(%(c_at)s::timestamp[], %(c_incident_id)s::bigint[],
+                         %(c_tenant)s::text[], %(c_change)s::text[], %(c_status)s::text[],
+                         %(c_severity)s::text[], %(c_actor)s::text[])
+), linked AS (""")
 
 
 def _naive_utc(value: datetime | None) -> datetime | None:
@@ -50,12 +59,14 @@ def _arrays(prefix: str, columns: tuple[str, ...], rows: list[dict]) -> dict[str
 
 
 class Writes:
-    """Links (rows known to be new) and history rows, in the order they were made."""
+    """Links (rows known to be new), history rows and live-feed changes, in the order
+    they were made."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.links: list[dict] = []
         self.events: list[dict] = []
+        self.changes: list[dict] = []
 
     def flush_links(self) -> None:
         """Before anything reads incident_alerts: a query, a resolution, a hook."""
@@ -66,12 +77,18 @@ class Writes:
 
     def flush(self) -> None:
         if self.links and self.events and self.conn.dialect.name == "postgresql":
-            self.conn.exec_driver_sql(LINKS_AND_EVENTS, {
-                **_arrays("l", LINK_COLUMNS, self.links),
-                **_arrays("e", EVENT_COLUMNS, self.events)})
+            params = {**_arrays("l", LINK_COLUMNS, self.links),
+                      **_arrays("e", EVENT_COLUMNS, self.events)}
+            if self.changes:
+                params.update(_arrays("c", CHANGE_COLUMNS, self.changes))
+            self.conn.exec_driver_sql(WITH_CHANGES if self.changes else LINKS_AND_EVENTS,
+                                      params)
             self.links.clear()
             self.events.clear()
+            self.changes.clear()
             return
+        feed.record(self.conn, self.changes)
+        self.changes.clear()
         self.flush_links()
         if self.events:
             self.conn.execute(events.insert(), self.events)
