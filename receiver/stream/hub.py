@@ -167,8 +167,8 @@ class Listener:
         """Until a change is committed (or sequenced) anywhere, or `timeout` seconds."""
         if self.conn is None:
             raw = self.engine.raw_connection()
-            raw.detach()  # ours for good: a pooled connection would lose the LISTEN
             self.conn = raw.driver_connection
+            raw.detach()  # ours for good: a pooled connection would lose the LISTEN
             self.conn.autocommit = True
             with self.conn.cursor() as cur:
                 cur.execute(f"LISTEN {feed.CHANNEL}")
