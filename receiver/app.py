@@ -83,7 +83,7 @@ def create_app(settings: ReceiverSettings | None = None,
                   timeout=settings.store_timeout_seconds)
     for spec in settings.incident_hooks:
         store.add_hook(_load_hook(spec))
-    metrics = ReceiverMetrics(store)
+    metrics = ReceiverMetrics(store, store_gauges=webhook.bp in blueprints)
     metrics.store_collector.add(outbox_gauges)  # dead letters and pending, from the DB
     metrics.store_collector.add(anomaly_gauges)  # latest scores written by the anomaly job
     store.observe = metrics.store_duration.observe
