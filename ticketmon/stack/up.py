@@ -2,7 +2,7 @@
 
 Starts, in dependency order, the platform simulator (a SQLite ticketing database with
 live sales, simulated services, a Solana JSON-RPC simulator, checkout traffic), the
-receiver (gunicorn) and its worker, the four exporters, node_exporter, then real
+receiver (gunicorn), its stream server and its worker, the four exporters, node_exporter, then real
 Alertmanager and Prometheus fed the repository's own deploy/ config and rules/. It prints
 `name url` per component and stops everything on Ctrl-C or SIGTERM.
 
@@ -155,7 +155,7 @@ def _default_service_specs() -> list[dict]:
 
 
 def start_receiver(stack: Stack) -> None:
-    port = stack.port(10190)
+    port, stream_port = stack.port(10190), stack.port(10199)
     db = f"sqlite:///{stack.workdir / 'receiver.db'}"
     stack.secrets.update(webhook_token=secrets.token_urlsafe(24),
                          admin_token="tm_admin_" + secrets.token_urlsafe(24),
@@ -165,6 +165,10 @@ def start_receiver(stack: Stack) -> None:
         "database_url": db,
         "api_tokens": [{"name": "stack-admin", "role": "admin", "tenant": "*",
                         "token": stack.secrets["admin_token"]}],
+        # live updates come from the stream server below; the console on the receiver's
+        # origin reads them with its session cookie
+        "stream_url": f"http://127.0.0.1:{stream_port}/api/v1/stream",
+        "stream": {"allowed_origins": [f"http://127.0.0.1:{port}"]},
     })
     metrics_dir = stack.workdir / "receiver-metrics"
     metrics_dir.mkdir(exist_ok=True)
@@ -181,6 +185,15 @@ def start_receiver(stack: Stack) -> None:
                 url=f"http://127.0.0.1:{port}/api/v1/incidents")
     stack.state["receiver_url"] = f"http://127.0.0.1:{port}"
     stack.state["db"] = db
+    stream_metrics = stack.workdir / "receiver-stream-metrics"
+    stream_metrics.mkdir(exist_ok=True)
+    stack.spawn("receiver-stream",
+                [sys.executable, "-m", "gunicorn", "-c", "python:receiver.stream.gunicorn_conf",
+                 "-b", f"127.0.0.1:{stream_port}", "--no-control-socket",
+                 "receiver.stream.wsgi:app"],
+                ready_url=f"http://127.0.0.1:{stream_port}/readyz",
+                env={**env, "PROMETHEUS_MULTIPROC_DIR": str(stream_metrics)},
+                host="receiver-stream", url=f"http://127.0.0.1:{stream_port}/api/v1/stream")
 
 
 def start_worker(stack: Stack, alertmanager_url: str) -> None:
