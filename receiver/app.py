@@ -101,7 +101,7 @@ def create_app(settings: ReceiverSettings | None = None,
     for bp in blueprints:
         app.register_blueprint(bp)
     if stream.bp in blueprints:
-        stream.install(app, ctx)
+        stream.install(app, ctx, stream_server=webhook.bp not in blueprints)
     _install_request_hooks(app, settings, metrics)
     _install_error_handlers(app, metrics)
     app.wsgi_app = Guard(app.wsgi_app, settings.metrics_guard)

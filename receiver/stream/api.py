@@ -29,6 +29,7 @@ import importlib
 import importlib.util
 import json
 import queue
+import threading
 import time
 
 from flask import Blueprint, Flask, Response, current_app, request
@@ -42,6 +43,7 @@ from ticketmon.core.auth import AuthError, Principal
 bp = Blueprint("stream", __name__)
 SESSION_MODULE = "receiver.console.session"  # the console's signed session cookie
 DRAIN = 200  # changes written to a client at once
+_METRICS_LOCK = threading.Lock()
 
 
 def session_principal() -> Principal | None:
@@ -81,14 +83,22 @@ def last_event_id() -> int | None:
     return int(raw)
 
 
-def install(app: Flask, ctx: Receiver) -> None:
-    """This process's hub (its thread starts with the first stream) and metrics."""
-    app.extensions["ticketmon_stream"] = (Hub(ctx.store.engine, ctx.settings.stream),
-                                          StreamMetrics(ctx.metrics.registry))
+def install(app: Flask, ctx: Receiver, stream_server: bool) -> None:
+    """This process's hub (its thread starts with the first stream) and, on the stream
+    server, its metrics from the start. The receiver's app makes them only when it
+    streams (the development server): under gunicorn sync it never does, and its
+    /metrics keeps to the receiver's families."""
+    hub = Hub(ctx.store.engine, ctx.settings.stream)
+    metrics = StreamMetrics(ctx.metrics.registry) if stream_server else None
+    app.extensions["ticketmon_stream"] = [hub, metrics]
 
 
 def stream_parts() -> tuple[Hub, StreamMetrics]:
-    return current_app.extensions["ticketmon_stream"]
+    parts = current_app.extensions["ticketmon_stream"]
+    with _METRICS_LOCK:  # two first streams at once must not register them twice
+        if parts[1] is None:
+            parts[1] = StreamMetrics(receiver().metrics.registry)
+    return parts[0], parts[1]
 
 
 @bp.get("/api/v1/stream")

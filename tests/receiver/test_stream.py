@@ -5,9 +5,11 @@ row-level security binds the feed too)."""
 
 from __future__ import annotations
 
+import importlib.machinery
 import socket
 import sys
 import time
+import types
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,12 +17,15 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from support.promtool import promtool_check_metrics
 from support.receiver import WEBHOOK_TOKEN, tenant_payload
 from support.sse import SseClient
 from support.waiting import wait_for
 
 from receiver.store import Store, migrate
 from receiver.stream import feed
+from receiver.stream.api import SESSION_MODULE
+from ticketmon.core.auth import Principal
 from ticketmon.servers.process import ManagedProcess, free_port
 
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
@@ -268,6 +273,9 @@ def test_streams_beyond_max_streams_are_refused_with_503(servers):
         return client if client.status == 200 else None
 
     fresh(wait_for(reopened, 10.0, "a slot given back", every=0.5))
+    exposition = requests.get(f"{s.stream}/metrics", timeout=10).text
+    assert promtool_check_metrics(exposition) == ""
+    assert "ticketmon_receiver_incidents_open" not in exposition  # the receiver's to serve
 
 
 @pytest.mark.parametrize("query,headers,field", [
@@ -310,3 +318,27 @@ def test_a_console_on_another_origin_may_read_with_credentials(servers):
         "Access-Control-Request-Headers": "last-event-id"})
     assert preflight.status_code == 200
     assert "Last-Event-ID" in preflight.headers["Access-Control-Allow-Headers"]
+
+
+def test_the_consoles_session_stands_in_for_a_token(make_app, monkeypatch):
+    """The hook asks receiver.console.session (the console's signed cookie) when there is
+    no Authorization header; without that module, or without a session, it is a 401."""
+    app = make_app()
+    client = app.test_client()
+    threaded = {"wsgi.multithread": True}  # as the stream server's gthread workers say
+    assert client.get("/api/v1/stream", environ_overrides=threaded).status_code == 401
+
+    session = types.ModuleType(SESSION_MODULE)
+    session.__spec__ = importlib.machinery.ModuleSpec(SESSION_MODULE, None)
+    signed_in: list[Principal | None] = [None]
+    session.current_principal = lambda: signed_in[0]
+    monkeypatch.setitem(sys.modules, SESSION_MODULE, session)
+    assert client.get("/api/v1/stream", environ_overrides=threaded).status_code == 401
+
+    signed_in[0] = Principal(name="alice", role="viewer", tenant="acme", via="session")
+    answer = client.get("/api/v1/stream", environ_overrides=threaded, buffered=False)
+    assert answer.status_code == 200 and answer.content_type == "text/event-stream"
+    body = iter(answer.response)
+    assert next(body) == b"retry: 3000\n\n"
+    assert next(body).startswith(b"id: ")
+    answer.close()
