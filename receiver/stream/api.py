@@ -36,7 +36,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 
 from receiver.api.common import ApiError, Receiver, caller, only_params, receiver
 from receiver.stream import feed
-from receiver.stream.hub import Hub, Subscriber
+from receiver.stream.hub import PAGE, Hub, Subscriber
 from receiver.stream.metrics import StreamMetrics
 from ticketmon.core.auth import AuthError, Principal
 
@@ -184,12 +184,12 @@ class EventStream:
         """Changes after `after` from the database, page by page; sets self.sent."""
         self.sent = after
         while True:
-            page = self.store.read_as(self.scope, feed.read_after, self.sent, 500, self.tenant)
+            page = self.store.read_as(self.scope, feed.read_after, self.sent, PAGE, self.tenant)
             if page:
                 self.sent = page[-1].position
                 self.metrics.events_sent.inc(len(page))
                 yield "".join(change.text for change in page)
-            if len(page) < 500:
+            if len(page) < PAGE:
                 return
 
     def events(self):

@@ -19,8 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from receiver.store import StoreUnavailable
 from receiver.stream import feed
 from receiver.stream.settings import StreamSettings
 
@@ -98,9 +100,12 @@ class Hub:
         with self.lock:
             if self._thread is not None:
                 return
-            with self.engine.begin() as conn:  # a fresh stream starts after what committed
-                feed.sequence(conn)
-                self.head = feed.head(conn)
+            try:
+                with self.engine.begin() as conn:  # a fresh stream starts after what committed
+                    feed.sequence(conn)
+                    self.head = feed.head(conn)
+            except (sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:
+                raise StoreUnavailable(f"the change feed cannot be read: {exc}") from exc
             self._thread = threading.Thread(target=self._run, name="stream-hub", daemon=True)
             self._thread.start()
 

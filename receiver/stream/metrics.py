@@ -20,8 +20,9 @@ class StreamMetrics:
         self.closed = Counter(
             "ticketmon_receiver_streams_closed_total",
             "Live streams ended by the server, by reason: slow (the client fell more than "
-            "`buffer` events behind or took over `write_timeout` to accept a write), "
-            "max_age, shutdown, refused (503: over max_streams)",
+            "`buffer` events behind; one that stops reading is cut off after "
+            "`write_timeout` at the latest), max_age, shutdown, refused (503: over "
+            "max_streams)",
             ["reason"], registry=registry)
         for reason in ("slow", "max_age", "shutdown", "refused"):
             self.closed.labels(reason)
