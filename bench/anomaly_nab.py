@@ -43,6 +43,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from receiver.anomaly.counters import KIND_POINTS, looks_like_counter  # noqa: E402
 from receiver.anomaly.stream import SeriesStream, StreamConfig, config_for_step  # noqa: E402
 from receiver.anomaly.thresholds import suppress as suppress_flags  # noqa: E402
 
@@ -136,7 +137,8 @@ def run_stream(s: Series, cfg: StreamConfig, scores: list | None = None
                ) -> tuple[np.ndarray, float, float]:
     """Flags of every point, CPU seconds and wall seconds of the scoring calls
     (and the scores appended to `scores` when given)."""
-    stream = SeriesStream(cfg)
+    # per-series adaptation as in the job: counters are scored on their increase
+    stream = SeriesStream(replace(cfg, counter=looks_like_counter(s.values[:KIND_POINTS])))
     flags = []
     sys.stdout.flush()
     c0, w0 = time.process_time(), time.perf_counter()

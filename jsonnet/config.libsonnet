@@ -8,6 +8,10 @@
     // Datasource uids provisioned by deploy/grafana/provisioning/datasources/ticketmon.yml.
     prometheusUid: 'ticketmon-prometheus',
     receiverUid: 'ticketmon-receiver',
+    fraudUid: 'ticketmon-fraud',
+    // Where people open the receiver's console (/ui/) from a dashboard link: the
+    // address their browser reaches, not Grafana's (compose publishes it on loopback).
+    consoleUrl: 'http://127.0.0.1:10190',
     // Scrape job names from deploy/prometheus/prometheus.yml.
     jobs: {
       receiver: 'ticketmon-receiver',
@@ -30,6 +34,9 @@
       memoryRatio: 0.90,
       diskFreeRatio: 0.10,
       feePayerSol: 1,
+      bruteForceSourceFailures: 30,
+      credentialStuffingAccounts: 100,
+      rateLimitedRatio: 0.25,
     },
     // The alert in rules/*.yml each threshold mirrors (null: a dashboard-only line).
     // `ticketmon rules lint` fails unless that alert's first comparison against a
@@ -44,6 +51,9 @@
       memoryRatio: 'HostHighMemory',
       diskFreeRatio: 'HostDiskSpaceLow',
       feePayerSol: null,  // the alert predicts exhaustion; the panel marks a low balance
+      bruteForceSourceFailures: 'AuthBruteForce',
+      credentialStuffingAccounts: 'AuthCredentialStuffing',
+      rateLimitedRatio: 'RateLimitStorm',
     },
   },
 }

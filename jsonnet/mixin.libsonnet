@@ -11,6 +11,7 @@ local dashboards = {
   alerts: import 'dashboards/alerts.libsonnet',
   slo: import 'dashboards/slo.libsonnet',
   'self': import 'dashboards/self.libsonnet',
+  security: import 'dashboards/security.libsonnet',
 };
 
 // Imports must be literal paths, hence one line per rule file.
@@ -19,6 +20,8 @@ local ruleFiles = [
   importstr '../rules/blockchain.yml',
   importstr '../rules/system.yml',
   importstr '../rules/fraud.yml',
+  importstr '../rules/security.yml',
+  importstr '../rules/batch.yml',
   importstr '../rules/meta.yml',
   importstr '../rules/anomaly.yml',
   importstr '../rules/oncall.yml',

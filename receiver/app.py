@@ -15,17 +15,22 @@ from receiver.anomaly.scores import anomaly_gauges
 from receiver.api import (
     admin,
     alerts,
+    docs,
     escalation,
     incidents,
     oncall,
     openapi,
     ops,
+    overview,
     reports,
     webhook,
 )
 from receiver.api.common import ApiError, Receiver, error_body
+from receiver.console import session as console_session
+from receiver.console import views as console
 from receiver.escalation.metrics import outbox_gauges
 from receiver.metrics import ReceiverMetrics
+from receiver.overview import PlatformView
 from receiver.payload import PayloadError
 from receiver.ratelimit import TokenBuckets
 from receiver.settings import ReceiverSettings
@@ -40,7 +45,8 @@ from ticketmon.core.metrics_guard import Guard
 
 log = logging.getLogger("receiver")
 BLUEPRINTS = (webhook.bp, incidents.bp, alerts.bp, admin.bp, ops.bp, openapi.bp,
-              escalation.bp, oncall.bp, reports.bp, stream.bp)
+              escalation.bp, oncall.bp, reports.bp, overview.bp, docs.bp,
+              console.bp, stream.bp)
 # the stream server (receiver/stream/wsgi.py): the live stream and the ops endpoints
 STREAM_BLUEPRINTS = (stream.bp, ops.bp)
 
@@ -98,6 +104,7 @@ def create_app(settings: ReceiverSettings | None = None,
     ctx = Receiver(settings, store, auth, metrics, limiter)
     app.extensions["ticketmon_receiver"] = ctx
     app.extensions["ticketmon_oncall"] = _oncall(settings)
+    app.extensions["ticketmon_overview"] = PlatformView(settings.overview)
     for bp in blueprints:
         app.register_blueprint(bp)
     if stream.bp in blueprints:
@@ -105,6 +112,7 @@ def create_app(settings: ReceiverSettings | None = None,
     _install_request_hooks(app, settings, metrics)
     _install_error_handlers(app, metrics)
     app.wsgi_app = Guard(app.wsgi_app, settings.metrics_guard)
+    console_session.configure(app)  # the console's cookie: any app reading it (the stream)
     return app
 
 

@@ -10,7 +10,9 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 
+from receiver.console.settings import ConsoleSettings
 from receiver.oncall.service import OncallSettings
+from receiver.overview import OverviewSettings
 from receiver.ratelimit import RateLimitSettings
 from receiver.stream.settings import StreamSettings
 from ticketmon.core.auth import ConfiguredToken, JwtSettings
@@ -48,6 +50,8 @@ class ReceiverSettings(Settings):
     silence_max: Duration = 24 * 3600.0
     # REST API requests per token (never the webhook, /metrics or /healthz), per worker
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    # the incident console at /ui/: its session cookie and the Grafana link
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     # Strict-Transport-Security on every answer: only when clients reach the receiver by
     # https (a TLS proxy in front); it is sent anyway on requests that came over https
     hsts: bool = False
@@ -58,6 +62,8 @@ class ReceiverSettings(Settings):
     # sync gunicorn workers, which never hold streams
     stream_url: str = Field(default="/api/v1/stream", max_length=2000)
     stream: StreamSettings = Field(default_factory=StreamSettings)
+    # GET /api/v1/overview: the Prometheus it reads services, SLOs and key figures from
+    overview: OverviewSettings = Field(default_factory=OverviewSettings)
 
     @field_validator("database_url")
     @classmethod

@@ -42,4 +42,4 @@ function(c) p.dashboard(c, 'overview', 'Platform overview',
                [p.target('instance:node_cpu_utilisation:ratio_rate5m', '{{instance}}')],
                unit='percentunit', min=0, max=1,
                thresholds=p.thresholds('green', [[c.thresholds.cpuRatio, 'red']])),
-])
+], annotations=[p.incidentAnnotations(c), p.fraudAnnotations(c)])

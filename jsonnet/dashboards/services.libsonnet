@@ -4,7 +4,7 @@ local p = import '../lib/panels.libsonnet';
 local svc = 'service=~"$service"';
 
 function(c) p.dashboard(c, 'services', 'Services & dependencies',
-  'Health of every platform service and its dependencies (system exporter probes), request rate, errors and latency from the services\' own metrics, and the hosts (node_exporter).', [
+  'Health of every platform service and its dependencies (system exporter probes), request rate, errors and latency from the services\' own metrics, the hosts (node_exporter), and the nightly batch jobs (Pushgateway).', [
   p.row('Health'),
   p.table('Service health now', 'Current /health state of each service.',
           [p.target('max by (service, state) (ticketmon_service_health_state{%s} == 1)' % svc)],
@@ -57,4 +57,12 @@ function(c) p.dashboard(c, 'services', 'Services & dependencies',
                thresholds=p.thresholds('red', [[c.thresholds.diskFreeRatio, 'green']])),
   p.timeseries('Load (1m)', 'One-minute load average per host.',
                [p.target('node_load1', '{{instance}}')], unit='short', w=6),
-], [p.queryVariable('service', 'Service', 'ticketmon_service_up', 'service')])
+  p.row('Batch jobs'),
+  p.timeseries('Batch jobs: time since last success', 'Age of each nightly job\'s last successful run (pushed to the Pushgateway), against the age it may reach (its period plus grace): BatchJobLate fires when the first line crosses the second.',
+               [p.target('time() - ticketmon_batch_job_last_success_timestamp_seconds', '{{job}}'),
+                p.target('ticketmon_batch_job_interval_seconds + ticketmon_batch_job_grace_seconds', '{{job}} allowed')],
+               unit='s', min=0),
+  p.timeseries('Batch jobs: last run duration', 'How long each job\'s last run took, whether it succeeded or failed.',
+               [p.target('ticketmon_batch_job_duration_seconds', '{{job}}')], unit='s', min=0),
+], [p.queryVariable('service', 'Service', 'ticketmon_service_up', 'service')],
+annotations=[p.incidentAnnotations(c), p.fraudAnnotations(c)])

@@ -95,7 +95,9 @@ local steps(base, pairs) =
     }),
 
   // A table of the receiver's REST API through the Infinity datasource.
-  receiverTable(title, description, uid, path, params, root, columns, w=24, h=8):: {
+  // `link`: [column text, URL with ${__value.raw}] makes that column's cells links.
+  receiverTable(title, description, uid, path, params, root, columns, w=24, h=8,
+                link=null):: {
     type: 'table',
     title: title,
     description: description,
@@ -113,10 +115,51 @@ local steps(base, pairs) =
       root_selector: root,
       columns: [{ selector: c[0], text: c[1], type: c[2] } for c in columns],
     }],
-    fieldConfig: { defaults: { unit: 'none' }, overrides: [] },
+    fieldConfig: { defaults: { unit: 'none' }, overrides: if link == null then [] else [{
+      matcher: { id: 'byName', options: link[0] },
+      properties: [{ id: 'links', value: [{ title: 'Open in the console', url: link[1] }] }],
+    }] },
     options: { showHeader: true, cellHeight: 'sm', footer: { show: false } },
     gridPos: { w: w, h: h },
   },
+
+  // An annotation from a JSON API through an Infinity datasource: the query returns
+  // one row per event with the columns Grafana maps by name (time, timeEnd, title, text,
+  // tags); `columns` is [selector, annotation column, type].
+  infinityAnnotation(name, uid, color, path, params, root, columns):: {
+    name: name,
+    datasource: { type: 'yesoreyeram-infinity-datasource', uid: uid },
+    enable: true,
+    hide: false,
+    iconColor: color,
+    target: {
+      refId: 'Anno',
+      type: 'json',
+      source: 'url',
+      format: 'dataframe',
+      parser: 'backend',
+      url: path,
+      url_options: { method: 'GET', params: [{ key: k, value: params[k] }
+                                             for k in std.objectFields(params)] },
+      root_selector: root,
+      columns: [{ selector: c[0], text: c[1], type: c[2] } for c in columns],
+    },
+  },
+
+  // Incidents from the receiver's API: a range from opened to resolved (open: a point).
+  incidentAnnotations(config):: $.infinityAnnotation(
+    'Incidents', config.receiverUid, 'orange', '/api/v1/incidents', { limit: '500' },
+    'incidents',
+    [['opened_at', 'time', 'timestamp'], ['resolved_at', 'timeEnd', 'timestamp'],
+     ['title', 'title', 'string'], ['service', 'text', 'string'],
+     ['severity', 'tags', 'string']]),
+
+  // High-risk fraud checks from the fraud service's events API, for the dashboard's range.
+  fraudAnnotations(config):: $.infinityAnnotation(
+    'High-risk fraud checks', config.fraudUid, 'purple', '/api/v1/fraud/events',
+    { min_level: 'high', from: '${__from}', to: '${__to}', limit: '500' }, '',
+    [['time', 'time', 'timestamp_epoch'], ['title', 'title', 'string'],
+     ['text', 'text', 'string']]),
 
   row(title):: { type: 'row', title: title, collapsed: false, panels: [], gridPos: { w: 24, h: 1 } },
 
@@ -169,7 +212,8 @@ local steps(base, pairs) =
     { panels: [], x: 0, y: 0, rowH: 0 },
   ).panels,
 
-  dashboard(config, slug, title, description, panels, variables=[], links=true):: {
+  dashboard(config, slug, title, description, panels, variables=[], links=true,
+            annotations=[]):: {
     uid: config.uidPrefix + slug,
     title: 'ticketmon / ' + title,
     description: description,
@@ -203,7 +247,7 @@ local steps(base, pairs) =
         iconColor: 'red',
         expr: 'ALERTS{alertstate="firing", severity="critical"}',
       },
-    ] },
+    ] + annotations },
     links: if links then [{
       title: 'ticketmon',
       type: 'dashboards',

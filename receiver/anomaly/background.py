@@ -16,22 +16,24 @@ log = logging.getLogger("receiver.anomaly")
 
 
 class AnomalyThread:
-    def __init__(self, settings: AnomalyJobSettings, database_url: str) -> None:
+    def __init__(self, settings: AnomalyJobSettings, database_url: str, registry=None) -> None:
         from receiver.anomaly.job import AnomalyJob
         from receiver.store import Store
 
         self.store = Store(database_url, pool_size=1)
         self.job = AnomalyJob(settings, self.store)
+        if registry is not None:  # the forecast gauges on the worker's /metrics
+            registry.register(self.job.forecaster)
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="anomaly", daemon=True)
 
     @classmethod
-    def start(cls, settings: AnomalyJobSettings | None,
-              database_url: str) -> AnomalyThread | None:
+    def start(cls, settings: AnomalyJobSettings | None, database_url: str,
+              registry=None) -> AnomalyThread | None:
         """Start scoring if `settings` is given; None (nothing started) otherwise."""
         if settings is None:
             return None
-        runner = cls(settings, database_url)
+        runner = cls(settings, database_url, registry)
         runner.thread.start()
         log.info("anomaly job started", extra={"series": [s.name for s in settings.series],
                                                "prometheus": settings.prometheus_url})

@@ -23,6 +23,8 @@ def run(args: argparse.Namespace) -> int:
     store = Store(settings.database_url, pool_size=1)
     job = AnomalyJob(settings, store, progress=sys.stderr.isatty() or args.progress,
                      background_refit=not args.once)
+    if settings.metrics_port and not args.once:
+        serve_forecasts(settings, job)
     try:
         if args.once:
             outcomes = job.run_once()
@@ -31,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
                 if o.score is not None:
                     line += f" score={o.score:.4f} anomalous={int(o.anomalous)}"
                 print(line)
+            for f in job.forecasts:  # informative: a capacity with no series yet is normal
+                print(f"forecast {f.forecast}: {f.status} series={f.series} skipped={f.skipped}")
             return 0 if all(o.status in ("scored", "up_to_date") for o in outcomes) else 1
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -39,6 +43,17 @@ def run(args: argparse.Namespace) -> int:
     finally:
         job.close()
         store.dispose()
+
+
+def serve_forecasts(settings, job) -> None:
+    """/metrics with the forecast gauges of the series this process holds."""
+    from prometheus_client import CollectorRegistry
+
+    from receiver.escalation.worker_cli import serve_metrics
+
+    registry = CollectorRegistry()
+    registry.register(job.forecaster)
+    serve_metrics(settings, registry)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -5,6 +5,8 @@ run (and any run after a break) reads the whole history window and scores it as 
 stream (backfill); later runs read only the points since. Whatever goes wrong with
 one series (Prometheus down, gaps, NaN, a constant or too short series, a query
 returning several series) skips that series with a reason and leaves the others be.
+A run's scores are written in batches; its forecasts (forecast_job.py) run after the
+scores, on the forecasts this worker claimed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -22,7 +24,9 @@ import requests
 
 from receiver.anomaly import claims
 from receiver.anomaly import scores as anomaly_store
+from receiver.anomaly.counters import KIND_POINTS, looks_like_counter
 from receiver.anomaly.explain import summary
+from receiver.anomaly.forecast_job import Forecaster, ForecastOutcome, claim_name
 from receiver.anomaly.prometheus_source import Samples, SkipSeries, query_range
 from receiver.anomaly.settings import AnomalyJobSettings, SeriesSettings
 from receiver.anomaly.stream import SeriesStream, StreamConfig, config_for_step
@@ -30,6 +34,9 @@ from receiver.anomaly.stream import SeriesStream, StreamConfig, config_for_step
 log = logging.getLogger("receiver.anomaly")
 GAP_TOLERANCE = 1.5  # steps between samples before it counts as a gap
 CHUNK = 500
+# scores written per transaction: a commit per series is most of a run's time at
+# thousands of series (bench/anomaly_scale.py)
+SAVE_BATCH = 500
 
 
 def stream_config(s: SeriesSettings) -> StreamConfig:
@@ -92,6 +99,10 @@ class AnomalyJob:
         self.executor = ThreadPoolExecutor(1, "anomaly-refit") if background_refit else None
         self.states: dict[str, SeriesState] = {}
         self.worker = claims.worker_id()
+        self.forecaster = Forecaster(settings.forecasts, self.session, settings.prometheus_url,
+                                     settings.timeout_seconds)
+        self.forecasts: list[ForecastOutcome] = []  # of the last run
+        self.unsaved: list[anomaly_store.LatestScore] = []
 
     def close(self) -> None:
         if self.executor:
@@ -105,21 +116,33 @@ class AnomalyJob:
                 log.warning("anomaly claims not released", extra={"error": type(exc).__name__})
 
     def run_once(self, now: float | None = None) -> list[Outcome]:
+        """Score this worker's series and run its forecasts (outcomes in `forecasts`)."""
         now = time.time() if now is None else now
-        return [self.run_series(s, now) for s in self.claimed(now)]
+        series, forecasts = self.claimed(now)
+        self.unsaved = []
+        outcomes = [self.run_series(s, now) for s in series]
+        self.save()
+        self.forecasts = self.forecaster.run(forecasts, now)
+        return outcomes
 
-    def claimed(self, now: float) -> list[SeriesSettings]:
-        """The series this worker scores this run; the states of the others are dropped
-        (another worker has them, and a series coming back is backfilled afresh)."""
+    def claimed(self, now: float) -> tuple[list[SeriesSettings], list[str]]:
+        """The series this worker scores and the forecasts it runs this run; the states
+        of the others are dropped (another worker has them, and a series coming back is
+        backfilled afresh)."""
+        forecasts = {claim_name(f.name): f.name for f in self.settings.forecasts}
         if not self.settings.share_series:
-            return list(self.settings.series)
+            return list(self.settings.series), list(forecasts.values())
         lease = self.settings.lease_seconds or 2 * self.settings.interval_seconds
-        with self.store.transaction() as conn:
+        at = datetime.fromtimestamp(now, UTC)
+        with self.store.transaction() as conn:  # each shared fairly on its own
             mine = claims.claim(conn, self.worker, [s.name for s in self.settings.series],
-                                datetime.fromtimestamp(now, UTC), lease)
+                                at, lease)
+            if forecasts:
+                mine |= claims.claim(conn, self.worker, list(forecasts), at, lease)
         for name in set(self.states) - mine:
             del self.states[name]
-        return [s for s in self.settings.series if s.name in mine]
+        return ([s for s in self.settings.series if s.name in mine],
+                [name for claim, name in forecasts.items() if claim in mine])
 
     def run_forever(self, stop: threading.Event) -> None:
         """Run every interval until `stop` is set; a failed run (say the database is
@@ -131,6 +154,10 @@ class AnomalyJob:
                     log.info("anomaly run", extra={"series": outcome.series,
                                                    "status": outcome.status,
                                                    "score": outcome.score})
+                for done in self.forecasts:
+                    log.info("forecast run", extra={"forecast": done.forecast,
+                                                    "status": done.status,
+                                                    "series": done.series})
             except Exception as exc:
                 log.warning("anomaly run failed", extra={"error": type(exc).__name__})
             stop.wait(max(0.0, self.settings.interval_seconds - (time.monotonic() - began)))
@@ -182,13 +209,23 @@ class AnomalyJob:
             s.name, float(scores[-1]), anomalous, float(values[-1]),
             datetime.fromtimestamp(last_time, UTC),
             [sel.model_dump(exclude_none=True) for sel in s.relates_to], explanation)
-        with self.store.transaction() as conn:
-            anomaly_store.save_score(conn, latest, datetime.now(UTC))
+        self.unsaved.append(latest)
+        if len(self.unsaved) >= SAVE_BATCH:
+            self.save()
         return Outcome(s.name, "scored", float(scores[-1]), anomalous)
 
+    def save(self) -> None:
+        """Write the scores not yet written, in one transaction."""
+        if self.unsaved:
+            with self.store.transaction() as conn:
+                anomaly_store.save_scores(conn, self.unsaved, datetime.now(UTC))
+            self.unsaved = []
+
     def _backfill(self, s: SeriesSettings, samples: Samples):
-        cfg = stream_config(s)
         tail, why = contiguous_tail(samples, s.step_seconds)
+        counter = s.kind == "counter" or (
+            s.kind == "auto" and looks_like_counter(tail.values[:KIND_POINTS]))
+        cfg = replace(stream_config(s), counter=counter)
         need = first_score_after(cfg)
         if len(tail.values) < need:
             reason = why or "too_little_history"

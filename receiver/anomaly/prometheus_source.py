@@ -36,6 +36,42 @@ def query_range(
     step: float, timeout: float = 10.0,
 ) -> Samples:
     """Samples of the one series `query` returns between start and end (inclusive)."""
+    return parse_matrix(fetch_matrix(session, base_url, query, start, end, step, timeout))
+
+
+def query_range_by(
+    session: requests.Session, base_url: str, query: str, start: float, end: float,
+    step: float, by: list[str], timeout: float = 10.0,
+) -> tuple[dict[tuple[str, ...], Samples], dict[tuple[str, ...], SkipSeries]]:
+    """Every series `query` returns, keyed by the values of the `by` labels, and the
+    series that could not be read (a bad one does not spoil the others)."""
+    data = fetch_matrix(session, base_url, query, start, end, step, timeout)
+    result = _result(data)
+    good: dict[tuple[str, ...], Samples] = {}
+    bad: dict[tuple[str, ...], SkipSeries] = {}
+    for item in result:
+        metric = item.get("metric") if isinstance(item, dict) else None
+        if not isinstance(metric, dict):
+            raise SkipSeries("bad_response", "a result has no metric object")
+        key = tuple(str(metric.get(label, "")) for label in by)
+        if key in good or key in bad:
+            bad[key] = SkipSeries("duplicate_series",
+                                  f"several series share {dict(zip(by, key, strict=True))}; "
+                                  "aggregate the query by its `by` labels")
+            good.pop(key, None)
+            continue
+        try:
+            good[key] = _samples(item)
+        except SkipSeries as skip:
+            bad[key] = skip
+    return good, bad
+
+
+def fetch_matrix(
+    session: requests.Session, base_url: str, query: str, start: float, end: float,
+    step: float, timeout: float = 10.0,
+) -> object:
+    """The `data` member of a successful query_range answer."""
     if (end - start) / step + 1 > MAX_POINTS:
         raise SkipSeries("too_many_points", f"{(end - start) / step:.0f} steps > {MAX_POINTS}")
     try:
@@ -58,22 +94,32 @@ def query_range(
     if body.get("status") != "success":
         error = str(body.get("error") or f"HTTP {resp.status_code}")[:300]
         raise SkipSeries("query_error", error)
-    return parse_matrix(body.get("data"))
+    return body.get("data")
 
 
-def parse_matrix(data: object) -> Samples:
-    """The `data` member of a query_range answer, as one series."""
+def _result(data: object) -> list:
     if not isinstance(data, dict) or data.get("resultType") != "matrix":
         raise SkipSeries("bad_response", "data.resultType is not matrix")
     result = data.get("result")
     if not isinstance(result, list):
         raise SkipSeries("bad_response", "data.result is not a list")
+    return result
+
+
+def parse_matrix(data: object) -> Samples:
+    """The `data` member of a query_range answer, as one series."""
+    result = _result(data)
     if not result:
         raise SkipSeries("no_data", "the query returned no series")
     if len(result) > 1:
         raise SkipSeries("too_many_series",
                          f"the query returned {len(result)} series; aggregate it to one")
-    values = result[0].get("values") if isinstance(result[0], dict) else None
+    return _samples(result[0])
+
+
+def _samples(item: object) -> Samples:
+    """One result's values, checked."""
+    values = item.get("values") if isinstance(item, dict) else None
     if not isinstance(values, list):
         raise SkipSeries("bad_response", "result[0].values is not a list")
     times = np.empty(len(values))

@@ -35,13 +35,20 @@ class LatestScore:
 
 
 def save_score(conn: Connection, s: LatestScore, now: datetime) -> None:
-    values = {"series": s.series, "score": s.score, "anomalous": s.anomalous,
-              "value": s.value, "at": s.at, "relates_to": s.relates_to, "updated_at": now,
-              "explanation": s.explanation}
-    ins = dialect_insert(conn, anomaly_scores).values(values)
+    save_scores(conn, [s], now)
+
+
+def save_scores(conn: Connection, scores: list[LatestScore], now: datetime) -> None:
+    """Upsert the latest scores of many series in one statement."""
+    if not scores:
+        return
+    rows = [{"series": s.series, "score": s.score, "anomalous": s.anomalous, "value": s.value,
+             "at": s.at, "relates_to": s.relates_to, "updated_at": now,
+             "explanation": s.explanation} for s in scores]
+    ins = dialect_insert(conn, anomaly_scores)
     conn.execute(ins.on_conflict_do_update(
         index_elements=[anomaly_scores.c.series],
-        set_={k: v for k, v in values.items() if k != "series"}))
+        set_={k: ins.excluded[k] for k in rows[0] if k != "series"}), rows)
 
 
 def forget_score(conn: Connection, series: str) -> None:

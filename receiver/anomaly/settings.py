@@ -9,12 +9,19 @@ default series at a 5-second step, so scores appear minutes after a fresh start
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from receiver.anomaly.forecast_settings import (
+    DEFAULT_FORECASTS,
+    ForecastPolicy,
+    ForecastSettings,
+)
 from receiver.anomaly.windows import MAX_POINTS, TRAIN_POINTS, first_score_index
 from ticketmon.core.config import Settings
+from ticketmon.core.metrics_guard import GuardSettings
 
 
 class AlertSelector(Settings):
@@ -37,6 +44,9 @@ class SeriesSettings(Settings):
     min_train: int = Field(default=200, ge=10, le=TRAIN_POINTS)  # points before the first fit
     min_scores: int = Field(default=100, ge=20, le=100_000)  # scores before the first flag
     refit_every: int = Field(default=100, ge=1, le=10_000)  # points between model refits
+    # counter: scored on its increase per step (resets counted from zero); auto: decided
+    # from the first points of the history (receiver/anomaly/counters.py)
+    kind: Literal["auto", "gauge", "counter"] = "auto"
     relates_to: list[AlertSelector] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -128,34 +138,44 @@ class AnomalyJobSettings(Settings):
     # dead worker's series move once its lease ends (default: two intervals)
     share_series: bool = True
     lease_seconds: float | None = Field(default=None, gt=0, le=86400)
+    # up to 10,000: workers share them (bench/anomaly_scale.py measures how many it takes)
     series: list[SeriesSettings] = Field(default_factory=lambda: list(DEFAULT_SERIES),
-                                         max_length=200)
+                                         max_length=10_000)
     all_series: SeriesPolicy | None = None
+    # capacities forecast to exhaustion (ticketmon_forecast_* gauges, forecast_job.py)
+    forecasts: list[ForecastSettings] = Field(default_factory=lambda: list(DEFAULT_FORECASTS),
+                                              max_length=50)
+    all_forecasts: ForecastPolicy | None = None  # laid over every forecast, like all_series
 
-    @field_validator("series")
+    @field_validator("series", "forecasts")
     @classmethod
-    def _unique_names(cls, value: list[SeriesSettings]) -> list[SeriesSettings]:
-        names = [s.name for s in value]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+    def _unique_names(cls, value: list) -> list:
+        dupes = sorted(n for n, k in Counter(s.name for s in value).items() if k > 1)
         if dupes:
             raise ValueError(f"series names must be unique: {', '.join(dupes)}")
         return value
 
     @model_validator(mode="after")
     def _apply_policy(self) -> AnomalyJobSettings:
-        policy = self.all_series.model_dump(exclude_none=True) if self.all_series else {}
-        if not policy:
-            return self
-        applied = []
-        for s in self.series:
-            try:
-                applied.append(SeriesSettings.model_validate({**s.model_dump(), **policy}))
-            except ValidationError as exc:
-                problems = "; ".join(_describe(e) for e in exc.errors())
-                raise ValueError(f"all_series does not fit series {s.name!r}: {problems}") \
-                    from None
-        self.series = applied
+        self.series = _laid_over(self.series, self.all_series, "all_series", "series")
+        self.forecasts = _laid_over(self.forecasts, self.all_forecasts, "all_forecasts",
+                                    "forecast")
         return self
+
+
+def _laid_over(items: list, policy: Settings | None, key: str, kind: str) -> list:
+    """Each item with the policy's set fields in place of its own, validated again."""
+    fields = policy.model_dump(exclude_none=True) if policy else {}
+    if not fields:
+        return items
+    applied = []
+    for item in items:
+        try:
+            applied.append(type(item).model_validate({**item.model_dump(), **fields}))
+        except ValidationError as exc:
+            problems = "; ".join(_describe(e) for e in exc.errors())
+            raise ValueError(f"{key} does not fit {kind} {item.name!r}: {problems}") from None
+    return applied
 
 
 def _describe(error: dict) -> str:
@@ -168,4 +188,8 @@ class AnomalySettings(AnomalyJobSettings):
     """`ticketmon receiver anomaly` on its own: the job plus its database and logs."""
 
     database_url: str = "sqlite:///ticketmon-receiver.db"  # the receiver's database
+    # /metrics with the forecast gauges (the worker serves them on its own /metrics)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=0, ge=0, le=65535)  # 0: no /metrics
+    metrics_guard: GuardSettings = Field(default_factory=GuardSettings)  # basic auth, allowlist
     log_level: Literal["debug", "info", "warning", "error"] = "info"

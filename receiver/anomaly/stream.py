@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from receiver.anomaly import features, windows
+from receiver.anomaly.counters import Increases
 from receiver.anomaly.detectors import COMBINES, DETECTORS, FittedDetector
 from receiver.anomaly.explain import explain
 from receiver.anomaly.thresholds import TailModel, slide, suppress
@@ -44,6 +45,7 @@ class StreamConfig:
     risk: float = 3e-4  # flag when P(score this high) < risk (SPOT uses 1e-4..1e-3)
     suppress: int = 288  # quiet points after a candidate before a new flag may be raised
     season_min_acf: float = 0.3  # use the seasonal column only where the series repeats
+    counter: bool = False  # score the increase per step (counters.looks_like_counter)
 
     def __post_init__(self) -> None:
         if self.detector not in DETECTORS:
@@ -159,6 +161,7 @@ class SeriesStream:
         self.season: int | None = None  # period in use, once decided
         self.season_strength = 0.0
         self.fit_hook: Callable[[], None] | None = None  # tests: observe refits
+        self.increases = Increases() if config.counter else None
 
     @property
     def count(self) -> int:
@@ -206,6 +209,8 @@ class SeriesStream:
         new_values = np.asarray(new_values, dtype=np.float64)
         if not np.all(np.isfinite(new_values)):
             raise ValueError("values must be finite numbers")
+        if self.increases is not None:
+            new_values = self.increases(new_values)
         start = self.count
         self.sums.extend(new_values)
         end = self.count
@@ -232,7 +237,8 @@ class SeriesStream:
         local = at - self.offset
         row = self.sums.rows(local, local + 1, spec)[0]
         recent = float(self.sums.short[local]) / windows.SHORT
-        return explain(self.model.detector, spec.names, row, recent, spec.period, spec.seasons)
+        why = explain(self.model.detector, spec.names, row, recent, spec.period, spec.seasons)
+        return {**why, "scored_on": "increase"} if self.cfg.counter else why
 
     def _score(self, lo: int, hi: int, scores_out: np.ndarray, flags_out: np.ndarray) -> None:
         """Raw scores for [lo, hi) with one model, then tail probabilities block by block."""

@@ -1,5 +1,6 @@
 """Incidents: list (filters, cursor pages), one with its alerts and timeline, and what a
-person does about one: acknowledge, resolve, silence in Alertmanager (or lift it)."""
+person does about one: acknowledge, resolve, escalate now, silence in Alertmanager (or
+lift it)."""
 
 from __future__ import annotations
 
@@ -77,6 +78,12 @@ def acknowledge(incident_id: int):
 @bp.post("/api/v1/incidents/<int:incident_id>/resolve")
 def resolve(incident_id: int):
     return _change(incident_id, "resolve")
+
+
+@bp.post("/api/v1/incidents/<int:incident_id>/escalate")
+def escalate(incident_id: int):
+    return _act(lambda body, who, rid: receiver().store.escalate_incident(
+        incident_id, who.name, who.tenant, comment=body.get("comment"), request_id=rid))
 
 
 MIN_SILENCE = 60.0

@@ -155,6 +155,13 @@ DOCUMENT = {
                           **_errors(401, 403, 404, 503)}}},
         "/api/v1/incidents/{incident_id}/acknowledge": _change("acknowledge"),
         "/api/v1/incidents/{incident_id}/resolve": _change("resolve"),
+        "/api/v1/incidents/{incident_id}/escalate": {"post": {
+            "summary": "Escalate an open incident now: its policy's next step is paged at "
+                       "once instead of at its time (operator)",
+            "tags": ["incidents"], "parameters": [_path("incident_id")],
+            "requestBody": CHANGE_BODY,
+            "responses": {**_ok("{incident, changed}", OBJ),
+                          **_errors(400, 401, 403, 404, 409, 415, 503)}}},
         "/api/v1/incidents/{incident_id}/silence": {
             "post": {
                 "summary": "Silence the incident's group in Alertmanager for a bounded time "
@@ -242,6 +249,29 @@ DOCUMENT = {
             "parameters": PAGE,
             "responses": {**_ok("{audit: [...], next_cursor}", OBJ),
                           **_errors(400, 401, 403, 503)}}},
+        "/api/v1/overview": {"get": {
+            "summary": "Services, unresolved incidents, SLOs and the last hour's key figures "
+                       "in one call, for a status page (viewer)",
+            "tags": ["ops"],
+            "description": "Incidents are the caller's tenant's, read fresh. Services, SLOs "
+                           "and figures come from Prometheus, are the whole platform's, are "
+                           "cached for overview.cache_seconds, and are null with "
+                           "prometheus.status 'unavailable' and its error while Prometheus "
+                           "does not answer (or 'not_configured'). The business figures "
+                           "(revenue, sales) need an all-tenant token.",
+            "responses": {**_ok("{generated_at, tenant, incidents, prometheus, services, "
+                                "slos, figures}", OBJ), **_errors(401, 403, 503)}}},
+        "/docs": {"get": {"summary": "This document in Swagger UI (served from package "
+                                     "files, no CDN)", "tags": ["ops"], "security": [],
+                          "responses": {"200": {"description": "HTML page",
+                                                "content": {"text/html": {}}}}}},
+        "/docs/assets/{name}": {"get": {
+            "summary": "Swagger UI's script, style and icons", "tags": ["ops"],
+            "security": [], "parameters": [{"name": "name", "in": "path", "required": True,
+                                            "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "the file"},
+                          "404": {"description": "no such asset",
+                                  "content": {"application/json": {"schema": ERROR}}}}}},
         "/healthz": {"get": {"summary": "Alive", "tags": ["ops"], "security": [],
                              "responses": _ok("alive", OBJ)}},
         "/readyz": {"get": {"summary": "Store reachable and migrated", "tags": ["ops"],

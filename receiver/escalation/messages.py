@@ -18,7 +18,7 @@ def build_message(row: dict, incident: dict, public_url: str, grafana_url: str |
         "labels": incident.get("common_labels") or {},
         "summary": (incident.get("common_labels") or {}).get("alertname", ""),
     }
-    links = {"incident": f"{public_url}/api/v1/incidents/{incident['id']}"}
+    links = {"incident": f"{public_url}/ui/incidents/{incident['id']}"}  # the console
     if grafana_url:
         links["grafana"] = grafana_url
     if incident.get("external_url"):

@@ -36,6 +36,8 @@ def on_incident_event(conn: Connection, event: IncidentEvent) -> None:
         stop(conn, event, "acknowledged", "acknowledge")
     elif event.kind == "resolved":
         stop(conn, event, "resolved", "resolve")
+    elif event.kind == "escalated":
+        hurry(conn, event.incident_id, event.at)
     elif event.kind in ("silenced", "unsilenced"):
         row = _row(conn, event.incident_id)
         action = "silence" if event.kind == "silenced" else "unsilence"
@@ -63,6 +65,17 @@ def start(conn: Connection, incident_id: int, tenant: str, at: datetime,
     elif restart and (not only_active or row["state"] == "active"):
         conn.execute(escalations.update().where(escalations.c.incident_id == incident_id)
                      .values(episode=row["episode"] + 1, **values))
+
+
+def hurry(conn: Connection, incident_id: int, at: datetime) -> None:
+    """Escalate now: move the policy's clock on by the time left until the next step, so
+    that step is due at once and the steps after it keep their spacing."""
+    row = _row(conn, incident_id)
+    if row is None or row["state"] != "active" or row["due_at"] is None or row["due_at"] <= at:
+        return
+    conn.execute(escalations.update().where(escalations.c.incident_id == incident_id)
+                 .values(started_at=row["started_at"] - (row["due_at"] - at), due_at=at,
+                         updated_at=at))
 
 
 def stop(conn: Connection, event: IncidentEvent, state: str, action: str) -> None:

@@ -60,6 +60,7 @@ class Worker:
         self.owner = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
         # the worker acts for every tenant: its sessions' row-level security scope is '*'
         self.engine = make_engine(settings.database_url, pool_size=2, tenant="*")
+        self.registry = registry
         self.metrics = WorkerMetrics(registry)
         if registry is not None:
             from receiver.oncall.metrics import OncallCollector
@@ -268,7 +269,8 @@ class Worker:
         from receiver.anomaly.background import AnomalyThread
         from receiver.reconcile.reconciler import ReconcileThread
 
-        anomaly = AnomalyThread.start(self.settings.anomaly, self.settings.database_url)
+        anomaly = AnomalyThread.start(self.settings.anomaly, self.settings.database_url,
+                                      self.registry)
         reconcile = ReconcileThread.start(self.settings.reconcile, self.settings.alertmanager_url,
                                           self.settings.database_url, self.owner,
                                           self.metrics.reconcile)

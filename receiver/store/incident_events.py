@@ -15,7 +15,7 @@ from typing import Literal
 from sqlalchemy.engine import Connection
 
 EventKind = Literal["opened", "acknowledged", "resolved", "severity_raised", "silenced",
-                    "unsilenced"]
+                    "unsilenced", "escalated"]
 
 
 @dataclass(frozen=True)

@@ -62,12 +62,11 @@ class IncidentFilter:
     service: list[str] = field(default_factory=list)
     tenant: list[str] = field(default_factory=list)
     group_key: str | None = None
+    search: str | None = None  # words in the title or the service, any case
 
 
-def list_incidents(conn: Connection, scope: str, flt: IncidentFilter, limit: int,
-                   before_id: int | None = None) -> tuple[list[dict], str | None]:
-    query = scoped(sa.select(incidents), incidents.c.tenant, scope)
-    for column, values in ((incidents.c.status, flt.status),
+def _filtered(query, flt: IncidentFilter, with_status: bool = True):
+    for column, values in ((incidents.c.status, flt.status if with_status else ()),
                            (incidents.c.severity, flt.severity),
                            (incidents.c.service, flt.service),
                            (incidents.c.tenant, flt.tenant)):
@@ -75,11 +74,28 @@ def list_incidents(conn: Connection, scope: str, flt: IncidentFilter, limit: int
             query = query.where(column.in_(values))
     if flt.group_key:
         query = query.where(incidents.c.group_key == flt.group_key)
+    for word in (flt.search or "").split():
+        query = query.where(sa.or_(incidents.c.title.icontains(word, autoescape=True),
+                                   incidents.c.service.icontains(word, autoescape=True)))
+    return query
+
+
+def list_incidents(conn: Connection, scope: str, flt: IncidentFilter, limit: int,
+                   before_id: int | None = None) -> tuple[list[dict], str | None]:
+    query = _filtered(scoped(sa.select(incidents), incidents.c.tenant, scope), flt)
     if before_id is not None:
         query = query.where(incidents.c.id < before_id)
     rows = conn.execute(query.order_by(incidents.c.id.desc()).limit(limit + 1)).mappings().all()
     page, cursor = _page([as_json(r) for r in rows], limit)
     return page, cursor
+
+
+def incident_status_counts(conn: Connection, scope: str, flt: IncidentFilter) -> dict[str, int]:
+    """How many incidents each status has under every filter but the status one: what
+    the status filter would show for each choice."""
+    query = _filtered(scoped(sa.select(incidents.c.status, sa.func.count()),
+                             incidents.c.tenant, scope), flt, with_status=False)
+    return dict(conn.execute(query.group_by(incidents.c.status)).all())
 
 
 def installation_id(conn: Connection) -> str:
@@ -194,3 +210,20 @@ def open_incident_counts(conn: Connection) -> list[tuple[str, str, int]]:
         .where(incidents.c.status != "resolved")
         .group_by(incidents.c.severity, incidents.c.tenant)
     )]
+
+
+def unresolved_summary(conn: Connection, scope: str) -> dict:
+    """Unresolved incidents in the caller's scope: counts by status and severity, and
+    when the oldest one opened (what a status page shows first)."""
+    query = scoped(sa.select(incidents.c.status, incidents.c.severity, sa.func.count(),
+                             sa.func.min(incidents.c.opened_at))
+                   .where(incidents.c.status != "resolved"), incidents.c.tenant, scope)
+    rows = conn.execute(query.group_by(incidents.c.status, incidents.c.severity)).all()
+    by_status = {"open": 0, "acknowledged": 0}
+    by_severity: dict[str, dict[str, int]] = {}
+    oldest = None
+    for status, severity, count, opened in rows:
+        by_status[status] = by_status.get(status, 0) + count
+        by_severity.setdefault(severity, {"open": 0, "acknowledged": 0})[status] = count
+        oldest = opened if oldest is None or opened < oldest else oldest
+    return {**by_status, "by_severity": by_severity, "oldest_opened_at": iso(oldest)}

@@ -177,6 +177,21 @@ class Store:
         return self._act(incident_id, action, f"{action}d", actor, tenant, comment,
                          request_id, change)
 
+    def escalate_incident(self, incident_id: int, actor: str, tenant: str,
+                          comment: str | None = None, request_id: str | None = None
+                          ) -> tuple[dict, bool]:
+        """Page the next step of the escalation policy now instead of at its time: an
+        `escalated` event the escalation hook turns into a timer due at once. Only an
+        open incident escalates: acknowledging or resolving stopped its escalation."""
+        def change(incident: dict, now: datetime) -> tuple[dict | None, dict]:
+            if incident["status"] != "open":
+                raise Conflict(f"incident {incident_id} is {incident['status']}: its "
+                               "escalation has stopped")
+            return {}, {}
+
+        return self._act(incident_id, "escalate", "escalated", actor, tenant, comment,
+                         request_id, change)
+
     def _act(self, incident_id: int, action: str, kind: str, actor: str, tenant: str,
              comment: str | None, request_id: str | None,
              change: Callable[[dict, datetime], tuple[dict | None, dict]]

@@ -25,6 +25,7 @@ from ticketmon.cli import build_parser
 from ticketmon.servers.alertmanager import Alertmanager
 from ticketmon.servers.process import ManagedProcess, ServerError, find_binary, free_port
 from ticketmon.servers.prometheus import Prometheus
+from ticketmon.servers.pushgateway import Pushgateway
 from ticketmon.stack import deploy_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,6 +33,7 @@ DEMO_WALLETS = {"fee_payer": "4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T",
                 "treasury": "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM"}
 MINT_PROGRAM = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
 CHECKOUT_TOKEN = "tm_test_checkout_token_0123456789"
+GRAFANA_FRAUD_TOKEN = "tm_test_grafana_fraud_0123456789"  # Grafana's viewer of fraud events
 
 
 @dataclass
@@ -41,6 +43,8 @@ class LiveStack:
     sources: set[str] = field(default_factory=lambda: {"prometheus"})
     endpoints: dict[str, tuple[str, set[str]]] = field(default_factory=dict)  # name -> url, sources
     receiver_url: str | None = None
+    fraud_url: str | None = None
+    fraud_viewer_token: str = GRAFANA_FRAUD_TOKEN
     procs: list[ManagedProcess] = field(default_factory=list)
     servers: list = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
@@ -179,13 +183,16 @@ def _start_exporters(stack: LiveStack, addresses: dict[str, str], services: dict
             "port": port, "workers": 1,
             "database_url": f"sqlite:///{stack.workdir / 'fraud.db'}",
             "auth": {"tokens": [{"name": "checkout", "role": "operator", "tenant": "demo",
-                                 "token": CHECKOUT_TOKEN}]},
+                                 "token": CHECKOUT_TOKEN},
+                                {"name": "grafana", "role": "viewer", "tenant": "demo",
+                                 "token": GRAFANA_FRAUD_TOKEN}]},
             "outlier": {"min_samples": 50, "refit_seconds": 5}})],
             ready=f"http://127.0.0.1:{port}/healthz")
         stack.start("checkout", ["simulator", "checkout", "--config", stack.config("checkout", {
             "url": f"http://127.0.0.1:{port}/api/v1/fraud/check", "token": CHECKOUT_TOKEN,
             "checks_per_second": 20, "bot_share": 0.3, "seed": 7})])
         addresses["fraud"] = f"127.0.0.1:{port}"
+        stack.fraud_url = f"http://127.0.0.1:{port}"
         stack.endpoints["fraud"] = (f"http://127.0.0.1:{port}/metrics", {"fraud"})
     else:
         stack.missing.append("fraud")
@@ -223,6 +230,18 @@ def _start_receiver(stack: LiveStack, addresses: dict[str, str]) -> None:
         stack.endpoints["worker"] = (f"http://127.0.0.1:{metrics}/metrics", {"worker"})
     else:
         stack.missing.append("worker")
+
+
+def _start_batch_jobs(stack: LiveStack, addresses: dict[str, str]) -> None:
+    """A real Pushgateway and the nightly jobs pushing to it with the real client."""
+    gateway = Pushgateway(stack.workdir)
+    stack.servers.append(gateway)
+    cfg = stack.config("batch-jobs", {"pushgateway_url": gateway.url, "jobs": [
+        {"name": n, "interval_seconds": 2, "grace_seconds": 1, "duration_seconds": 0.1}
+        for n in ("settlement", "nft-reconciliation")]})
+    stack.start("batch-jobs", ["simulator", "batch-jobs", "--config", cfg])
+    addresses["pushgateway"] = f"127.0.0.1:{gateway.port}"
+    stack.sources.add("batch_jobs")
 
 
 def _fast_routes(route: dict) -> None:
@@ -317,6 +336,7 @@ def live_stack(postgres_cluster, tmp_path_factory) -> LiveStack:
         services = _start_services(stack, addresses)
         _start_exporters(stack, addresses, services, postgres_cluster.url())
         _start_receiver(stack, addresses)
+        _start_batch_jobs(stack, addresses)
         _start_prometheus_side(stack, addresses)
         prom = stack.prometheus
         _wait_targets_up(prom)

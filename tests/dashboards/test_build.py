@@ -10,7 +10,7 @@ from ticketmon.dashboards import JSONNET_DIR, build
 
 def test_committed_dashboards_equal_a_fresh_build(capsys):
     assert main(["dashboards", "build", "--check"]) == 0, capsys.readouterr().err
-    assert "checked 8 dashboards" in capsys.readouterr().out
+    assert "checked 9 dashboards" in capsys.readouterr().out
 
 
 def test_build_is_deterministic():
@@ -22,7 +22,8 @@ def test_build_is_deterministic():
 def test_mixin_layout(tmp_path):
     boards = build.evaluate()
     assert sorted(boards) == [f"ticketmon-{n}.json" for n in sorted(
-        ["overview", "business", "blockchain", "services", "fraud", "alerts", "slo", "self"])]
+        ["overview", "business", "blockchain", "services", "fraud", "security", "alerts", "slo",
+         "self"])]
     for name, board in boards.items():
         assert board["uid"] == name.removesuffix(".json")  # stable uid from the file name
 

@@ -7,6 +7,7 @@ must return data. Exporter outputs are checked against the metric catalog on the
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 import requests
@@ -132,26 +133,48 @@ def test_template_variables_have_values(live_stack, boards):
             assert error is None and result, f"{file}: variable {var['name']} has no values"
 
 
-def test_receiver_tables_read_the_real_api(live_stack, boards):
-    if not live_stack.receiver_url:
-        pytest.fail("the receiver is part of the repository; it must run here")
-    checked = 0
+def _infinity_queries(board: dict):
+    """(where, target) of every Infinity query: table panels and annotations."""
+    for panel in board["panels"]:
+        for target in panel.get("targets", []):
+            if target.get("datasource", {}).get("type") == "yesoreyeram-infinity-datasource":
+                yield f"panel {panel['title']!r}", target["datasource"]["uid"], target
+    for annotation in board["annotations"]["list"]:
+        if annotation.get("datasource", {}).get("type") == "yesoreyeram-infinity-datasource":
+            yield (f"annotation {annotation['name']!r}", annotation["datasource"]["uid"],
+                   annotation["target"])
+
+
+def test_infinity_queries_read_the_real_apis(live_stack, boards):
+    """Receiver tables and annotations, fraud annotations: each query's URL, parameters
+    (Grafana's ${__from}/${__to} as the last hour in ms) and column selectors against
+    the running services, each holding at least one row."""
+    if not (live_stack.receiver_url and live_stack.fraud_url):
+        pytest.fail("the receiver and the fraud service are part of the repository; "
+                    "they must run here")
+    now_ms = int(time.time() * 1000)
+    macros = {"${__from}": str(now_ms - 3_600_000), "${__to}": str(now_ms)}
+    apis = {"ticketmon-receiver": (live_stack.receiver_url, {}),
+            "ticketmon-fraud": (live_stack.fraud_url,
+                                {"Authorization": f"Bearer {live_stack.fraud_viewer_token}"})}
+    checked = set()
     for file, board in boards.items():
-        for panel in board["panels"]:
-            for target in panel.get("targets", []):
-                if target.get("datasource", {}).get("type") != "yesoreyeram-infinity-datasource":
-                    continue
-                params = {p["key"]: p["value"] for p in target["url_options"]["params"]}
-                resp = requests.get(live_stack.receiver_url + target["url"], params=params,
-                                    timeout=10)
-                assert resp.status_code == 200, (file, resp.text)
-                rows = resp.json()[target["root_selector"]]
-                assert rows, f"{file} panel {panel['title']!r}: no rows (an incident is open)"
-                for column in target["columns"]:
-                    assert all(column["selector"] in row for row in rows), \
-                        f"{file}: column {column['selector']!r} is not in the API's rows"
-                checked += 1
-    assert checked >= 1
+        for where, uid, target in _infinity_queries(board):
+            base, headers = apis[uid]
+            params = {p["key"]: macros.get(p["value"], p["value"])
+                      for p in target["url_options"]["params"]}
+            resp = requests.get(base + target["url"], params=params, headers=headers,
+                                timeout=10)
+            assert resp.status_code == 200, (file, where, resp.text)
+            body = resp.json()
+            rows = body[target["root_selector"]] if target["root_selector"] else body
+            assert rows, f"{file} {where}: no rows (an incident is open, bots check out)"
+            for column in target["columns"]:
+                assert all(column["selector"] in row for row in rows), \
+                    f"{file} {where}: column {column['selector']!r} is not in the API's rows"
+            checked.add((uid, "annotation" if where.startswith("annotation") else "panel"))
+    assert checked == {("ticketmon-receiver", "panel"), ("ticketmon-receiver", "annotation"),
+                       ("ticketmon-fraud", "annotation")}
 
 
 def test_component_metrics_match_the_catalog(live_stack):

@@ -30,6 +30,7 @@ def test_datasources_are_provisioned():
     assert provisioned_datasources() == {
         "ticketmon-prometheus": "prometheus",
         "ticketmon-receiver": "yesoreyeram-infinity-datasource",
+        "ticketmon-fraud": "yesoreyeram-infinity-datasource",
     }
 
 

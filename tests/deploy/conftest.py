@@ -16,6 +16,7 @@ SECRETS_ENV = {
     "TICKETMON_FRAUD_JWT_SECRET": "test-jwt-secret-0123456789abcdef0123456789",
     "TICKETMON_PLATFORM_DATABASE_URL": "postgresql+psycopg2://reader:pw@platform-db:5432/platform",
     "TICKETMON_GRAFANA_API_TOKEN": "test-grafana-token",
+    "TICKETMON_GRAFANA_FRAUD_TOKEN": "test-grafana-fraud-token",
     "TICKETMON_ACK_LINK_SECRET": "test-ack-secret-0123456789abcdef",
     "GRAFANA_ADMIN_PASSWORD": "test-admin",
     "TICKETMON_PAGERDUTY_ROUTING_KEY": "R0123456789ABCDEF0123456789ABCDEF",

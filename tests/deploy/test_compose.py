@@ -28,7 +28,7 @@ GUNICORN_APPS = {"receiver.wsgi:app": "receiver.settings:ReceiverSettings",
                  "receiver.stream.wsgi:app": "receiver.settings:ReceiverSettings"}
 # Ports the third-party images listen on by default.
 IMAGE_PORTS = {"prometheus": 9090, "alertmanager": 9093, "node-exporter": 9100,
-               "grafana": 3000, "postgres": 5432}
+               "grafana": 3000, "postgres": 5432, "pushgateway": 9091}
 
 
 def _model(path: str):
@@ -67,7 +67,7 @@ def test_every_component_is_there(compose_model):
     assert set(compose_model["services"]) >= {
         "prometheus", "alertmanager", "grafana", "postgres", "node-exporter", "receiver",
         "receiver-stream", "receiver-worker", "business-exporter", "system-exporter",
-        "blockchain-exporter", "fraud", "anomaly"}
+        "blockchain-exporter", "fraud", "anomaly", "pushgateway"}
 
 
 def test_images_are_pinned(compose_model):
@@ -241,4 +241,4 @@ def test_every_ticketmon_metrics_needs_the_password_prometheus_sends(compose_mod
             assert auth["password_file"] in targets, f"{host} lacks the metrics secret"
             guarded.add(host)
     assert guarded == {"receiver", "receiver-stream", "receiver-worker", "business-exporter",
-                       "system-exporter", "blockchain-exporter", "fraud"}
+                       "system-exporter", "blockchain-exporter", "fraud", "anomaly"}

@@ -80,7 +80,8 @@ def route_methods(app) -> dict[str, set[str]]:
 
     routes: dict[str, set[str]] = {}
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static":
+        # the console's pages (/ui/) are HTML for people, not part of the API
+        if rule.endpoint == "static" or rule.endpoint.startswith("console."):
             continue
         path = re.sub(r"<(?:\w+(?:\([^)]*\))?:)?(\w+)>", r"{\1}", rule.rule)
         routes.setdefault(path, set()).update(

@@ -67,3 +67,12 @@ def filed_key(body: dict) -> str:
 
     [part] = split_by_tenant(WebhookPayload.model_validate(body))
     return part.groupKey
+
+
+def bearer(app, role: str, tenant: str | None = None) -> dict:
+    """Headers with a new DB token; admins span every tenant by default, others get the
+    fixtures' acme."""
+    tenant = tenant or ("*" if role == "admin" else "acme")
+    store = app.extensions["ticketmon_receiver"].store
+    _, secret = store.create_token(f"{role}-{tenant}", role, tenant)
+    return {"Authorization": f"Bearer {secret}"}

@@ -92,10 +92,11 @@ class Catalog:
         return [m for m in self.metrics.values() if m.source == source]
 
     def check_exposition(self, text: str, source: str | Collection[str] | None = None,
-                         require_all: bool = False) -> list[str]:
+                         require_all: bool = False, prefix: str = "ticketmon_") -> list[str]:
         """Problems of an exporter's text-format output against the catalog; [] if it conforms.
 
-        Checks each `ticketmon_` family is catalogued (under `source` - one name or
+        Checks each family named `prefix…` (prefix="" for a platform service's unprefixed
+        names) is catalogued (under `source` - one name or
         several for an endpoint serving more than one - or the shared exporter-health
         source), has the catalogued type and exactly the catalogued labels, and uses only
         the listed label values. With require_all, every family of `source` must be present.
@@ -112,7 +113,7 @@ class Catalog:
         seen: set[str] = set()
         for family in families:
             name = family.name + "_total" if family.type == "counter" else family.name
-            if not name.startswith("ticketmon_") or _is_created_family(family):
+            if not name.startswith(prefix) or _is_created_family(family):
                 continue
             spec = self.metrics.get(name)
             if spec is None:

@@ -125,7 +125,7 @@ class LoopbackServer:
     env_var: str
     apt_package: str
 
-    def __init__(self, config_file: Path, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, config_file: Path | None, workdir: Path, port: int | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         data = workdir / f"{self.name}-data"
@@ -136,7 +136,8 @@ class LoopbackServer:
         )
         self.process.wait_http(f"{self.url}/-/ready")
 
-    def arguments(self, config_file: Path, data: Path) -> list[str]:
+    def arguments(self, config_file: Path | None, data: Path) -> list[str]:
+        """The binary's arguments; config_file is None for a server that takes none."""
         raise NotImplementedError
 
     def stop(self) -> None:

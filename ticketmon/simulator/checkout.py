@@ -8,6 +8,7 @@ dashboards and the events endpoint have something real to show in the demo.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import random
 import time
@@ -38,8 +39,30 @@ class CheckoutSettings(Settings):
     bot_share: float = Field(0.1, ge=0, le=1)
     users: int = Field(500, ge=1)
     events: int = Field(8, ge=1)
+    scalper_share: float = Field(0, ge=0, le=1)  # resellers: real browsers, bulk tickets
     duration_seconds: float = Field(0, ge=0, description="0: until stopped")
     seed: int | None = None
+    # JSON overriding checks_per_second, bot_share and scalper_share while running, re-read
+    # every second (`ticketmon stack scenario bot-attack` writes it); a bad one is ignored
+    control_file: Path | None = None
+
+
+LIVE_KNOBS = ("checks_per_second", "bot_share", "scalper_share")
+
+
+def read_knobs(s: CheckoutSettings, base: CheckoutSettings) -> CheckoutSettings:
+    """`base` with the control file's overrides; the current settings if the file is bad."""
+    if s.control_file is None or not s.control_file.exists():
+        return base
+    try:
+        doc = json.loads(s.control_file.read_text())
+        if not isinstance(doc, dict) or set(doc) - set(LIVE_KNOBS):
+            raise ValueError(f"an object with only {list(LIVE_KNOBS)}")
+        return CheckoutSettings.model_validate({**base.model_dump(), **doc})
+    except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        log.warning("control file ignored", extra={"path": str(s.control_file),
+                                                    "error": str(exc)[:300]})
+        return s
 
 
 def purchase(rng: random.Random, s: CheckoutSettings) -> dict:
@@ -111,20 +134,23 @@ def run_traffic(s: CheckoutSettings) -> dict[str, int]:
     if s.token:
         session.headers["Authorization"] = f"Bearer {s.token}"
     counts: dict[str, int] = {}
-    period = 1 / s.checks_per_second
+    base, knobs_read = s, 0.0
     deadline = time.monotonic() + s.duration_seconds if s.duration_seconds else None
     next_at = time.monotonic()
     while deadline is None or time.monotonic() < deadline:
+        if time.monotonic() - knobs_read >= 1:
+            s, knobs_read = read_knobs(s, base), time.monotonic()
+        scalping = s.scalper_share > 0 and rng.random() < s.scalper_share
+        body = scalper(rng) if scalping else purchase(rng, s)
         try:
-            answer = session.post(s.url, json={"tenant": s.tenant, **purchase(rng, s)},
-                                  timeout=5)
+            answer = session.post(s.url, json={"tenant": s.tenant, **body}, timeout=5)
             key = answer.json().get("decision", str(answer.status_code)) if answer.ok \
                 else str(answer.status_code)
         except (requests.RequestException, ValueError) as exc:
             key = "unreachable"
             log.warning("fraud check failed", extra={"error": str(exc)[:200]})
         counts[key] = counts.get(key, 0) + 1
-        next_at += period
+        next_at = max(next_at + 1 / s.checks_per_second, time.monotonic() - 1)
         time.sleep(max(0.0, next_at - time.monotonic()))
     return counts
 

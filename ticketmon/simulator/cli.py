@@ -17,6 +17,8 @@ SIMULATORS = {
                     "seed the platform database and keep writing live sales"),
     "services": ("ticketmon.simulator.services",
                  "simulated platform services (control port 10200, services 10201+)"),
+    "batch-jobs": ("ticketmon.simulator.batch_jobs",
+                   "the nightly jobs (settlement, NFT reconciliation) pushing to a Pushgateway"),
 }
 
 

@@ -36,6 +36,22 @@ TABLES = [s.venues, s.events, s.ticket_types, s.orders, s.tickets, s.payments, s
           s.marketplace_listings, s.nft_mints, s.user_sessions]
 
 
+# share of the day's average hourly sales, by hour of day: quiet at night, a lunch bump,
+# the evening peak when announcements land (mean 1.0 over the day)
+_HOURLY = [0.15, 0.1, 0.08, 0.08, 0.1, 0.2, 0.4, 0.7, 0.9, 1.0, 1.1, 1.3,
+           1.5, 1.3, 1.1, 1.0, 1.1, 1.4, 1.9, 2.3, 2.2, 1.7, 1.0, 0.5]
+DAILY_PROFILE = [h * 24 / sum(_HOURLY) for h in _HOURLY]
+
+
+def daily_factor(at: datetime) -> float:
+    """How busy the hour of `at` is against the day's average (daily seasonality),
+    interpolated within the hour so sales have no steps on the hour."""
+    hour = at.hour + at.minute / 60 + at.second / 3600
+    lo = int(hour) % 24
+    frac = hour - int(hour)
+    return DAILY_PROFILE[lo] * (1 - frac) + DAILY_PROFILE[(lo + 1) % 24] * frac
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -220,8 +236,10 @@ class Platform:
 
 
 def seed(engine: Engine, history_hours: float = 48, orders_per_hour: int = 300,
-         rng: random.Random | None = None, venues: int = 6, events_per_venue: int = 4) -> bool:
-    """Create the schema and a history if the database has no venues yet; True if seeded."""
+         rng: random.Random | None = None, venues: int = 6, events_per_venue: int = 4,
+         daily_pattern: bool = False) -> bool:
+    """Create the schema and a history if the database has no venues yet; True if seeded.
+    With `daily_pattern`, each hour sells `orders_per_hour` times its daily_factor."""
     s.create_schema(engine)
     with engine.connect() as conn:
         if conn.execute(select(func.count()).select_from(s.venues)).scalar():
@@ -234,8 +252,8 @@ def seed(engine: Engine, history_hours: float = 48, orders_per_hour: int = 300,
     hours = int(history_hours)
     for h in range(hours, 0, -1):
         at = now - timedelta(hours=h)
-        rows = platform.activity(at, orders_per_hour)
-        platform.write(rows, at)
+        orders = round(orders_per_hour * daily_factor(at)) if daily_pattern else orders_per_hour
+        platform.write(platform.activity(at, orders), at)
     platform.fix_sequences()
     return True
 

@@ -5,10 +5,16 @@ services expose: `http_requests_total{service,route,code}` and the
 `http_request_duration_seconds{service,route}` histogram, fed by a background
 traffic generator, and a `/health` JSON document with its dependencies.
 
-A control endpoint (default 127.0.0.1:10200) switches a service's mode, for the
-stack's scenarios:
+Each also exposes authentication and rate-limit metrics (auth_traffic.py): login
+attempts by result, lockouts, token validations, 429 rejections per route, and bounded
+gauges of the recent failed logins, from a low baseline of ordinary logins.
+
+A control endpoint (default 127.0.0.1:10200) switches a service's mode or starts an
+attack on it, for the stack's scenarios:
     GET  /control                   -> {"checkout": "ok", ...}
-    POST /control/<service>  {"mode": "ok|degraded|slow|failing|down"}
+    GET  /control/<service>         -> {"service": …, "mode": …, "attack": …}
+    POST /control/<service>  {"mode": "ok|degraded|slow|failing|down"} and/or
+                             {"attack": "none|brute-force|credential-stuffing|rate-limit-storm"}
 Modes: ok; degraded (health says degraded, one dependency down, 3 % errors, 2x latency);
 slow (health answers after 2.5 s, 10x latency); failing (health 503 unhealthy, 30 %
 5xx); down (the port stops listening: connection refused, /metrics gone too).
@@ -33,6 +39,7 @@ from pydantic import Field, model_validator
 
 from ticketmon.core import logs
 from ticketmon.core.config import Settings, load
+from ticketmon.simulator.auth_traffic import ATTACKS, AuthTraffic
 
 log = logging.getLogger("ticketmon.simulator.services")
 Mode = Literal["ok", "degraded", "slow", "failing", "down"]
@@ -50,18 +57,21 @@ class ServiceSpec(Settings):
     dependencies: list[str] = []
     requests_per_second: float = Field(default=10.0, ge=0, le=10_000)
     median_latency_seconds: float = Field(default=0.04, gt=0)
+    logins_per_second: float = Field(default=0.0, ge=0, le=1000)  # ordinary logins
 
 
 def _default_services() -> list[ServiceSpec]:
     return [
         ServiceSpec(name="checkout", port=10201, routes=["/checkout", "/cart"],
-                    dependencies=["payments", "inventory", "postgres"], requests_per_second=15),
+                    dependencies=["payments", "inventory", "postgres"], requests_per_second=15,
+                    logins_per_second=2),
         ServiceSpec(name="payments", port=10202, routes=["/payments", "/refunds"],
                     dependencies=["postgres", "stripe"], requests_per_second=8),
         ServiceSpec(name="inventory", port=10203, routes=["/events", "/seats"],
                     dependencies=["postgres", "redis"], requests_per_second=25),
         ServiceSpec(name="marketplace", port=10204, routes=["/listings", "/offers"],
-                    dependencies=["postgres", "solana"], requests_per_second=6),
+                    dependencies=["postgres", "solana"], requests_per_second=6,
+                    logins_per_second=1),
     ]
 
 
@@ -69,6 +79,9 @@ class ServicesSettings(Settings):
     host: str = "127.0.0.1"
     control_port: int = Field(default=10200, ge=0, le=65535)
     tick_seconds: float = Field(default=0.25, gt=0, le=10)
+    # the window of recent failed logins behind the auth_failing_*/auth_top_* gauges and
+    # lockouts (a real service's lockout window); the main job uses 60 s
+    auth_window_seconds: float = Field(default=300, ge=10, le=86_400)
     services: list[ServiceSpec] = Field(default_factory=_default_services)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -104,7 +117,8 @@ class _Server(ThreadingHTTPServer):
 
 
 class SimulatedService:
-    def __init__(self, spec: ServiceSpec, host: str, rng: random.Random) -> None:
+    def __init__(self, spec: ServiceSpec, host: str, rng: random.Random,
+                 auth_window_seconds: float = 300) -> None:
         self.spec = spec
         self.host = host
         self.rng = rng
@@ -118,6 +132,8 @@ class SimulatedService:
             self.latency.labels(spec.name, route)
             for code in ("200", "500"):
                 self.requests.labels(spec.name, route, code)
+        self.auth = AuthTraffic(spec.name, spec.routes, self.registry, rng,
+                                spec.logins_per_second, auth_window_seconds)
         self.server: _Server | None = None
         self.port = spec.port
 
@@ -178,12 +194,17 @@ class SimulatedService:
         expected = self.spec.requests_per_second * seconds
         count = int(expected) + (self.rng.random() < expected - int(expected))
         errors, factor = ERROR_RATIO[self.mode], LATENCY_FACTOR[self.mode]
+        served = dict.fromkeys(self.spec.routes, 0)
         for _ in range(count):
             route = self.rng.choice(self.spec.routes)
             code = "500" if self.rng.random() < errors else "200"
             latency = self.rng.lognormvariate(0, 0.5) * self.spec.median_latency_seconds * factor
             self.requests.labels(self.spec.name, route, code).inc()
             self.latency.labels(self.spec.name, route).observe(latency)
+            served[route] += 1
+        for route, n in served.items():
+            self.auth.served(route, n)
+        self.auth.simulate(time.monotonic(), seconds)
 
 
 class Platform:
@@ -192,7 +213,8 @@ class Platform:
     def __init__(self, settings: ServicesSettings, rng: random.Random | None = None) -> None:
         self.settings = settings
         rng = rng or random.Random()
-        self.services = {s.name: SimulatedService(s, settings.host, rng)
+        self.services = {s.name: SimulatedService(s, settings.host, rng,
+                                                  settings.auth_window_seconds)
                          for s in settings.services}
         self.control: _Server | None = None
         self._stop = threading.Event()
@@ -202,8 +224,13 @@ class Platform:
 
         class Handler(_Quiet):
             def do_GET(self) -> None:  # noqa: N802
+                name = self.path.removeprefix("/control/")
                 if self.path in ("/control", "/control/"):
                     _reply(self, 200, json.dumps(platform.modes()).encode())
+                elif self.path.startswith("/control/") and name in platform.services:
+                    service = platform.services[name]
+                    _reply(self, 200, json.dumps({"service": name, "mode": service.mode,
+                                                  "attack": service.auth.attack}).encode())
                 elif self.path == "/healthz":
                     _reply(self, 200, b'{"status": "ok"}')
                 else:
@@ -235,14 +262,24 @@ class Platform:
             doc = json.loads(body or b"{}")
         except ValueError:
             return 400, {"error": "body is not JSON"}
-        mode = doc.get("mode") if isinstance(doc, dict) else None
-        if mode not in MODES:
+        if not isinstance(doc, dict) or not doc.keys() & {"mode", "attack"} \
+                or doc.keys() - {"mode", "attack"}:
+            return 400, {"error": 'body must be {"mode": …} and/or {"attack": …}, nothing else'}
+        mode, attack = doc.get("mode"), doc.get("attack")
+        if "mode" in doc and mode not in MODES:
             return 400, {"error": f"mode must be one of {list(MODES)}"}
-        try:
-            self.services[name].set_mode(mode)
-        except OSError as exc:  # e.g. the port was taken while the service was down
-            return 409, {"error": f"cannot listen again: {exc.strerror}"}
-        return 200, {"service": name, "mode": mode}
+        if "attack" in doc and attack not in ATTACKS:
+            return 400, {"error": f"attack must be one of {list(ATTACKS)}"}
+        service = self.services[name]
+        if "mode" in doc:
+            try:
+                service.set_mode(mode)
+            except OSError as exc:  # e.g. the port was taken while the service was down
+                return 409, {"error": f"cannot listen again: {exc.strerror}"}
+        if "attack" in doc:
+            service.auth.attack = attack
+            log.info("service attack", extra={"service": name, "attack": attack})
+        return 200, {"service": name, "mode": service.mode, "attack": service.auth.attack}
 
     def modes(self) -> dict[str, str]:
         return {name: s.mode for name, s in self.services.items()}
@@ -281,10 +318,17 @@ class Platform:
 
 def set_mode(control_url: str, service: str, mode: str, timeout: float = 5.0) -> dict:
     """Client side of the control endpoint, for scenarios: raises on a refused change."""
-    resp = requests.post(f"{control_url}/control/{service}", json={"mode": mode},
-                         timeout=timeout)
+    return _control(control_url, service, {"mode": mode}, timeout)
+
+
+def set_attack(control_url: str, service: str, attack: str, timeout: float = 5.0) -> dict:
+    return _control(control_url, service, {"attack": attack}, timeout)
+
+
+def _control(control_url: str, service: str, body: dict, timeout: float) -> dict:
+    resp = requests.post(f"{control_url}/control/{service}", json=body, timeout=timeout)
     if resp.status_code != 200:
-        raise RuntimeError(f"cannot set {service} to {mode}: {resp.text}")
+        raise RuntimeError(f"cannot set {service} to {body}: {resp.text}")
     return resp.json()
 
 

@@ -32,6 +32,7 @@ from ticketmon.core.config import Settings
 log = logging.getLogger("ticketmon.simulator.solana_rpc")
 
 LAMPORTS_PER_SOL = 1_000_000_000
+LAMPORTS_PER_SIGNATURE = 5000  # the base fee of one signature
 MAX_SIGNATURES_LIMIT = 1000
 SAMPLE_PERIOD_SECONDS = 60
 FAULT_MODES = ("none", "behind", "behind_no_data", "error", "rate_limit", "slow",
@@ -173,6 +174,15 @@ class Chain:
     def set_balance(self, address: str, lamports: int) -> None:
         with self._lock:
             self.balances[address] = lamports
+
+    def pay_fees(self, address: str, signatures: int,
+                 lamports_per_signature: int = LAMPORTS_PER_SIGNATURE) -> int:
+        """A fee payer pays for `signatures` transactions (never below zero: the cluster
+        refuses what it cannot pay); its balance after."""
+        with self._lock:
+            left = max(0, self.balances.get(address, 0) - signatures * lamports_per_signature)
+            self.balances[address] = left
+            return left
 
     # -- an address's transactions: transaction i happens at genesis + i / rate
     def _signature(self, address: str, index: int) -> str:

@@ -10,11 +10,13 @@ The stack is the one in `--workdir DIR`, else this user's only running stack
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import requests
 
+from ticketmon.simulator.batch_jobs import BatchJobsSettings
 from ticketmon.stack import state as stack_state
 
 FEE_PAYER = "4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T"
@@ -51,12 +53,62 @@ def _service_mode(mode: str) -> Callable[[dict, str | None], str]:
     return apply
 
 
+def _attack(attack: str) -> Callable[[dict, str | None], str]:
+    """Start an attack on one service (default checkout); "none" without a target ends
+    every service's attack."""
+    def apply(state: dict, target: str | None) -> str:
+        control = state["services_control"]
+        if target is None and attack == "none":
+            try:
+                services = list(requests.get(f"{control}/control", timeout=10).json())
+            except (requests.RequestException, ValueError) as exc:
+                raise ScenarioError(f"{control}/control did not answer: {exc}") from exc
+        else:
+            services = [target or "checkout"]
+        for service in services:
+            _post(f"{control}/control/{service}", {"attack": attack})
+        return f"attack on {', '.join(services)}: {attack}"
+
+    return apply
+
+
 def _knobs(**values: float) -> Callable[[dict, str | None], str]:
     def apply(state: dict, target: str | None) -> str:
         path = Path(state["platform_knobs"])
         current = json.loads(path.read_text()) if path.exists() else {}
         path.write_text(json.dumps({**current, **values}))
         return "platform database: " + ", ".join(f"{k}={v}" for k, v in values.items())
+
+    return apply
+
+
+def _write_json(path: Path, doc: dict) -> None:
+    """Replace a simulator's control file in one step: it never reads half a file."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc))
+    os.replace(tmp, path)
+
+
+def _checkout(**knobs: float) -> Callable[[dict, str | None], str]:
+    def apply(state: dict, target: str | None) -> str:
+        _write_json(Path(state["checkout_knobs"]), knobs)
+        return "checkout traffic: " + (", ".join(f"{k}={v}" for k, v in knobs.items())
+                                       or "back to normal")
+
+    return apply
+
+
+def _batch(job_state: str) -> Callable[[dict, str | None], str]:
+    """Set a nightly job's state (default settlement; `ok` without a job: every job)."""
+    def apply(state: dict, target: str | None) -> str:
+        known = [j.name for j in BatchJobsSettings().jobs]
+        if target is not None and target not in known:
+            raise ScenarioError(f"no batch job named {target!r}; try: {', '.join(known)}")
+        jobs = [target] if target else (known if job_state == "ok" else ["settlement"])
+        path = Path(state["batch_knobs"])
+        current = json.loads(path.read_text()) if path.exists() else {}
+        _write_json(path, {**current, **dict.fromkeys(jobs, job_state)})
+        return f"batch job(s) {', '.join(jobs)}: {job_state}"
 
     return apply
 
@@ -81,6 +133,33 @@ SCENARIOS: dict[str, tuple[str, str, Callable[[dict, str | None], str]]] = {
                         "SLO burn-rate pages for the service", _service_mode("failing")),
     "service-ok": ("bring a service back", "its alerts resolve, so does the incident",
                    _service_mode("ok")),
+    "brute-force": ("one source guesses passwords on a service (default checkout)",
+                    "AuthBruteForce (warning) after ~1.5 min: incident, Slack in the sink",
+                    _attack("brute-force")),
+    "credential-stuffing": ("a botnet replays a leaked credential list (default checkout)",
+                            "AuthCredentialStuffing (critical) after ~1.5 min: PagerDuty + Slack",
+                            _attack("credential-stuffing")),
+    "rate-limit-storm": ("flood a service's first route past its rate limit (default checkout)",
+                         "RateLimitStorm (warning) after ~2.5 min", _attack("rate-limit-storm")),
+    "security-ok": ("end the attack on a service (default: on every service)",
+                    "AuthBruteForce and AuthCredentialStuffing resolve within ~1.5 min (the "
+                    "demo's 60 s lockout window), RateLimitStorm within ~5 min (its 5m rate)",
+                    _attack("none")),
+    "bot-attack": ("a burst of bot and scalper traffic through checkout (25 checks/s, half bots)",
+                   "FraudHighRiskRatioHigh and FraudBotSurge (warning) after ~1.5 min "
+                   "(demo windows; run it once the stack has been up 2 min): incident, Slack "
+                   "in the sink", _checkout(
+                       checks_per_second=25, bot_share=0.5, scalper_share=0.2)),
+    "fraud-ok": ("ordinary checkout traffic again", "fraud alerts resolve within ~2 min",
+                 _checkout()),
+    "batch-job-fail": ("a nightly job's runs fail (default settlement)",
+                       "BatchJobFailed (warning) within a minute, BatchJobLate (critical) "
+                       "within 1.5 min", _batch("fail")),
+    "batch-job-late": ("a nightly job stops running (default settlement)",
+                       "BatchJobLate (critical) within 1.5 min: PagerDuty + Slack",
+                       _batch("stop")),
+    "batch-ok": ("a nightly job runs and succeeds again, at once (default: every job)",
+                 "batch alerts resolve", _batch("ok")),
     "payments-failing": ("half of all payments fail", "PaymentFailureRatioHigh",
                          _knobs(payment_failure_ratio=0.5)),
     "sales-stall": ("no more orders", "TicketSalesStalled for events on sale",

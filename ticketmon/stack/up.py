@@ -1,10 +1,11 @@
 """`ticketmon stack up`: the whole stack on loopback, nothing to configure.
 
 Starts, in dependency order, the platform simulator (a SQLite ticketing database with
-live sales, simulated services, a Solana JSON-RPC simulator, checkout traffic), the
-receiver (gunicorn), its stream server and its worker, the four exporters, node_exporter, then real
-Alertmanager and Prometheus fed the repository's own deploy/ config and rules/. It prints
-`name url` per component and stops everything on Ctrl-C or SIGTERM.
+live sales, simulated services, a Solana JSON-RPC simulator, checkout traffic, the
+nightly batch jobs on a one-minute schedule pushing to a real Pushgateway), the
+receiver (gunicorn), its stream server and its worker, the four exporters, node_exporter,
+then real Alertmanager and Prometheus fed the repository's own deploy/ config and rules/.
+It prints `name url` per component and stops everything on Ctrl-C or SIGTERM.
 
 Least privilege: the work directory is 0700; the run's state (with its admin token)
 and every generated file are created 0600 inside it (ticketmon/stack/state.py), and the
@@ -31,7 +32,9 @@ import yaml
 from ticketmon.servers.alertmanager import Alertmanager
 from ticketmon.servers.process import ManagedProcess, ServerError, find_binary, free_port
 from ticketmon.servers.prometheus import Prometheus
+from ticketmon.servers.pushgateway import Pushgateway
 from ticketmon.stack import deploy_config, state
+from ticketmon.stack.demo_rules import DEMO_RULES, write_demo_rules
 from ticketmon.stack.fraud_keys import fraud_credentials
 from ticketmon.stack.oncall_demo import worker_oncall
 from ticketmon.stack.supervisor import Supervisor
@@ -121,6 +124,7 @@ def start_simulators(stack: Stack) -> None:
     default_specs = {s["name"]: s for s in _default_service_specs()}
     cfg = stack.write_config("services", {
         "control_port": control,
+        "auth_window_seconds": 60,  # the demo's lockout window: attacks clear within a minute
         "services": [{**default_specs[s["name"]], **s} for s in services],
     })
     stack.ticketmon("services", ["simulator", "services", "--config", str(cfg)],
@@ -148,6 +152,21 @@ def start_simulators(stack: Stack) -> None:
                     url=f"sqlite:///{stack.workdir / 'platform.db'}")
 
 
+def start_batch_jobs(stack: Stack) -> None:
+    """A real Pushgateway, and the nightly jobs pushing to it every minute (demo schedule)."""
+    gateway = Pushgateway(stack.workdir, port=stack.port(9091))
+    stack.supervisor.add("pushgateway", gateway.url, gateway.stop, gateway.process.alive,
+                         gateway.process.log_path)
+    stack.addresses["pushgateway"] = f"127.0.0.1:{gateway.port}"
+    stack.state["pushgateway"] = gateway.url
+    knobs = stack.workdir / "batch-knobs.json"
+    cfg = stack.write_config("batch-jobs", {"pushgateway_url": gateway.url,
+                                            "control_file": str(knobs)})
+    stack.ticketmon("batch-jobs", ["simulator", "batch-jobs", "--config", str(cfg)],
+                    ready_log="batch jobs running", url=f"-> {gateway.url}")
+    stack.state["batch_knobs"] = str(knobs)
+
+
 def _default_service_specs() -> list[dict]:
     from ticketmon.simulator.services import ServicesSettings
 
@@ -169,6 +188,7 @@ def start_receiver(stack: Stack) -> None:
         # origin reads them with its session cookie
         "stream_url": f"http://127.0.0.1:{stream_port}/api/v1/stream",
         "stream": {"allowed_origins": [f"http://127.0.0.1:{port}"]},
+        "overview": {"prometheus_url": f"http://{stack.addresses['prometheus']}"},
     })
     metrics_dir = stack.workdir / "receiver-metrics"
     metrics_dir.mkdir(exist_ok=True)
@@ -281,10 +301,12 @@ def start_exporters(stack: Stack) -> None:
     stack.ticketmon("fraud", ["exporter", "fraud", "--config", str(cfg)],
                     ready_url=f"http://127.0.0.1:{port}/healthz", host="fraud",
                     url=f"http://127.0.0.1:{port}/api/v1/fraud/events")
+    knobs = stack.workdir / "checkout-knobs.json"  # `stack scenario bot-attack` writes it
     cfg = stack.write_config("checkout", {
         "url": f"http://127.0.0.1:{port}/api/v1/fraud/check",
-        "token": credentials.checkout_token, "tenant": "demo",
+        "token": credentials.checkout_token, "tenant": "demo", "control_file": str(knobs),
     })
+    stack.state["checkout_knobs"] = str(knobs)
     stack.ticketmon("checkout-traffic", ["simulator", "checkout", "--config", str(cfg)],
                     url=f"-> http://127.0.0.1:{port}/api/v1/fraud/check")
 
@@ -326,6 +348,8 @@ def start_prometheus(stack: Stack) -> None:
     port = int(stack.addresses["prometheus"].rsplit(":", 1)[1])
     cfg = deploy_config.prometheus_config(DEPLOY / "prometheus" / "prometheus.yml",
                                           stack.addresses, stack.interval)
+    # shorter windows where production's outlast a demo (ticketmon/stack/demo_rules.yaml)
+    cfg["rule_files"] = write_demo_rules(cfg["rule_files"], DEMO_RULES, stack.workdir / "rules")
     prom = Prometheus(deploy_config.write_yaml(cfg, stack.workdir / "prometheus.yml"),
                       stack.workdir, port=port)
     stack.supervisor.add("prometheus", prom.url, prom.stop, prom.process.alive,
@@ -345,6 +369,7 @@ def run(workdir: Path | None = None, keep: bool = False, interval: str = "5s") -
     try:
         reserve_prometheus_port(stack)
         start_simulators(stack)
+        start_batch_jobs(stack)
         start_receiver(stack)
         start_exporters(stack)
         start_node_exporter(stack)

@@ -79,3 +79,11 @@ def test_faults_are_set_over_http_and_bad_control_is_refused(solana_sim):
         answer = requests.post(url, json=bad, timeout=5)
         assert answer.status_code == 400, bad
         assert answer.json()["error"]
+
+
+def test_a_fee_payer_pays_for_its_signatures_and_stops_at_zero():
+    from ticketmon.simulator.solana_rpc import Chain, SolanaSimSettings
+
+    chain = Chain(SolanaSimSettings(balances={"payer": 12_000}))
+    assert chain.pay_fees("payer", 2) == 2_000  # 5,000 lamports a signature
+    assert chain.pay_fees("payer", 1) == 0 and chain.balance("payer") == 0

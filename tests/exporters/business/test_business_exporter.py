@@ -271,3 +271,14 @@ def test_cli_check_and_start_report_name_the_bad_query(tmp_path):
     cfg.write_text("cardinality_limit: -3\n")
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "cardinality_limit" in done.stderr
+
+
+def test_the_daily_sales_pattern_peaks_in_the_evening_and_averages_one():
+    from datetime import datetime
+
+    from ticketmon.simulator.platform_db import daily_factor
+
+    day = [daily_factor(datetime(2026, 3, 2, h, m)) for h in range(24) for m in (0, 30)]
+    assert abs(sum(day) / len(day) - 1) < 0.01
+    assert daily_factor(datetime(2026, 3, 2, 19, 30)) > 2 > 0.2 > daily_factor(
+        datetime(2026, 3, 2, 3))

@@ -22,7 +22,8 @@ END = 1_800_000_000
 
 
 class Script:
-    """What the fake Prometheus answers per query: 'ok', 'slow', '503', 'none', 'reset'."""
+    """What the fake Prometheus answers per query: 'ok', 'slow', '503', 'none', 'reset',
+    'reset_last', 'burst'."""
 
     def __init__(self) -> None:
         self.mode: dict[str, str] = {}
@@ -41,6 +42,12 @@ class Script:
         if mode == "reset":  # a counter, reset in the middle
             values = np.cumsum(np.abs(values))
             values[len(values) // 2 :] -= values[len(values) // 2 - 1]
+        if mode in ("reset_last", "burst"):  # a counter: restarted / 5x its rate, just now
+            values = np.cumsum(np.abs(values))
+            if mode == "reset_last":
+                values[-1] -= values[-2]
+            else:
+                values[-1] += 4 * (values[-1] - values[-2])
         pairs = [[float(t), repr(float(v))] for t, v in zip(times, values, strict=True)]
         return 200, {"status": "success", "data": {"resultType": "matrix",
                                                    "result": [{"metric": {}, "values": pairs}]}}
@@ -120,6 +127,20 @@ def test_a_counter_reset_is_scored_not_fatal(prometheus, store):
     try:
         outcome = job.run_once(now=END)[0]
         assert outcome.status == "scored" and 0 <= outcome.score <= 1
+    finally:
+        job.close()
+
+
+def test_a_raw_counter_is_scored_on_its_increase(prometheus, store):
+    url, script = prometheus
+    script.mode.update(reset_last="reset_last", burst="burst", gauge="ok")
+    job = job_for(url, store, "reset_last", "burst", "gauge")
+    try:
+        out = {o.series: o for o in job.run_once(now=END)}
+        assert {n: job.states[n].stream.cfg.counter for n in out} == {
+            "reset_last": True, "burst": True, "gauge": False}
+        assert out["reset_last"].status == "scored" and not out["reset_last"].anomalous
+        assert out["burst"].anomalous  # five times the usual increase
     finally:
         job.close()
 

@@ -44,6 +44,22 @@ def test_workers_split_the_series_without_overlap_and_take_over_a_dead_ones(stor
     assert take(store, "b", later) == set(NAMES)
 
 
+def test_thousands_of_series_split_and_move_in_bulk(store):
+    many = [f"m{i:05d}" for i in range(1201)]  # more than one statement's 500
+
+    def grab(worker: str, at: datetime) -> set[str]:
+        with store.transaction() as conn:
+            return claims.claim(conn, worker, many, at, LEASE)
+
+    assert len(grab("a", T0)) == 1201
+    grab("b", T0 + timedelta(seconds=1))  # registers; a's leases are live
+    a = grab("a", T0 + timedelta(seconds=60))
+    b = grab("b", T0 + timedelta(seconds=61))
+    assert a.isdisjoint(b) and a | b == set(many) and (len(a), len(b)) == (601, 600)
+    later = T0 + timedelta(seconds=61 + LEASE + 1)  # a died: b takes its expired leases
+    assert grab("b", later) == set(many)
+
+
 def test_a_clean_stop_hands_the_series_over_at_once(store):
     take(store, "a", T0)
     with store.transaction() as conn:

@@ -83,6 +83,23 @@ def test_demo_profile_scores_every_default_series_within_six_minutes():
     assert DEFAULT_SERIES[0].points_before_first_score * DEFAULT_SERIES[0].step_seconds > 3600
 
 
+def test_demo_profile_forecasts_every_capacity_within_three_minutes():
+    from receiver.anomaly.forecast_settings import DEFAULT_FORECASTS
+
+    section = yaml.safe_load(DEMO.read_text())
+    settings = AnomalyJobSettings.model_validate(section)
+    assert [(f.name, f.query, f.by) for f in settings.forecasts] == [
+        (f.name, f.query, f.by) for f in DEFAULT_FORECASTS]
+    for f in settings.forecasts:
+        assert f.step_seconds == 5 and f.min_points * f.step_seconds <= 180
+
+
+def test_all_forecasts_that_do_not_fit_say_which_and_why():
+    with pytest.raises(ValueError, match="all_forecasts does not fit forecast "
+                                         "'ticket_inventory': history_seconds"):
+        AnomalyJobSettings(all_forecasts={"step_seconds": 1})
+
+
 def test_all_series_only_overrides_what_it_sets():
     settings = AnomalyJobSettings(all_series={"step_seconds": 120})
     assert {s.step_seconds for s in settings.series} == {120}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+import requests
 import sqlalchemy as sa
 import yaml
 from support.anomaly_series import STEP
@@ -36,7 +37,10 @@ def anomaly_section(prometheus_url: str) -> dict:
     series = [{"name": name, "query": f'ticketmon_test_value{{case="{name}"}}',
                "step_seconds": STEP, "history_seconds": STEP * 399, "season_seconds": 0,
                "min_train": 100, "min_scores": 100} for name in ("spike", "flat")]
-    return {"prometheus_url": prometheus_url, "interval_seconds": 1, "series": series}
+    forecast = {"name": "test_value", "query": "ticketmon_test_value", "by": ["case"],
+                "step_seconds": STEP, "history_seconds": STEP * 399, "season_seconds": 0}
+    return {"prometheus_url": prometheus_url, "interval_seconds": 1, "series": series,
+            "forecasts": [forecast]}
 
 
 def scores(url: str) -> dict:
@@ -63,6 +67,10 @@ def test_worker_scores_series_in_the_background_and_stops_cleanly(backfilled, tm
         rows = scores(url)
         assert rows["spike"].anomalous and rows["spike"].score > 0.999
         assert not rows["flat"].anomalous
+        metrics = f"http://127.0.0.1:{cfg['metrics_port']}/metrics"
+        forecast = 'ticketmon_forecast_exhaustion_seconds{case="flat",forecast="test_value"}'
+        # the forecasts on the worker's own /metrics
+        worker.wait_until(lambda: forecast in requests.get(metrics, timeout=5).text, timeout=30)
     finally:
         worker.stop()
     assert worker.proc.returncode == 0, worker.log_tail()
