@@ -31,6 +31,7 @@ def test_every_change_of_an_incident_is_in_the_feed(store):
     [incident] = ingest(store, payload("group-3-firing")).opened
     ingest(store, payload("group-3-firing"))  # a replay changes nothing
     ingest(store, payload("group-3-partly-resolved"))  # an alert resolved: an update
+    store.escalate_incident(incident, "carol", "*")
     store.change_incident(incident, "acknowledge", "alice", "*")
     store.change_incident(incident, "acknowledge", "alice", "*")  # already: no change
     store.silence_incident(incident, 3600, "alice", "*")
@@ -38,7 +39,7 @@ def test_every_change_of_an_incident_is_in_the_feed(store):
     store.change_incident(incident, "resolve", "bob", "*")
     assert numbered(store) == [
         ("opened", "open", "alertmanager"), ("updated", "open", "alertmanager"),
-        ("acknowledged", "acknowledged", "alice"), ("silenced", "acknowledged", "alice"),
+        ("escalated", "open", "carol"), ("acknowledged", "acknowledged", "alice"), ("silenced", "acknowledged", "alice"),
         ("unsilenced", "acknowledged", "alice"), ("resolved", "resolved", "bob")]
 
 
