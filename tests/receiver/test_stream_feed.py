@@ -39,8 +39,9 @@ def test_every_change_of_an_incident_is_in_the_feed(store):
     store.change_incident(incident, "resolve", "bob", "*")
     assert numbered(store) == [
         ("opened", "open", "alertmanager"), ("updated", "open", "alertmanager"),
-        ("escalated", "open", "carol"), ("acknowledged", "acknowledged", "alice"), ("silenced", "acknowledged", "alice"),
-        ("unsilenced", "acknowledged", "alice"), ("resolved", "resolved", "bob")]
+        ("escalated", "open", "carol"), ("acknowledged", "acknowledged", "alice"),
+        ("silenced", "acknowledged", "alice"), ("unsilenced", "acknowledged", "alice"),
+        ("resolved", "resolved", "bob")]
 
 
 def test_a_change_that_rolls_back_leaves_no_trace(store):
