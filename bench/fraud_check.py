@@ -385,10 +385,10 @@ def part1(args: argparse.Namespace, workdir: Path) -> None:
                             result = wrk_drive(port, args.concurrency, args.duration, workdir)
                         result["cpu_s"] = cpu_seconds(pids) - before
                         runs.setdefault((name, rate), []).append(result)
-            ratios[worker_class] = sorted(
+            ratios[worker_class] = [  # in round order
                 f["ok"] / n["ok"] for n, f in zip(runs[("null flask", 0)],
                                                   runs[("fraud check", 0)], strict=True)
-                if n["ok"])
+                if n["ok"]]
         finally:
             for _, proc in servers.values():
                 proc.stop()
@@ -409,7 +409,7 @@ def part1(args: argparse.Namespace, workdir: Path) -> None:
     for worker_class in args.worker_classes:
         closed = {name: r for w, rate, name, r in rows if w == worker_class and not rate}
         null, fraud = closed["null flask"], closed["fraud check"]
-        each = ratios[worker_class]
+        each = sorted(ratios[worker_class])
         if each:
             overall = fraud["req_per_s"] / null["req_per_s"]
             print(f"{worker_class}: fraud/null throughput {overall:.0%} over all runs; "
@@ -418,6 +418,14 @@ def part1(args: argparse.Namespace, workdir: Path) -> None:
                   f"{fraud['p99_ms']} ms, null p99 {null['p99_ms']} ms (target <= 10 ms); "
                   f"server CPU per check {fraud['cpu_us']} vs {null['cpu_us']} µs, a capacity "
                   f"ratio of {null['cpu_us'] / fraud['cpu_us']:.0%}")
+            print(f"{worker_class}: each round's fraud/null throughput, in order: "
+                  + " ".join(f"{x:.0%}" for x in ratios[worker_class]))
+        paced = {name: r for w, rate, name, r in rows if w == worker_class and rate}
+        if paced and all(isinstance(r["p99_ms"], float) for r in paced.values()):
+            gap = paced["fraud check"]["p99_ms"] - paced["null flask"]["p99_ms"]
+            print(f"{worker_class}: paced at {args.rate:g}/s, p99 fraud "
+                  f"{paced['fraud check']['p99_ms']} ms vs null {paced['null flask']['p99_ms']} "
+                  f"ms, {gap:+.2f} ms (target: within 2 ms)")
 
 
 def _combine(results: list[dict], duration: float) -> dict:

@@ -83,8 +83,8 @@ def create_app(settings: ReceiverSettings | None = None,
         log.warning("DEV MODE: authentication is OFF for the API and the webhook; "
                     "never run like this outside a laptop")
     elif settings.webhook_token is None:
-        raise ConfigError("webhook_token: required unless dev is true "
-                          "(set TICKETMON_WEBHOOK_TOKEN)")
+        raise ConfigError("set TICKETMON_WEBHOOK_TOKEN (or webhook_token in --config FILE) "
+                          "to the webhook's shared token, or pass --dev on a laptop")
     store = Store(settings.database_url, pool_size=settings.pool_size,
                   timeout=settings.store_timeout_seconds)
     for spec in settings.incident_hooks:

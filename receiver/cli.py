@@ -51,14 +51,16 @@ def _settings(args: argparse.Namespace, **overrides):
 def serve(args: argparse.Namespace) -> int:
     from receiver.app import create_app
     from receiver.store import migrate
+    from ticketmon.core import ports
 
     settings = _settings(args, host=args.host, port=args.port, dev=True if args.dev else None)
+    app = create_app(settings)  # refuses bad settings before the database is touched
+    ports.ensure_free(settings.host, settings.port, "port (or --port)")
     migrate_now = settings.auto_migrate
     if migrate_now is None:
         migrate_now = settings.database_url.startswith("sqlite")
     if migrate_now:
         migrate.upgrade(settings.database_url)
-    app = create_app(settings)
     app.run(host=settings.host, port=settings.port, threaded=True, use_reloader=False)
     return 0
 
@@ -73,7 +75,7 @@ def db_upgrade(args: argparse.Namespace) -> int:
 
 
 def token_create(args: argparse.Namespace) -> int:
-    from receiver.store import Store
+    from receiver.store import Store, migrate
 
     tenant = args.tenant or ("*" if args.role == "admin" else None)
     if tenant is None:
@@ -81,6 +83,7 @@ def token_create(args: argparse.Namespace) -> int:
               "span every tenant)", file=sys.stderr)
         return 2
     settings = _settings(args)
+    migrate.require(settings)
     store = Store(settings.database_url, pool_size=1)
     try:
         token_id, token = store.create_token(args.name, args.role, tenant, args.expires_in)
@@ -100,9 +103,10 @@ def token_create(args: argparse.Namespace) -> int:
 def token_rotate(args: argparse.Namespace) -> int:
     """Print a new secret for token ID's name, role and tenant; the old one is revoked now,
     or after --grace so its clients can switch over."""
-    from receiver.store import Store
+    from receiver.store import Store, migrate
 
     settings = _settings(args)
+    migrate.require(settings)
     store = Store(settings.database_url, pool_size=1)
     try:
         rotated = store.rotate_token(args.id, "*", grace=args.grace, expires_in=args.expires_in)
@@ -121,9 +125,10 @@ def token_rotate(args: argparse.Namespace) -> int:
 
 
 def prune(args: argparse.Namespace) -> int:
-    from receiver.store import Store
+    from receiver.store import Store, migrate
 
     settings = _settings(args)
+    migrate.require(settings)
     store = Store(settings.database_url, pool_size=1)
     try:
         counts = store.prune(datetime.now(UTC) - args.older_than)

@@ -21,7 +21,14 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
 
 ZERO_YEAR = 1  # Alertmanager sends endsAt 0001-01-01T00:00:00Z for firing alerts
 
@@ -60,6 +67,18 @@ class Alert(_Open):
     endsAt: datetime | None = None
     generatorURL: str | None = None
     fingerprint: str = Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z]+$")
+
+    @field_validator("startsAt", "endsAt")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        """In UTC once, as parsed: an alert's key is read at every step of its ingest, and
+        each conversion from pydantic's own tzinfo costs microseconds."""
+        if value is None or value.year <= ZERO_YEAR:
+            return value
+        try:
+            return _utc(value)
+        except OverflowError:  # year 1 ahead of UTC: left for the store to refuse
+            return value
 
     @property
     def starts_at(self) -> datetime:
@@ -106,6 +125,8 @@ class PayloadError(ValueError):
 
 
 def _utc(value: datetime) -> datetime:
+    if value.tzinfo is UTC:
+        return value
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 

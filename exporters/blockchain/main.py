@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import sys
 
 import prometheus_client
 
 from exporters.blockchain.collector import SolanaCollector
 from exporters.blockchain.settings import BlockchainSettings
 from exporters.framework import Exporter
+from exporters.framework.check import check as run_check
 from ticketmon.core import config, logs
 
 
@@ -24,10 +24,6 @@ def run(config_path: str | None, check: bool = False) -> int:
     logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per RPC call otherwise
     exporter = build(settings)
     if check:
-        collector = exporter.collectors[0]
-        ok = collector.run_once()
-        if not ok:
-            print(f"solana: {collector.health.last_error}", file=sys.stderr)
-        return 0 if ok else 1
+        return run_check(exporter)
     exporter.serve()
     return 0

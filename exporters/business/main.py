@@ -15,8 +15,9 @@ from exporters.business.catalog import load_catalog
 from exporters.business.collector import QueryCollector
 from exporters.business.database import make_engine, safe_url
 from exporters.framework import Exporter, HttpSettings
+from exporters.framework.check import check as run_check
 from ticketmon.core import logs
-from ticketmon.core.config import Settings, load
+from ticketmon.core.config import ConfigError, Settings, load
 
 DEFAULT_PORT = 10191
 log = logging.getLogger("ticketmon.exporters.business")
@@ -59,16 +60,13 @@ def build(settings: BusinessSettings) -> Exporter:
     return Exporter("business", collectors, settings.http)
 
 
-def check_queries(exporter: Exporter) -> int:
-    """Run every query once; print each one's outcome; 1 if any failed."""
-    failed = 0
-    for collector in exporter.collectors:
-        ok = collector.run_once()
-        failed += not ok
-        status = "ok" if ok else f"FAILED: {collector.health.last_error}"
-        print(f"{collector.name}: {status}")
-        collector.close()
-    return 1 if failed else 0
+def refuse_missing_sqlite(url: str) -> None:
+    """The exporter only reads: SQLite would otherwise create an empty file and fail on it."""
+    path = url.split("///", 1)[-1] if url.startswith("sqlite") else ""
+    if path and path != ":memory:" and not Path(path).exists():
+        raise ConfigError(f"no platform database at {url}: pass --config FILE with "
+                          "platform_database_url (`ticketmon simulator platform-db` makes "
+                          "the demo's)")
 
 
 def report_first_runs(exporter: Exporter, timeout: float) -> None:
@@ -87,9 +85,10 @@ def report_first_runs(exporter: Exporter, timeout: float) -> None:
 def run(config: str | None, check: bool = False) -> int:
     settings = load(BusinessSettings, config)
     logs.setup(settings.log_level)
+    refuse_missing_sqlite(settings.platform_database_url)
     exporter = build(settings)
     if check:
-        return check_queries(exporter)
+        return run_check(exporter)
     log.info("business exporter starting",
              extra={"database": safe_url(settings.platform_database_url),
                     "queries": [c.name for c in exporter.collectors]})

@@ -23,7 +23,7 @@ from pydantic import Field
 
 from exporters.framework.health import CollectorHealthCollector
 from exporters.framework.snapshot import SnapshotCollector
-from ticketmon.core import redact
+from ticketmon.core import ports, redact
 from ticketmon.core.metrics_guard import Guard, GuardSettings
 
 log = logging.getLogger("ticketmon.exporters")
@@ -133,10 +133,11 @@ class Exporter:
 
     def start(self) -> None:
         """Start collectors and the HTTP server in background threads; returns at once."""
-        self._server = make_server(
-            self.http_settings.host, self.http_settings.port, self.app,
-            server_class=_ThreadingWSGIServer, handler_class=_QuietHandler,
-        )
+        with ports.listening(self.http_settings.host, self.http_settings.port, "http.port"):
+            self._server = make_server(
+                self.http_settings.host, self.http_settings.port, self.app,
+                server_class=_ThreadingWSGIServer, handler_class=_QuietHandler,
+            )
         for c in self.collectors:
             t = threading.Thread(target=c.run_forever, args=(self._stop,),
                                  name=f"schedule-{self.name}-{c.name}", daemon=True)
@@ -150,6 +151,7 @@ class Exporter:
     def stop(self) -> None:
         """Stop scheduling, close the listener, release each collector's resources."""
         self._stop.set()
+        started = self._server is not None
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -160,7 +162,8 @@ class Exporter:
                 c.close()
             except Exception:  # a failing close must not stop the others from closing
                 log.exception("collector close failed", extra={"collector": c.name})
-        log.info("exporter stopped", extra={"exporter": self.name})
+        if started:  # a port already in use stops it before it started: that error says so
+            log.info("exporter stopped", extra={"exporter": self.name})
 
     def serve(self, on_start: Callable[[], None] | None = None) -> None:
         """Run until SIGTERM or SIGINT, then stop cleanly; on_start runs once serving."""

@@ -1,4 +1,5 @@
-"""gunicorn settings of the fraud service: worker model, the shared refitter, metrics files.
+"""gunicorn settings of the fraud service: worker model, the shared refitter, metrics files,
+access log, garbage collection.
 
 Threaded workers with keep-alive: the checkout calls from a pool of persistent
 connections, and a sync worker closes the connection after every answer, so each check
@@ -6,14 +7,33 @@ would pay a new TCP connection (bench/fraud_check.py measures both; gthread wins
 `--worker-class`/`--threads` on the command line override these.
 """
 
+import gc
 import os
 import shutil
 
+from gunicorn import glogging
 from prometheus_client import multiprocess
 
 from exporters.fraud import refitter
 from ticketmon.core import logs
 
+
+class Logger(glogging.Logger):
+    """gunicorn writes an access line per request as soon as any logging config is given
+    (logconfig_dict below), and formatting it through the redacting JSON formatter
+    cost about as much as the check itself; the fraud service writes them only when
+    TICKETMON_FRAUD_ACCESS_LOG is set (read once, in the master)."""
+
+    def __init__(self, cfg) -> None:
+        self.access_asked = bool(os.environ.get("TICKETMON_FRAUD_ACCESS_LOG"))
+        super().__init__(cfg)
+
+    @property
+    def access_log_enabled(self) -> bool:
+        return self.access_asked
+
+
+logger_class = Logger
 worker_class = "gthread"
 threads = 4
 keepalive = 30  # seconds an idle pooled connection stays open (gunicorn's default is 2)
@@ -32,6 +52,13 @@ def when_ready(server) -> None:
 def post_fork(server, worker) -> None:  # noqa: ARG001 - gunicorn's hook signature
     if refitter.shared is not None:
         refitter.shared.forget()
+
+
+def post_worker_init(worker) -> None:  # noqa: ARG001
+    """The application is loaded: its objects (modules, models, settings) live as long as
+    the worker, so keep them out of the garbage collector's passes, which otherwise walk
+    them all again every few thousand requests and stall the requests meanwhile."""
+    gc.freeze()
 
 
 def child_exit(server, worker) -> None:  # noqa: ARG001

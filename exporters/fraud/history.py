@@ -47,25 +47,24 @@ class UserHistory:
         rows = self._rows
         with self._lock:
             slot = self._users.get(user)
-            if slot is None:
+            fresh = slot is None
+            if fresh:
                 slot = self._new_row(user)
-                row = EMPTY
             else:
                 self._users.move_to_end(user)
-                base = slot * ROW
-                row = rows[base:base + ROW]
-                if now - row[-1] > self.ttl:
-                    row = EMPTY
-            times = [t for t in row[FIRST_TIME:] if t == t]  # t == t: not NaN
-            previous = None if row[GEO_AT] != row[GEO_AT] else (row[LAT], row[LON],
-                                                                row[GEO_AT])
-            updated = array("d", row)
-            updated[FIRST_TIME:-1] = row[FIRST_TIME + 1:]
-            updated[-1] = now
-            if geo is not None:
-                updated[LAT], updated[LON], updated[GEO_AT] = geo[0], geo[1], now
             base = slot * ROW
-            rows[base:base + ROW] = updated
+            last = base + ROW - 1
+            if fresh or now - rows[last] > self.ttl:  # start from nothing, in place
+                times, previous = [], None
+                rows[base:base + ROW] = EMPTY
+            else:
+                times = [t for t in rows[base + FIRST_TIME:base + ROW] if t == t]  # not NaN
+                at = rows[base + GEO_AT]
+                previous = None if at != at else (rows[base + LAT], rows[base + LON], at)
+                rows[base + FIRST_TIME:last] = rows[base + FIRST_TIME + 1:base + ROW]
+            rows[last] = now
+            if geo is not None:
+                rows[base + LAT], rows[base + LON], rows[base + GEO_AT] = geo[0], geo[1], now
             self._expire(now)
         return times, previous
 

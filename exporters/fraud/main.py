@@ -4,10 +4,11 @@
 does it every `prune_interval_seconds`).
 
 Runs `gunicorn exporters.fraud.wsgi:app` with the configured host, port and workers
-(threaded workers, keep-alive and the shared outlier refitter come from
-exporters/fraud/gunicorn_conf.py), a fresh PROMETHEUS_MULTIPROC_DIR (so /metrics sums
-every worker) and no control socket. The settings are validated here first, so a bad
-file fails before gunicorn starts, with the key named.
+(threaded workers, keep-alive, the shared outlier refitter and the access log, off
+unless TICKETMON_FRAUD_ACCESS_LOG is set, come from exporters/fraud/gunicorn_conf.py),
+a fresh PROMETHEUS_MULTIPROC_DIR (so /metrics sums every worker) and no control socket.
+The settings are validated here first, so a bad file fails before gunicorn starts, with
+the key named.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from exporters.fraud.settings import FraudSettings
-from ticketmon.core import config
+from ticketmon.core import config, ports
 
 
 def gunicorn_argv(settings: FraudSettings) -> list[str]:
@@ -28,8 +29,6 @@ def gunicorn_argv(settings: FraudSettings) -> list[str]:
         "--workers", str(settings.workers),
         "--no-control-socket",
         "--config", f"python:{__package__}.gunicorn_conf",
-        # no access log unless asked: gunicorn formats every line even for /dev/null
-        *(["--access-logfile", "-"] if os.environ.get("TICKETMON_FRAUD_ACCESS_LOG") else []),
         "--graceful-timeout", "10",
         "exporters.fraud.wsgi:app",
     ]
@@ -51,12 +50,19 @@ def run(config_path: str | None, check: bool = False, prune: bool = False) -> in
         print(f"fraud_checks={gone} (older than {settings.retention_days:g} days)")
         return 0
     if check:
+        from exporters.framework.check import outcome_line
         from exporters.fraud.recorder import ensure_schema
         from ticketmon.core.database import make_engine
 
-        ensure_schema(make_engine(settings.database_url, pool_size=1))
-        print(f"fraud: configuration ok, database {settings.database_url.split('@')[-1]} ready")
+        try:
+            ensure_schema(make_engine(settings.database_url, pool_size=1))
+        except Exception as exc:  # noqa: BLE001 - any failure is the check's answer
+            print(outcome_line("database", f"{type(exc).__name__}: {exc}"))
+            return 1
+        print(outcome_line("database", None))  # the API has no collectors: its store is all
         return 0
+    # gunicorn would retry a taken port for seconds, then stop with its own lines
+    ports.ensure_free(settings.host, settings.port, "port")
     multiproc = Path(tempfile.mkdtemp(prefix="ticketmon-fraud-metrics-"))
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
            "TICKETMON_FRAUD_REMOVE_METRICS_DIR": "1"}  # gunicorn's on_exit removes it

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from exporters.framework import Exporter, HttpSettings
+from exporters.framework.check import check as run_check
 from exporters.system.collectors import (
     DependenciesCollector,
     DependencyTarget,
@@ -15,7 +16,7 @@ from exporters.system.collectors import (
     ServiceTarget,
 )
 from ticketmon.core import logs
-from ticketmon.core.config import Settings, load
+from ticketmon.core.config import ConfigError, Settings, load
 
 DEFAULT_PORT = 10192
 NAME = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -89,15 +90,11 @@ def build(settings: SystemSettings) -> Exporter:
 def run(config: str | None, check: bool = False) -> int:
     settings = load(SystemSettings, config)
     logs.setup(settings.log_level)
+    if not settings.services and not settings.dependencies:
+        raise ConfigError("nothing to probe: pass --config FILE with services: or "
+                          "dependencies: (see deploy/ticketmon/system.yaml)")
     exporter = build(settings)
     if check:
-        failed = 0
-        for c in exporter.collectors:
-            ok = c.run_once()
-            failed += not ok
-            print(f"{c.name}: {'ok' if ok else 'FAILED: ' + c.health.last_error}")
-            print(c.exposition()[0].decode(), end="")
-            c.close()
-        return 1 if failed else 0
+        return run_check(exporter)
     exporter.serve()
     return 0

@@ -18,8 +18,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = {"prometheus_url": args.prometheus_url} if args.prometheus_url else {}
     settings = load(AnomalySettings, path=args.config, overrides=overrides)
     logs.setup(settings.log_level)
-    if settings.database_url.startswith("sqlite"):
-        migrate.upgrade(settings.database_url)
+    migrate.require(settings, upgrade_sqlite=True)
     store = Store(settings.database_url, pool_size=1)
     job = AnomalyJob(settings, store, progress=sys.stderr.isatty() or args.progress,
                      background_refit=not args.once)

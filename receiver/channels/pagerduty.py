@@ -11,6 +11,7 @@ without holding a thread.
 
 from __future__ import annotations
 
+import re
 import ssl
 from typing import Literal
 
@@ -21,6 +22,17 @@ from receiver.channels.templates import Templates
 from ticketmon.core.config import Settings
 
 SEVERITIES = {"critical": "critical", "error": "error", "warning": "warning"}
+# an Events API v2 integration key; PagerDuty refuses any other length with a 400
+ROUTING_KEY = re.compile(r"^[A-Za-z0-9]{32}$")
+
+
+def _check_routing_key(key: SecretStr, where: str) -> None:
+    value = key.get_secret_value()
+    if not ROUTING_KEY.match(value):  # say what is wrong without echoing the secret
+        raise ValueError(f"{where}: must be the 32-character integration key (letters and "
+                         f"digits) of a PagerDuty Events API v2 integration; this one has "
+                         f"{len(value)} characters" +
+                         ("" if value.isalnum() else " and not only letters and digits"))
 
 
 class PagerDutySettings(Settings):
@@ -44,6 +56,11 @@ class PagerDutySettings(Settings):
     def _some_key(self) -> PagerDutySettings:
         if not (self.routing_key or self.routing_keys_by_service or self.routing_keys_by_tenant):
             raise ValueError("set routing_key or routing_keys_by_service/_by_tenant")
+        if self.routing_key is not None:
+            _check_routing_key(self.routing_key, "routing_key")
+        for table in ("routing_keys_by_service", "routing_keys_by_tenant"):
+            for name, key in getattr(self, table).items():
+                _check_routing_key(key, f"{table}.{name}")
         return self
 
 

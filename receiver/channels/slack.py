@@ -21,6 +21,7 @@ from ticketmon.core.config import Settings
 ICONS = {"critical": ":red_circle:", "error": ":large_orange_circle:",
          "warning": ":large_yellow_circle:"}
 STATE = {"acknowledge": ":eyes: Acknowledged", "resolve": ":white_check_mark: Resolved"}
+RESOLVED_ICON = ":white_check_mark:"  # a resolve is good news: never the severity's red
 
 
 class SlackSettings(Settings):
@@ -57,7 +58,8 @@ class SlackChannel:
         ctx = message.context()
         incident = ctx["incident"]
         title = self.templates.render("title.txt.j2", message)
-        icon = ICONS.get(str(incident["severity"]), ":white_circle:")
+        icon = (RESOLVED_ICON if message.action == "resolve"
+                else ICONS.get(str(incident["severity"]), ":white_circle:"))
         fields = [
             ("Severity", incident["severity"] or "-"), ("Service", incident["service"] or "-"),
             ("Tenant", incident["tenant"] or "-"), ("Firing for", message.firing_for),

@@ -15,6 +15,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from receiver.escalation.settings import WorkerSettings
 from receiver.escalation.worker import Worker
 from receiver.store import worker_lock
+from ticketmon.core import ports
 
 
 def main(args) -> int:
@@ -25,11 +26,14 @@ def main(args) -> int:
 
     settings = config.load(WorkerSettings, getattr(args, "config", None))
     logs.setup(settings.log_level)
-    lock = worker_lock.single_worker_lock(settings.database_url)  # noqa: F841 - kept open until exit
-    if settings.database_url.startswith("sqlite"):
-        migrate.upgrade(settings.database_url)
+    if not settings.channels:
+        raise config.ConfigError("channels: none configured: pass --config FILE with a "
+                                 "channels: section (see deploy/ticketmon/worker.yaml)")
     registry = CollectorRegistry()
-    worker = Worker(settings, registry)
+    worker = Worker(settings, registry)  # refuses bad settings before the database is touched
+    migrate.ensure_present(settings, creatable=True)
+    lock = worker_lock.single_worker_lock(settings.database_url)  # noqa: F841 - kept open until exit
+    migrate.require(settings, upgrade_sqlite=True)
     if settings.metrics_port:
         serve_metrics(settings, registry)
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -73,9 +77,10 @@ def metrics_app(settings: WorkerSettings, registry):
 
 
 def serve_metrics(settings: WorkerSettings, registry) -> WSGIServer:
-    server = make_server(settings.metrics_host, settings.metrics_port,
-                         metrics_app(settings, registry), server_class=_Server,
-                         handler_class=_Quiet)
+    with ports.listening(settings.metrics_host, settings.metrics_port, "metrics_port"):
+        server = make_server(settings.metrics_host, settings.metrics_port,
+                             metrics_app(settings, registry), server_class=_Server,
+                             handler_class=_Quiet)
     threading.Thread(target=server.serve_forever, name="worker-metrics", daemon=True).start()
     return server
 

@@ -15,8 +15,7 @@ def _context(args):
     from ticketmon.core.database import make_engine
 
     settings = config.load(ReceiverSettings, getattr(args, "config", None))
-    if settings.database_url.startswith("sqlite"):
-        migrate.upgrade(settings.database_url)  # overrides need the table, even if empty
+    migrate.require(settings, upgrade_sqlite=True)  # overrides need the table, even if empty
     oncall = OnCall(settings.oncall)
     oncall.refresh_calendars(force=True)
     return oncall, make_engine(settings.database_url, pool_size=1)

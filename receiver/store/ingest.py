@@ -24,10 +24,11 @@ one unresolved incident per group.
 
 Cost: most posts are repeats of what is stored, so every post starts with one read (see
 Probe) that answers "nothing to do" for them; the rest write only the alerts that move.
-In a storm every alert is new: such a post is that read, the incident lock, one upsert,
-and one statement for its links and history (ingest_writes.py); the reads for older
-instances and ended episodes run only when the upsert and the lock say they may find
-something (tests/receiver/test_receiver_ingest_replay.py counts the statements).
+In a storm every alert is new: such a post is that read (skipped once the store sees a
+storm, see store.STORM_STREAK), the incident lock, one upsert, and one statement for its
+links and history (ingest_writes.py), the last three prepared (prepared.py); the reads
+for older instances and ended episodes run only when the upsert and the lock say they
+may find something (tests/receiver/test_receiver_ingest_replay.py counts the statements).
 Ending incidents, and the truncation rule, live in ingest_resolution.py.
 """
 
@@ -105,12 +106,11 @@ class Ingest(Resolution):
                                                        self.now))
         self.writes.flush()
         self.result.changed = len(changed) + len(ended)
+        self.result.all_new = len(self.inserted) == len(self.alerts)
         return self.result
 
     def locked_open_incident(self) -> dict | None:
-        row = self.conn.execute(statements(self.conn).lock_open_incident,
-                                {"group_key": self.group_key}).mappings().first()
-        return dict(row) if row else None
+        return statements(self.conn).lock(self.conn, self.group_key)
 
     def upsert_alerts(self) -> tuple[dict[Key, str], bool]:
         """Insert new alerts, resolve firing ones; return the rows that changed, and whether

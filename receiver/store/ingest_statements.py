@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from receiver.store.bulk import dialect_insert
+from receiver.store.prepared import Prepared
 from receiver.store.tables import alerts, incident_alerts, incidents
 from receiver.store.types import UTCDateTime
 
@@ -49,6 +50,13 @@ RETURNING alerts.fingerprint, alerts.starts_at, alerts.status, alerts.received_a
 """
 UPSERT_TEXT = ("fingerprint", "status", "tenant", "alertname", "severity", "generator_url")
 UPSERT_JSON = ("labels", "annotations", "extra")
+UPSERT_TYPES = {"now": "timestamp", "fingerprint": "text[]", "starts_at": "timestamp[]",
+                "ends_at": "timestamp[]", "status": "text[]", "tenant": "text[]",
+                "alertname": "text[]", "severity": "text[]", "labels": "jsonb[]",
+                "annotations": "jsonb[]", "generator_url": "text[]", "extra": "jsonb[]"}
+# the incident row's times, stored naive UTC, handed out aware (as UTCDateTime does)
+INCIDENT_TIMES = tuple(c.name for c in incidents.c if isinstance(c.type, UTCDateTime)) + (
+    "last_ended",)
 
 
 def _naive(value: datetime | None) -> datetime | None:
@@ -132,6 +140,27 @@ class Statements:
         # SQLAlchemy's per-call cache-key and bind processing would double its client CPU
         self.probe_sql = (str(self.replay_probe.compile(dialect=conn.dialect))
                           if self.arrays else None)
+        if self.arrays:  # the write path's statements, prepared (receiver/store/prepared.py)
+            dialect = conn.dialect
+            self.lock_prepared = Prepared.from_core("ticketmon_lock_open_incident",
+                                                    self.lock_open_incident, dialect)
+            self.upsert_prepared = Prepared("ticketmon_upsert_alerts", UPSERT_ALERTS,
+                                            UPSERT_TYPES)
+
+    def lock(self, conn: Connection, group_key: str) -> dict | None:
+        """The group's open incident, locked, with `last_ended` (see lock_open_incident)."""
+        if not self.arrays:
+            row = conn.execute(self.lock_open_incident, {"group_key": group_key}
+                               ).mappings().first()
+            return dict(row) if row else None
+        row = self.lock_prepared(conn, {"group_key": group_key}).mappings().first()
+        if row is None:
+            return None
+        incident = dict(row)
+        for name in INCIDENT_TIMES:
+            if incident[name] is not None:
+                incident[name] = _aware(incident[name])
+        return incident
 
     def upsert(self, conn: Connection, rows: list[dict], now: datetime) -> Iterable[Upserted]:
         """Insert new alerts, resolve firing ones; the rows that changed (see UPSERT_ALERTS)."""
@@ -145,13 +174,13 @@ class Statements:
             params[column] = [json.dumps(row[column]) for row in rows]
         params["starts_at"] = [_naive(row["starts_at"]) for row in rows]
         params["ends_at"] = [_naive(row["ends_at"]) for row in rows]
-        result = conn.exec_driver_sql(UPSERT_ALERTS, params)
+        result = self.upsert_prepared(conn, params)
         return ((fp, _aware(starts), status, _aware(received), older)
                 for fp, starts, status, received, older in result)
 
     def probe(self, conn: Connection, group_key: str,
               keys: list[Key]) -> Iterable[tuple[str, datetime, str, int | None, int | None]]:
-        if self.probe_sql is None:
+        if not self.arrays:
             return conn.execute(self.replay_probe, {"group_key": group_key, "keys": keys})
         rows = conn.exec_driver_sql(self.probe_sql, {
             "group_key": group_key, "fps": [fp for fp, _ in keys],

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from sqlalchemy.engine import Connection
 
 from receiver.store.bulk import dialect_insert
+from receiver.store.prepared import Prepared
 from receiver.store.tables import events, incident_alerts
 from receiver.stream import feed
 
@@ -32,6 +33,13 @@ SELECT * FROM unnest(%(e_at)s::timestamp[], %(e_incident_id)s::bigint[],
                      %(e_fingerprint)s::text[], %(e_starts_at)s::timestamp[],
                      %(e_kind)s::text[], %(e_actor)s::text[], %(e_detail)s::jsonb[])
 """
+LINKS_AND_EVENTS_TYPES = {
+    "l_group_key": "text[]", "l_fingerprint": "text[]", "l_starts_at": "timestamp[]",
+    "l_incident_id": "bigint[]", "e_at": "timestamp[]", "e_incident_id": "bigint[]",
+    "e_fingerprint": "text[]", "e_starts_at": "timestamp[]", "e_kind": "text[]",
+    "e_actor": "text[]", "e_detail": "jsonb[]"}
+links_and_events = Prepared("ticketmon_links_and_events", LINKS_AND_EVENTS,
+                            LINKS_AND_EVENTS_TYPES)
 CHANGE_COLUMNS = ("at", "incident_id", "tenant", "change", "status", "severity", "actor")
 # ... and the post's live-feed changes in the same round trip (receiver/stream/feed.py)
 WITH_CHANGES = LINKS_AND_EVENTS.replace("WITH linked AS (", """WITH changed AS (
@@ -40,6 +48,11 @@ WITH_CHANGES = LINKS_AND_EVENTS.replace("WITH linked AS (", """WITH changed AS (
                          %(c_tenant)s::text[], %(c_change)s::text[], %(c_status)s::text[],
                          %(c_severity)s::text[], %(c_actor)s::text[])
 ), linked AS (""")
+links_events_and_changes = Prepared(
+    "ticketmon_links_events_changes", WITH_CHANGES,
+    {**LINKS_AND_EVENTS_TYPES, "c_at": "timestamp[]", "c_incident_id": "bigint[]",
+     "c_tenant": "text[]", "c_change": "text[]", "c_status": "text[]",
+     "c_severity": "text[]", "c_actor": "text[]"})
 
 
 def _naive_utc(value: datetime | None) -> datetime | None:
@@ -81,8 +94,9 @@ class Writes:
                       **_arrays("e", EVENT_COLUMNS, self.events)}
             if self.changes:
                 params.update(_arrays("c", CHANGE_COLUMNS, self.changes))
-            self.conn.exec_driver_sql(WITH_CHANGES if self.changes else LINKS_AND_EVENTS,
-                                      params)
+                links_events_and_changes(self.conn, params)
+            else:
+                links_and_events(self.conn, params)
             self.links.clear()
             self.events.clear()
             self.changes.clear()

@@ -18,6 +18,7 @@ class IngestResult:
     changed: int = 0
     opened: list[int] = field(default_factory=list)
     resolved: list[int] = field(default_factory=list)
+    all_new: bool = False  # the store held none of the post's alerts before it
 
     @staticmethod
     def total(parts: list[IngestResult]) -> IngestResult:
@@ -28,7 +29,8 @@ class IngestResult:
             received={s: sum(p.received.get(s, 0) for p in parts) for s in parts[0].received},
             duplicates=sum(p.duplicates for p in parts), changed=sum(p.changed for p in parts),
             opened=[i for p in parts for i in p.opened],
-            resolved=[i for p in parts for i in p.resolved])
+            resolved=[i for p in parts for i in p.resolved],
+            all_new=all(p.all_new for p in parts))
 
 
 def distinct_alerts(payload: WebhookPayload) -> dict[Key, Alert]:
@@ -38,9 +40,10 @@ def distinct_alerts(payload: WebhookPayload) -> dict[Key, Alert]:
     """
     by_key: dict[Key, Alert] = {}
     for alert in payload.alerts:
-        prev = by_key.get(alert.key)
+        key = alert.key
+        prev = by_key.get(key)
         if prev is None or (prev.status == "firing" and alert.status == "resolved"):
-            by_key[alert.key] = alert
+            by_key[key] = alert
     return {k: by_key[k] for k in sorted(by_key)}
 
 
@@ -81,6 +84,21 @@ class Probe:
                 self.replay = False
         if len(self.stored) != len(self.alerts):
             self.replay = False
+
+    @classmethod
+    def unread(cls, payload: WebhookPayload) -> Probe:
+        """The probe without its read: as if it had seen none of the post's alerts.
+
+        Always a safe answer: the write path relies only on what the probe did see
+        (stored, resolved, linked), and an alert it missed may have been stored by a
+        concurrent post since anyway. A post whose alerts are stored then just takes
+        the write path, and its upsert and links write nothing twice."""
+        probe = cls.__new__(cls)
+        probe.payload = payload
+        probe.alerts = distinct_alerts(payload)
+        probe.stored = {}
+        probe.replay = False
+        return probe
 
     def moves(self, key: Key, stored_status: str) -> bool:
         """Posting this alert changes its stored row: firing -> resolved is the only move."""

@@ -60,3 +60,31 @@ def test_same_post_to_two_workers_at_once_makes_one_incident(postgres_url, tmp_p
         assert float(lines["ticketmon_receiver_alerts_duplicate_total"]) == 33
     finally:
         proc.stop()
+
+
+def test_every_line_gunicorn_writes_is_json(sqlite_url, tmp_path):
+    """The README's promise: gunicorn's own start-up, access and shutdown lines included."""
+    import json
+
+    migrate.upgrade(sqlite_url)
+    port = free_port()
+    log_file = tmp_path / "gunicorn.log"  # stdout and stderr, as a container runtime sees them
+    proc = ManagedProcess(
+        "receiver",
+        [str(Path(sys.executable).parent / "gunicorn"), "-c", "python:receiver.gunicorn_conf",
+         "-w", "2", "-b", f"127.0.0.1:{port}", "--access-logfile", "-", "receiver.wsgi:app"],
+        log_file,
+        env={"TICKETMON_DATABASE_URL": sqlite_url, "TICKETMON_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
+             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")})
+    try:
+        proc.wait_http(f"http://127.0.0.1:{port}/healthz")
+        assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+    finally:
+        proc.stop()
+    lines = [line for line in log_file.read_text().splitlines() if line.strip()]
+    docs = [json.loads(line) for line in lines]  # a plain line fails here, naming itself
+    assert all({"ts", "level", "logger", "msg"} <= set(doc) for doc in docs)
+    said = [(doc["logger"], doc["msg"]) for doc in docs]
+    assert any(lg == "gunicorn.error" and m.startswith("Starting gunicorn") for lg, m in said)
+    assert any(lg == "gunicorn.error" and m.startswith("Booting worker") for lg, m in said)
+    assert any(lg == "gunicorn.access" and "/healthz" in m for lg, m in said)

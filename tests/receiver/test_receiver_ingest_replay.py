@@ -154,10 +154,11 @@ def new_alerts_of_the_group(body: dict, tag: str) -> dict:
 def test_a_post_of_new_alerts_is_a_fixed_handful_of_statements(store):
     """The storm path: an open incident gains new alerts. On PostgreSQL: the probe, the
     incident lock, one upsert, one statement for the links, the history and the live
-    feed's change (SQLite has no autocommit probe outside the transaction and writes the
-    three apart)."""
+    feed's change, the last three prepared by earlier posts (SQLite has no autocommit
+    probe outside the transaction and writes the three apart)."""
     first = payload("group-3-firing")
     ingest(store, first)
+    ingest(store, new_alerts_of_the_group(first, "w"))  # prepares the feed's variant
     [inc] = incidents_by_group(store).values()
     body = new_alerts_of_the_group(first, "a")
     with statements(store) as seen:
@@ -166,17 +167,48 @@ def test_a_post_of_new_alerts_is_a_fixed_handful_of_statements(store):
     kinds = [" ".join(s.split()[:3]) for s in seen]
     if store.url.startswith("postgresql"):
         assert kinds == ["SELECT alerts.fingerprint, alerts.starts_at,",
-                         "SELECT incidents.id, incidents.group_key,",
-                         "INSERT INTO alerts", "WITH changed AS"], seen
+                         "EXECUTE ticketmon_lock_open_incident (%(group_key)s::TEXT,",
+                         "EXECUTE ticketmon_upsert_alerts (%(now)s::timestamp,",
+                         "EXECUTE ticketmon_links_events_changes (%(l_group_key)s::text[],"
+                         ], seen
     else:
         assert kinds == ["SELECT alerts.fingerprint, alerts.starts_at,",
                          "SELECT incidents.id, incidents.group_key,",
                          "INSERT INTO alerts", "INSERT INTO incident_changes",
                          "INSERT INTO incident_alerts", "INSERT INTO events"], seen
     detail = incidents_by_group(store)[inc["group_key"]]
-    assert len(detail["alerts"]) == 6
+    assert len(detail["alerts"]) == 9
     firing = [e for e in detail["timeline"] if e["kind"] == "alert_firing"]
-    assert len(firing) == 6  # the timeline holds this incident's events only
+    assert len(firing) == 9  # the timeline holds this incident's events only
+
+
+def test_in_a_storm_posts_skip_the_probe_until_one_brings_a_stored_alert(store):
+    """After STORM_STREAK posts in a row of alerts new to the store, the next post goes
+    straight to the write path (PostgreSQL: lock, upsert, links and history). A replay
+    then takes the write path once, changes nothing, and ends the streak."""
+    from receiver.store.store import STORM_STREAK
+
+    first = payload("group-3-firing")
+    ingest(store, first)
+    for n in range(STORM_STREAK):
+        ingest(store, new_alerts_of_the_group(first, f"s{n}"))
+    storm = new_alerts_of_the_group(first, "d")
+    with statements(store) as seen:
+        result = ingest(store, storm)
+    assert (result.changed, result.duplicates, result.all_new) == (3, 0, True)
+    if store.url.startswith("postgresql"):
+        assert [s.split()[1] for s in seen] == [
+            "ticketmon_lock_open_incident", "ticketmon_upsert_alerts",
+            "ticketmon_links_and_events"], seen
+    before = snapshot(store)
+    again = ingest(store, storm)
+    assert (again.changed, again.duplicates, again.opened, again.all_new) == (0, 3, [], False)
+    assert snapshot(store) == before
+    with statements(store) as seen:
+        ingest(store, storm)
+    assert len(seen) == 1 and seen[0].startswith("SELECT"), seen
+    [inc] = incidents_by_group(store).values()
+    assert len(inc["alerts"]) == 3 * (STORM_STREAK + 2)
 
 
 def test_two_instances_of_one_fingerprint_in_one_post_end_the_older(store):
@@ -192,3 +224,31 @@ def test_two_instances_of_one_fingerprint_in_one_post_end_the_older(store):
     fp = later["fingerprint"]
     assert states[(fp, "2026-11-22T05:00:00Z")] == "firing"
     assert states[(fp, "2026-11-22T04:35:25.660000Z")] == "resolved"
+
+
+def test_a_new_connection_prepares_the_write_statements_again(postgres_url):
+    """Prepared statements belong to a session: after PostgreSQL ends the store's
+    sessions (a restart, a pooler), the next post prepares them on its new connection
+    instead of failing on statements that no longer exist."""
+    from receiver.store import Store, migrate
+
+    migrate.upgrade(postgres_url)
+    store = Store(postgres_url)
+    try:
+        first = payload("group-3-firing")
+        ingest(store, first)
+        admin = sa.create_engine(postgres_url, poolclass=sa.pool.NullPool)
+        with admin.connect() as other:  # a session of its own, not one of the store's
+            ended = other.execute(sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = 'ticketmon-receiver'")).scalar()
+        admin.dispose()
+        assert ended == 2  # the probe's (autocommit) session and the write session
+        with statements(store) as seen:
+            result = ingest(store, new_alerts_of_the_group(first, "b"))
+        assert (result.changed, result.opened) == (3, [])
+        assert [s.split()[0] for s in seen if s.startswith("PREPARE")] == ["PREPARE"] * 3
+        [inc] = incidents_by_group(store).values()
+        assert len(inc["alerts"]) == 6
+    finally:
+        store.dispose()

@@ -118,6 +118,23 @@ def test_the_only_running_stack_is_found_and_the_token_is_not_printed(tmp_path, 
     assert "tm_admin_a" not in said and str(state.state_path(a)) in said
 
 
+def test_the_watch_line_names_an_alerts_page_this_prometheus_serves(tmp_path, runtime,
+                                                                     start_prometheus):
+    """Debian's Prometheus (the one installed here) answers 404 on /alerts."""
+    import requests
+
+    prom = start_prometheus("global: {scrape_interval: 15s}\n")
+    a = fake_stack(tmp_path, "a", os.getpid(), runtime)
+    doc = json.loads(state.state_path(a).read_text())
+    state.write_private(state.state_path(a), json.dumps({**doc, "prometheus": prom.url}))
+    said = scenario.run("sales-stall", None, runtime=runtime)
+    [watch] = [line for line in said.splitlines() if line.startswith("watch: ")]
+    page = watch.removeprefix("watch: ").split(",")[0]
+    assert page.startswith(prom.url) and page.endswith("alerts")
+    assert requests.get(page, timeout=5).status_code == 200
+    assert "tm_admin_a" not in said
+
+
 def test_dead_stacks_are_forgotten(tmp_path, runtime):
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()

@@ -94,11 +94,15 @@ def merge(base: dict, top: dict) -> dict:
 
 
 def format_errors(exc: ValidationError, source: str) -> str:
-    lines = [f"invalid configuration ({source}):"]
+    """One line for one problem (what a newcomer meets first), one line per key beyond."""
+    problems = []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"  {key}: {err['msg']}")
-    return "\n".join(lines)
+        msg = err["msg"].removeprefix("Value error, ")
+        key = ".".join(str(p) for p in err["loc"])
+        problems.append(f"{key}: {msg}" if key else msg)
+    if len(problems) == 1:
+        return f"invalid configuration ({source}): {problems[0]}"
+    return "\n".join([f"invalid configuration ({source}):", *(f"  {p}" for p in problems)])
 
 
 def load(

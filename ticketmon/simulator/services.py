@@ -17,7 +17,8 @@ attack on it, for the stack's scenarios:
                              {"attack": "none|brute-force|credential-stuffing|rate-limit-storm"}
 Modes: ok; degraded (health says degraded, one dependency down, 3 % errors, 2x latency);
 slow (health answers after 2.5 s, 10x latency); failing (health 503 unhealthy, 30 %
-5xx); down (the port stops listening: connection refused, /metrics gone too).
+5xx); down (the port stays bound but every connection is reset as soon as it is
+accepted, /metrics gone too: nothing else can take the port and look healthy in its place).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import json
 import logging
 import random
 import signal
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -37,7 +40,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from pydantic import Field, model_validator
 
-from ticketmon.core import logs
+from ticketmon.core import logs, ports
 from ticketmon.core.config import Settings, load
 from ticketmon.simulator.auth_traffic import ATTACKS, AuthTraffic
 
@@ -116,6 +119,23 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
+class _ServiceServer(_Server):
+    """Keeps its port while the service is down, resetting each connection it accepts."""
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
+                 is_down: Callable[[], bool]) -> None:
+        super().__init__(address, handler)
+        self.is_down = is_down
+
+    def verify_request(self, request, client_address) -> bool:
+        if not self.is_down():
+            return True
+        # linger 0: close sends RST, so a client sees "connection reset", never a reply
+        request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        request.close()
+        return False
+
+
 class SimulatedService:
     def __init__(self, spec: ServiceSpec, host: str, rng: random.Random,
                  auth_window_seconds: float = 300) -> None:
@@ -134,7 +154,7 @@ class SimulatedService:
                 self.requests.labels(spec.name, route, code)
         self.auth = AuthTraffic(spec.name, spec.routes, self.registry, rng,
                                 spec.logins_per_second, auth_window_seconds)
-        self.server: _Server | None = None
+        self.server: _ServiceServer | None = None
         self.port = spec.port
 
     # -- HTTP ---------------------------------------------------------------------------
@@ -167,7 +187,9 @@ class SimulatedService:
         return Handler
 
     def listen(self) -> None:
-        self.server = _Server((self.host, self.port), self.handler())
+        with ports.listening(self.host, self.port, f"port for service {self.spec.name}"):
+            self.server = _ServiceServer((self.host, self.port), self.handler(),
+                                         lambda: self.mode == "down")
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True,
                          name=f"service-{self.spec.name}").start()
@@ -179,10 +201,6 @@ class SimulatedService:
             self.server = None
 
     def set_mode(self, mode: str) -> None:
-        if mode == "down" and self.server is not None:
-            self.close()
-        elif mode != "down" and self.server is None:
-            self.listen()
         self.mode = mode
         log.info("service mode", extra={"service": self.spec.name, "mode": mode})
 
@@ -272,10 +290,7 @@ class Platform:
             return 400, {"error": f"attack must be one of {list(ATTACKS)}"}
         service = self.services[name]
         if "mode" in doc:
-            try:
-                service.set_mode(mode)
-            except OSError as exc:  # e.g. the port was taken while the service was down
-                return 409, {"error": f"cannot listen again: {exc.strerror}"}
+            service.set_mode(mode)
         if "attack" in doc:
             service.auth.attack = attack
             log.info("service attack", extra={"service": name, "attack": attack})
@@ -290,8 +305,9 @@ class Platform:
     def start(self) -> None:
         for service in self.services.values():
             service.listen()
-        self.control = _Server((self.settings.host, self.settings.control_port),
-                               self.control_handler())
+        with ports.listening(self.settings.host, self.settings.control_port, "control_port"):
+            self.control = _Server((self.settings.host, self.settings.control_port),
+                                   self.control_handler())
         threading.Thread(target=self.control.serve_forever, daemon=True,
                          name="services-control").start()
         threading.Thread(target=self._traffic, daemon=True, name="services-traffic").start()

@@ -1,4 +1,4 @@
-"""The notification sink's stand-ins for Twilio's REST API and Slack's Web API.
+"""The notification sink's stand-ins for PagerDuty, Slack and Twilio.
 
 They check what the real services check and answer in their shapes, so the real
 clients (the `twilio` library, our Slack bot client) meet the same refusals here as in
@@ -14,6 +14,18 @@ Slack   POST /api/slack/chat.postMessage with a bot token (Bearer xoxb-…) and 
         body; HTTP 200 with {"ok": false, "error": "not_authed" | "invalid_auth" |
         "channel_not_found" | "no_text" | "invalid_blocks"} on bad input, else
         {"ok": true, "channel", "ts", "message"}.
+Slack incoming webhooks  POST /slack/services/T…/B…/<24-character secret>, a JSON body;
+        200 "ok", else a plain-text error as Slack answers it: 404 no_service (no such
+        webhook), 403 invalid_token (right team and bot, wrong secret), 400
+        invalid_payload (not a JSON object), no_text, invalid_blocks,
+        too_many_attachments.
+PagerDuty Events API v2  POST /pagerduty/v2/enqueue; 202 {"status": "success",
+        "message": "Event processed", "dedup_key"}, else 400 {"status": "invalid event",
+        "message": "Event object is invalid", "errors": [...]}: a routing_key that is not
+        32 characters, an event_action that is not trigger/acknowledge/resolve, a trigger
+        without payload.summary/source/severity or with a severity PagerDuty does not know,
+        a summary over 1024 or a dedup_key over 255 characters, an acknowledge or resolve
+        without dedup_key.
 """
 
 from __future__ import annotations
@@ -23,6 +35,7 @@ import json
 import re
 import secrets
 import time
+import uuid
 from email.utils import formatdate
 from urllib.parse import parse_qs
 
@@ -30,12 +43,22 @@ TWILIO = re.compile(r"^/twilio/2010-04-01/Accounts/([^/]+)/(Messages|Calls)\.jso
 SLACK_POST = "/api/slack/chat.postMessage"
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 SID = re.compile(r"^AC[0-9a-f]{32}$")
+SLACK_HOOK = re.compile(r"^/slack/services/(T[A-Z0-9]{2,20})/(B[A-Z0-9]{2,20})/([^/]*)$")
+SLACK_SECRET = re.compile(r"^[A-Za-z0-9]{24}$")
+PAGERDUTY_ENQUEUE = "/pagerduty/v2/enqueue"
+PAGERDUTY_SEVERITIES = ("critical", "error", "warning", "info")
+PAGERDUTY_ACTIONS = ("trigger", "acknowledge", "resolve")
 
 
 def answer(path: str, headers: dict[str, str], body: bytes,
            twilio_token: str | None = None) -> tuple[int, bytes] | None:
     """The answer for a Twilio or Slack Web API request; None for any other path."""
     path = path.split("?", 1)[0]
+    if path.startswith("/pagerduty"):
+        status, doc = pagerduty_enqueue(path, body)
+        return status, json.dumps(doc).encode()
+    if path.startswith("/slack"):
+        return slack_webhook(path, body)
     if path == SLACK_POST:
         return 200, json.dumps(slack_post(headers, body)).encode()
     match = TWILIO.match(path)
@@ -132,3 +155,79 @@ def slack_post(headers: dict[str, str], body: bytes) -> dict:
     return {"ok": True, "channel": target, "ts": ts,
             "message": {"type": "message", "text": doc.get("text", ""), "ts": ts,
                         "bot_id": "B0TICKETMON", "blocks": blocks or []}}
+
+
+def pagerduty_errors(event: object) -> list[str]:
+    """What PagerDuty's Events API v2 finds wrong with an event (empty: accepted)."""
+    if not isinstance(event, dict):
+        return ["Event object is invalid"]
+    errors = []
+    key = event.get("routing_key")
+    if not isinstance(key, str) or not key:
+        errors.append("'routing_key' is missing or blank")
+    elif len(key) != 32:
+        errors.append("Length of 'routing_key' is incorrect (should be 32 characters)")
+    action = event.get("event_action")
+    if action not in PAGERDUTY_ACTIONS:
+        errors.append("'event_action' is invalid (must be one of the following: "
+                      "'trigger', 'acknowledge' or 'resolve')")
+    dedup = event.get("dedup_key")
+    if dedup is not None and (not isinstance(dedup, str) or len(dedup) > 255):
+        errors.append("'dedup_key' is invalid (must be a string of at most 255 characters)")
+    if action in ("acknowledge", "resolve") and not dedup:
+        errors.append("'dedup_key' is missing or blank")
+    if action == "trigger":
+        payload = event.get("payload")
+        if not isinstance(payload, dict):
+            return errors + ["'payload' is missing or blank"]
+        for field in ("summary", "source", "severity"):
+            if not isinstance(payload.get(field), str) or not payload[field].strip():
+                errors.append(f"'payload.{field}' is missing or blank")
+        if isinstance(payload.get("summary"), str) and len(payload["summary"]) > 1024:
+            errors.append("'payload.summary' is too long (must be at most 1024 characters)")
+        if payload.get("severity") and payload["severity"] not in PAGERDUTY_SEVERITIES:
+            errors.append("'payload.severity' is invalid (must be one of the following: "
+                          "'critical', 'warning', 'error' or 'info')")
+    return errors
+
+
+def pagerduty_enqueue(path: str, body: bytes) -> tuple[int, dict]:
+    if path.rstrip("/") != PAGERDUTY_ENQUEUE:
+        return 404, {"status": "error", "message": "Not found"}
+    try:
+        event = json.loads(body)
+    except ValueError:
+        event = None
+    errors = pagerduty_errors(event)
+    if errors:
+        return 400, {"status": "invalid event", "message": "Event object is invalid",
+                     "errors": errors}
+    assert isinstance(event, dict)
+    return 202, {"status": "success", "message": "Event processed",
+                 "dedup_key": event.get("dedup_key") or uuid.uuid4().hex}
+
+
+def slack_webhook(path: str, body: bytes) -> tuple[int, bytes]:
+    """An incoming webhook: Slack answers plain text, "ok" or the error's name."""
+    match = SLACK_HOOK.match(path)
+    if not match:
+        return 404, b"no_service"
+    if not SLACK_SECRET.match(match.group(3)):
+        return 403, b"invalid_token"
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return 400, b"invalid_payload"
+    if not isinstance(doc, dict):
+        return 400, b"invalid_payload"
+    blocks, attachments = doc.get("blocks"), doc.get("attachments")
+    if blocks is not None and (not isinstance(blocks, list) or not all(
+            isinstance(b, dict) and isinstance(b.get("type"), str) for b in blocks)):
+        return 400, b"invalid_blocks"
+    if attachments is not None and not isinstance(attachments, list):
+        return 400, b"invalid_payload"
+    if attachments and len(attachments) > 100:
+        return 400, b"too_many_attachments"
+    if not doc.get("text") and not blocks and not attachments:
+        return 400, b"no_text"
+    return 200, b"ok"

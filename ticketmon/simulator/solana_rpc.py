@@ -27,6 +27,7 @@ from pydantic import Field
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 
+from ticketmon.core import ports
 from ticketmon.core.config import Settings
 
 log = logging.getLogger("ticketmon.simulator.solana_rpc")
@@ -252,7 +253,8 @@ class SolanaRpcSimulator:
     # -- lifecycle
     def start(self) -> SolanaRpcSimulator:
         handler = type("Handler", (_Handler,), {"sim": self})
-        self._server = ThreadingHTTPServer((self.settings.host, self.settings.port), handler)
+        with ports.listening(self.settings.host, self.settings.port, "port"):
+            self._server = ThreadingHTTPServer((self.settings.host, self.settings.port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         name="solana-rpc-sim", daemon=True)

@@ -177,6 +177,18 @@ SCENARIOS: dict[str, tuple[str, str, Callable[[dict, str | None], str]]] = {
 }
 
 
+def alerts_page(prometheus: str) -> str:
+    """The alerts page this Prometheus serves: Debian's build (these machines') ships only
+    the classic UI, under /classic/, and upstream's only the new one, at /alerts."""
+    for path in ("/alerts", "/classic/alerts"):
+        try:
+            if requests.get(prometheus + path, timeout=2).status_code == 200:
+                return prometheus + path
+        except requests.RequestException:
+            break
+    return f"{prometheus}/api/v1/alerts"  # answers on every version, if not in a browser
+
+
 def run(name: str, target: str | None, workdir: Path | None = None,
         runtime: Path | None = None) -> str:
     if name not in SCENARIOS:
@@ -185,6 +197,6 @@ def run(name: str, target: str | None, workdir: Path | None = None,
     _, expect, apply = SCENARIOS[name]
     done = apply(state, target)
     return (f"stack: {stack.describe()}\n{done}\nexpect: {expect}\n"
-            f"watch: {state['prometheus']}/alerts, "
+            f"watch: {alerts_page(state['prometheus'])}, "
             f"{state['receiver_url']}/api/v1/incidents (admin token: `ticketmon stack token`, "
             f"from {stack.state_file}, readable by you only), {state['notification-sink']}")

@@ -233,11 +233,14 @@ def start_worker(stack: Stack, alertmanager_url: str) -> None:
         "anomaly": anomaly,
         "oncall": worker_oncall(sink),  # demo teams; people are paged into the sink
         "channels": {
-            "pagerduty": {"type": "pagerduty", "routing_key": "demo-routing-key",
+            # real shapes, which the sink checks as PagerDuty and Slack would: a 32-character
+            # integration key and a /services/T…/B…/<24-character secret> webhook path
+            "pagerduty": {"type": "pagerduty", "routing_key": "demoroutingkey" + "0" * 18,
                           "base_url": f"https://{tls}/pagerduty",
                           "verify": str(stack.workdir / "sink-tls" / "sink-cert.pem")},
             # the sink listens on 127.0.0.1 only: plain http is allowed, explicitly
-            "slack": {"type": "slack", "webhook_url": f"http://{sink}/slack/demo",
+            "slack": {"type": "slack", "webhook_url":
+                      f"http://{sink}/slack/services/T0DEMO000/B0DEMO000/demowebhooksecret0000000",
                       "allow_insecure_http": True},
             # The demo has no mail server: email is shown through the sink as a webhook.
             "email": {"type": "webhook", "url": f"http://{sink}/email", "secret": hook_secret,

@@ -12,6 +12,7 @@ import requests
 from support.promtool import promtool_check_metrics
 
 from exporters.fraud.history import UserHistory
+from exporters.fraud.request import parse
 from exporters.fraud.settings import FraudSettings
 from ticketmon.core.config import ConfigError, load
 from ticketmon.servers.process import ManagedProcess, free_port
@@ -23,6 +24,12 @@ GOOD = {"user_id": "u1", "event_id": "e1", "quantity": 2}
     ({"event_id": "e1", "quantity": 1}, "user_id"),
     ({**GOOD, "quantity": 0}, "quantity"),
     ({**GOOD, "quantity": "many"}, "quantity"),
+    ({**GOOD, "quantity": "5"}, "quantity"),
+    ({**GOOD, "quantity": True}, "quantity"),
+    ({**GOOD, "quantity": 2.5}, "quantity"),
+    ({**GOOD, "requests_per_minute": "3"}, "requests_per_minute"),
+    ({**GOOD, "payment_methods_recent": False}, "payment_methods_recent"),
+    ({**GOOD, "geo": {"lat": "1", "lon": 0}}, "geo.lat"),
     ({**GOOD, "user_id": ""}, "user_id"),
     ({**GOOD, "user_id": True}, "user_id"),
     ({**GOOD, "ip": "300.1.2.3"}, "ip"),
@@ -32,6 +39,8 @@ GOOD = {"user_id": "u1", "event_id": "e1", "quantity": 2}
     ({**GOOD, "previous_geo": {"lat": 1, "lon": 2}}, "previous_geo.at"),
     ({**GOOD, "session": {"keystroke_intervals_ms": [1, -5]}}, "session.keystroke_intervals_ms.1"),
     ({**GOOD, "session": {"mouse_movements": 1.5}}, "session.mouse_movements"),
+    ({**GOOD, "session": {"keystroke_intervals_ms": [1, True]}},
+     "session.keystroke_intervals_ms.1"),
     ({**GOOD, "quantitty": 3}, "quantitty"),
     ([GOOD], "(body)"),
 ])
@@ -41,6 +50,20 @@ def test_bad_input_is_a_400_naming_the_field(client, fraud_app, body, field):
     assert field in [f["field"] for f in answer.json["fields"]], answer.json
     fraud_app.extensions["fraud"].recorder.flush()
     assert fraud_app.extensions["fraud"].recorder.written == 0  # nothing recorded
+
+
+def test_numbers_are_json_numbers_and_integers_as_json_schema_counts_them(client):
+    """5.0 and 1e3 are integers in the document's JSON Schema; a float field takes an int."""
+    answer = client.post("/api/v1/fraud/check", data=b'{"user_id": 7, "event_id": "e1", '
+                         b'"quantity": 2.0, "payment_methods_recent": 1e1, "requests_per_minute"'
+                         b': 3, "session": {"mouse_movements": 4.0, "duration_seconds": 9}}',
+                         content_type="application/json")
+    assert answer.status_code == 200, answer.json
+    req = parse(b'{"user_id": 7, "event_id": "e1", "quantity": 2.0, "payment_methods_recent": '
+                b'1e1, "requests_per_minute": 3, "session": {"mouse_movements": 4.0}}')
+    assert (req.user_id, req.quantity, req.payment_methods_recent) == ("7", 2, 10)
+    assert type(req.quantity) is int and type(req.requests_per_minute) is float
+    assert type(req.session.mouse_movements) is int
 
 
 def test_unparseable_and_oversized_bodies(client):
@@ -207,6 +230,8 @@ def test_gunicorn_workers_share_one_metrics_view(tmp_path, sqlite_url):
         refitters = [p for p, cmd in children.items() if "exporters.fraud.refitter" in cmd]
         workers = [p for p in children if p not in refitters]
         assert len(refitters) == 1 and len(workers) == 2, children
+        # no access line per check unless TICKETMON_FRAUD_ACCESS_LOG asks for them
+        assert "POST /api/v1/fraud/check" not in (tmp_path / "fraud.log").read_text()
         deadline = time.monotonic() + 30
         while requests.get(base + "/healthz", timeout=10).json()["outlier_model_fits"] == 0:
             assert time.monotonic() < deadline, "no worker fitted through the refitter"
@@ -265,3 +290,14 @@ def test_outlier_score_takes_part_in_the_decision_with_its_weight(make_fraud_app
     ignored, _ = odd_and_normal(0)  # weight 0: the score is reported, the patterns decide
     assert ignored["outlier_score"] >= 0.95 and ignored["decision"] == "allow"
     assert ignored["patterns"] == []
+
+
+def test_access_lines_only_when_asked(monkeypatch):
+    from gunicorn.config import Config
+
+    from exporters.fraud.gunicorn_conf import Logger
+
+    monkeypatch.delenv("TICKETMON_FRAUD_ACCESS_LOG", raising=False)
+    assert not Logger(Config()).access_log_enabled
+    monkeypatch.setenv("TICKETMON_FRAUD_ACCESS_LOG", "1")
+    assert Logger(Config()).access_log_enabled

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -81,6 +82,21 @@ def test_health_metrics_and_modes_as_the_system_exporter_sees_them(platform):
     set_mode(control, "inventory", "ok")
     set_mode(control, "marketplace", "ok")
     assert states(platform)["inventory"] == {"up": 1.0, "state": "healthy"}
+
+
+def test_a_down_service_keeps_its_port_so_nothing_else_looks_healthy_in_its_place(platform):
+    """A second stack on the same ports must not take over a down service's port."""
+    port = platform.services["inventory"].port
+    set_mode(platform.control_url, "inventory", "down")
+    for _ in range(2):  # still down the second time: the reset does not close the listener
+        with socket.socket() as other, pytest.raises(OSError):
+            other.bind(("127.0.0.1", port))
+        assert states(platform)["inventory"] == {"up": 0.0, "state": "unhealthy"}
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/health", timeout=2)
+    set_mode(platform.control_url, "inventory", "ok")
+    assert states(platform)["inventory"] == {"up": 1.0, "state": "healthy"}
+    assert platform.services["inventory"].port == port
 
 
 @pytest.mark.parametrize("path,body,status", [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import escalation_helpers  # noqa: E402
+import pytest
 from escalation_helpers import INSTALLATION, make_message
 
 from receiver.channels.base import Outcome
@@ -101,7 +102,7 @@ def test_settings_reject_http_and_missing_keys(tmp_path):
 
 def test_routing_key_never_appears_in_settings_repr(templates):
     cfg = PagerDutySettings.model_validate(
-        {"type": "pagerduty", "routing_key": "supersecretroutingkey"})
+        {"type": "pagerduty", "routing_key": "supersecretroutingkey0123456789a"})
     assert "supersecretroutingkey" not in repr(cfg) + str(cfg.model_dump())
 
 
@@ -115,3 +116,90 @@ def test_two_installations_never_share_a_dedup_key(tls_sink, templates):
         assert pd.send(message).outcome is Outcome.DELIVERED
     keys = [m.json()["dedup_key"] for m in tls_sink.received("/pagerduty/v2/enqueue")]
     assert len(set(keys)) == 2 and all(k.endswith("-42") for k in keys)
+
+
+def events_client(sink, routing_key: str = "R" * 32):
+    """The `pagerduty` package's own client, as the channel builds it, without retries."""
+    import ssl
+
+    from pagerduty import EventsApiV2Client
+
+    client = EventsApiV2Client(routing_key, base_url=sink.url + "/pagerduty",
+                               verify=ssl.create_default_context(cafile=str(sink.cert_file)))
+    client.retry, client.max_http_attempts = {}, -1
+    return client
+
+
+@pytest.mark.parametrize("key,send,error", [
+    ("demo-routing-key", lambda c: c.trigger("down", "checkout"),
+     "Length of 'routing_key' is incorrect (should be 32 characters)"),
+    ("R" * 32, lambda c: c.trigger("down", "checkout", severity="fatal"),
+     "'payload.severity' is invalid"),
+    ("R" * 32, lambda c: c.trigger("x" * 1025, "checkout"), "'payload.summary' is too long"),
+    ("R" * 32, lambda c: c.trigger("", "checkout"), "'payload.summary' is missing or blank"),
+    ("R" * 32, lambda c: c.send_event("trigger", payload={"summary": "s", "severity": "info"}),
+     "'payload.source' is missing or blank"),
+    ("R" * 32, lambda c: c.send_event("trigger"), "'payload' is missing or blank"),
+    ("R" * 32, lambda c: c.send_event("resolve", dedup_key=""), "'dedup_key' is missing"),
+    ("R" * 32, lambda c: c.send_event("trigger", dedup_key="k" * 256,
+                                      payload={"summary": "s", "source": "x",
+                                               "severity": "info"}), "'dedup_key' is invalid"),
+])
+def test_sink_refuses_what_the_events_api_refuses(tls_sink, key, send, error):
+    """PagerDuty's 400 answer, as the real client receives it."""
+    from pagerduty import HttpError
+
+    with pytest.raises(HttpError) as refused:
+        send(events_client(tls_sink, key))
+    response = refused.value.response
+    assert response.status_code == 400
+    doc = response.json()
+    assert (doc["status"], doc["message"]) == ("invalid event", "Event object is invalid")
+    assert any(e.startswith(error) for e in doc["errors"]), doc["errors"]
+    assert tls_sink.received("/pagerduty") == []  # recorded as refused, not delivered
+
+
+def test_sink_refuses_a_bad_event_action_and_a_body_that_is_not_an_event(tls_sink):
+    import requests
+
+    for body, error in (({"routing_key": "R" * 32, "event_action": "escalate"},
+                         "'event_action' is invalid"), (["trigger"], "Event object is invalid")):
+        resp = requests.post(tls_sink.url + "/pagerduty/v2/enqueue", json=body, timeout=5,
+                             verify=str(tls_sink.cert_file))
+        assert resp.status_code == 400 and resp.json()["status"] == "invalid event"
+        assert any(e.startswith(error) for e in resp.json()["errors"])
+    assert requests.post(tls_sink.url + "/pagerduty/v2/nowhere", json={}, timeout=5,
+                         verify=str(tls_sink.cert_file)).status_code == 404
+
+
+def test_sink_accepts_a_valid_event_and_returns_its_dedup_key(tls_sink):
+    client = events_client(tls_sink)
+    assert client.trigger("checkout down", "checkout", dedup_key="abc") == "abc"
+    generated = client.trigger("checkout down", "checkout")
+    assert len(generated) == 32  # PagerDuty makes one when the trigger has none
+    client.resolve("abc")
+    assert len(tls_sink.received("/pagerduty/v2/enqueue")) == 3
+
+
+@pytest.mark.parametrize("keys", [
+    {"routing_key": "demo-routing-key"},
+    {"routing_key": "R" * 33},
+    {"routing_key": "R" * 31 + "-"},
+    {"routing_keys_by_service": {"sales": "short"}},
+    {"routing_key": "R" * 32, "routing_keys_by_tenant": {"acme": "T" * 40}},
+])
+def test_worker_refuses_a_malformed_routing_key_at_start_up(tmp_path, keys):
+    """Caught when the worker's settings load, not as a 400 at the first page."""
+    import yaml
+
+    from receiver.escalation.settings import WorkerSettings
+
+    path = tmp_path / "worker.yaml"
+    path.write_text(yaml.safe_dump({"channels": {"pd": {"type": "pagerduty", **keys}}}))
+    with pytest.raises(ConfigError) as refused:
+        load(WorkerSettings, path, environ={})
+    message = str(refused.value)
+    assert "32-character integration key" in message and "channels.pd" in message
+    for value in [*keys.values()]:  # the key itself is never echoed
+        for secret in (value.values() if isinstance(value, dict) else [value]):
+            assert secret not in message

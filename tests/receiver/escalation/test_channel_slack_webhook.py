@@ -18,6 +18,7 @@ sink, tls_sink = escalation_helpers.sink, escalation_helpers.tls_sink
 templates = escalation_helpers.templates
 
 SECRET = "whsec-0123456789abcdef"
+HOOK = "/slack/services/T0TICKET1/B0TICKET2/0123456789abcdefABCDEFGH"  # Slack's own shape
 
 
 def slack(url: str, templates) -> SlackChannel:
@@ -27,7 +28,7 @@ def slack(url: str, templates) -> SlackChannel:
 
 
 def test_slack_message_is_readable_and_links_everything(sink, templates):
-    assert slack(sink.url + "/slack/T1/B1", templates).send(make_message()).outcome \
+    assert slack(sink.url + HOOK, templates).send(make_message()).outcome \
         is Outcome.DELIVERED
     body = sink.received("/slack")[0].json()
     assert body["text"].startswith(":red_circle: CRITICAL: Checkout error rate above 5%")
@@ -44,7 +45,7 @@ def test_slack_message_is_readable_and_links_everything(sink, templates):
 
 
 def test_slack_follow_up_on_acknowledge_and_resolve_names_who(sink, templates):
-    channel = slack(sink.url + "/slack/x", templates)
+    channel = slack(sink.url + HOOK, templates)
     channel.send(make_message("acknowledge"))
     channel.send(make_message("resolve"))
     acked, resolved = (m.json() for m in sink.received("/slack"))
@@ -52,16 +53,20 @@ def test_slack_follow_up_on_acknowledge_and_resolve_names_who(sink, templates):
     assert any(b["type"] == "context" and "Acknowledged by alice" in b["elements"][0]["text"]
                for b in acked["blocks"])
     assert "Resolved by alice" in resolved["text"]
+    # the resolve is green: the severity's red circle is for what is still broken
+    assert resolved["text"].startswith(":white_check_mark: ")
+    assert ":red_circle:" not in json.dumps(resolved)
+    assert acked["text"].startswith(":red_circle: ")
     # no acknowledge button once someone has acknowledged
     assert all(e["action_id"] != "ack" for e in resolved["blocks"][-1]["elements"])
 
 
 def test_slack_errors_are_classified_and_the_url_stays_out_of_the_detail(sink, templates):
-    channel = slack(sink.url + "/slack/SECRETPATH", templates)
+    channel = slack(sink.url + HOOK, templates)
     sink.fail_next(404, 500, 429)
     results = [channel.send(make_message()) for _ in range(3)]
     assert [r.outcome for r in results] == [Outcome.PERMANENT, Outcome.RETRY, Outcome.RETRY]
-    assert all("SECRETPATH" not in r.detail for r in results)
+    assert all("0123456789abcdef" not in r.detail for r in results)
 
 
 def test_slack_rejects_a_non_url():
@@ -150,3 +155,33 @@ def test_webhook_is_signed_and_verifies(sink, templates):
 def test_webhook_connection_refused_is_retried(templates):
     result = webhook_channel("http://127.0.0.1:9/hook", templates).send(make_message())
     assert result.outcome is Outcome.RETRY
+
+
+@pytest.mark.parametrize("path,body,status,answer", [
+    (HOOK, b'{"text": "hi"}', 200, "ok"),
+    (HOOK, b'{"blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "x"}}]}',
+     200, "ok"),
+    ("/slack/demo", b'{"text": "hi"}', 404, "no_service"),
+    ("/slack/services/T0TICKET1/B0TICKET2", b'{"text": "hi"}', 404, "no_service"),
+    ("/slack/services/T0TICKET1/B0TICKET2/short", b'{"text": "hi"}', 403, "invalid_token"),
+    (HOOK, b"text=hi", 400, "invalid_payload"),
+    (HOOK, b'["hi"]', 400, "invalid_payload"),
+    (HOOK, b"{}", 400, "no_text"),
+    (HOOK, b'{"text": "", "blocks": []}', 400, "no_text"),
+    (HOOK, b'{"blocks": [{"text": "no type"}]}', 400, "invalid_blocks"),
+    (HOOK, json.dumps({"text": "x", "attachments": [{"text": "a"}] * 101}).encode(), 400,
+     "too_many_attachments"),
+])
+def test_sink_answers_like_slack_incoming_webhooks(sink, path, body, status, answer):
+    """Through requests, as the Slack channel posts: Slack's status and plain-text error."""
+    import requests
+
+    resp = requests.post(sink.url + path, data=body, timeout=5,
+                         headers={"Content-Type": "application/json"})
+    assert (resp.status_code, resp.text) == (status, answer)
+
+
+def test_a_slack_webhook_the_sink_refuses_is_a_permanent_failure(sink, templates):
+    result = slack(sink.url + "/slack/demo", templates).send(make_message())
+    assert result.outcome is Outcome.PERMANENT
+    assert sink.received("/slack") == []  # recorded as refused, not delivered
