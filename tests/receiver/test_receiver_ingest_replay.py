@@ -184,8 +184,9 @@ def test_a_post_of_new_alerts_is_a_fixed_handful_of_statements(store):
 
 def test_in_a_storm_posts_skip_the_probe_until_one_brings_a_stored_alert(store):
     """After STORM_STREAK posts in a row of alerts new to the store, the next post goes
-    straight to the write path (PostgreSQL: lock, upsert, links and history). A replay
-    then takes the write path once, changes nothing, and ends the streak."""
+    straight to the write path (PostgreSQL: lock, upsert, links, history and the live
+    feed's change). A replay then takes the write path once, changes nothing, and ends
+    the streak."""
     from receiver.store.store import STORM_STREAK
 
     first = payload("group-3-firing")
@@ -199,7 +200,7 @@ def test_in_a_storm_posts_skip_the_probe_until_one_brings_a_stored_alert(store):
     if store.url.startswith("postgresql"):
         assert [s.split()[1] for s in seen] == [
             "ticketmon_lock_open_incident", "ticketmon_upsert_alerts",
-            "ticketmon_links_and_events"], seen
+            "ticketmon_links_events_changes"], seen
     before = snapshot(store)
     again = ingest(store, storm)
     assert (again.changed, again.duplicates, again.opened, again.all_new) == (0, 3, [], False)
