@@ -78,7 +78,9 @@ def receiver_env(url: str, workdir: Path, name: str, streams: int) -> dict[str, 
     config = workdir / f"{name}.yaml"
     config.write_text(yaml.safe_dump({
         "api_tokens": [{"name": "bench", "role": "admin", "tenant": "*", "token": API_TOKEN}],
-        "stream": {"max_streams": max(streams, 1)}, "rate_limit": {"requests_per_second": 0}}))
+        # room for a round's streams while the last round's are still being noticed gone
+        "stream": {"max_streams": 2 * streams + 1},
+        "rate_limit": {"requests_per_second": 0}}))
     metrics_dir = workdir / f"metrics-{name}"
     metrics_dir.mkdir()
     return {"TICKETMON_CONFIG": str(config), "TICKETMON_DATABASE_URL": url,

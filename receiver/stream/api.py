@@ -42,7 +42,7 @@ from ticketmon.core.auth import AuthError, Principal
 
 bp = Blueprint("stream", __name__)
 SESSION_MODULE = "receiver.console.session"  # the console's signed session cookie
-DRAIN = 200  # changes written to a client at once
+DRAIN = 50  # batches written to a client at once
 _METRICS_LOCK = threading.Lock()
 
 
@@ -236,20 +236,27 @@ class EventStream:
                 yield ": keepalive\n\n"
                 continue
             try:
-                first = self.sub.queue.get(timeout=min(next_beat, ends) - now)
+                batches = [self.sub.queue.get(timeout=min(next_beat, ends) - now)]
             except queue.Empty:
                 continue
-            batch = [first]
-            while len(batch) < DRAIN:
+            while len(batches) < DRAIN:
                 try:
-                    batch.append(self.sub.queue.get_nowait())
+                    batches.append(self.sub.queue.get_nowait())
                 except queue.Empty:
                     break
-            fresh = [c for c in batch if c is not None and c.position > self.sent]
-            if fresh and not self.sub.ended:
-                self.sent = fresh[-1].position
-                self.metrics.events_sent.inc(len(fresh))
-                yield "".join(change.text for change in fresh)
+            texts, count = [], 0
+            for batch in batches:
+                if batch is None:
+                    continue
+                self.sub.taken(batch)
+                if batch.last > self.sent:
+                    text, n = batch.after(self.sent)
+                    texts.append(text)
+                    count += n
+                    self.sent = batch.last
+            if texts and not self.sub.ended:
+                self.metrics.events_sent.inc(count)
+                yield "".join(texts)
 
 
 def _describe() -> None:

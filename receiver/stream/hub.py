@@ -3,9 +3,9 @@
 However many clients a stream server holds, it asks the database once: a thread wakes
 on PostgreSQL's NOTIFY (or every `poll_interval`, which is all SQLite has), numbers
 committed changes (feed.sequence), reads what came after its last position, and puts
-each change into the bounded queue of every stream allowed to see its tenant. A queue
-that is full means that client fell `buffer` events behind: it is marked dropped, not
-buffered further. The same thread prunes the feed now and then.
+what it read, as one batch per tenant, into the queue of every stream allowed to see
+it. A stream with `buffer` changes waiting fell that far behind: it is marked dropped,
+not buffered further. The same thread prunes the feed now and then.
 """
 
 from __future__ import annotations
@@ -35,26 +35,57 @@ PRUNE_EVERY = 300.0  # seconds
 SHUTDOWN = threading.Event()
 
 
+@dataclass(frozen=True)
+class Batch:
+    """The changes of one read that one stream may see, their events joined once: a
+    storm's page goes to each stream as one queue item and one write, not one per change."""
+
+    changes: list[feed.Change]
+    text: str
+
+    @classmethod
+    def of(cls, changes: list[feed.Change]) -> Batch:
+        return cls(changes, "".join(change.text for change in changes))
+
+    @property
+    def last(self) -> int:
+        return self.changes[-1].position
+
+    def after(self, position: int) -> tuple[str, int]:
+        """The events after `position` and how many (all, but right after subscribing)."""
+        if self.changes[0].position > position:
+            return self.text, len(self.changes)
+        fresh = [change for change in self.changes if change.position > position]
+        return "".join(change.text for change in fresh), len(fresh)
+
+
 @dataclass(eq=False)
 class Subscriber:
-    """One open stream: the tenant it may see (None: every tenant) and its queue."""
+    """One open stream: the tenant it may see (None: every tenant), its queue of batches,
+    and how many changes wait in it, at most `limit`."""
 
     tenant: str | None
-    queue: queue.Queue
+    limit: int
+    queue: queue.Queue = field(default_factory=queue.Queue)
+    waiting: int = 0
     ended: str | None = None  # why the hub ended it: "slow" or "shutdown"
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def offer(self, change: feed.Change) -> None:
-        try:
-            self.queue.put_nowait(change)
-        except queue.Full:
-            self.ended = "slow"
+    def offer(self, batch: Batch) -> None:
+        with self.lock:
+            if self.waiting + len(batch.changes) > self.limit:
+                self.end("slow")
+                return
+            self.waiting += len(batch.changes)
+        self.queue.put_nowait(batch)
+
+    def taken(self, batch: Batch) -> None:
+        with self.lock:
+            self.waiting -= len(batch.changes)
 
     def end(self, reason: str) -> None:
-        self.ended = reason
-        try:
-            self.queue.put_nowait(None)  # wakes a waiting stream; a full one is busy anyway
-        except queue.Full:
-            pass
+        self.ended = self.ended or reason
+        self.queue.put_nowait(None)  # wakes a waiting stream
 
 
 @dataclass
@@ -84,7 +115,7 @@ class Hub:
 
     def subscribe(self, tenant: str | None) -> tuple[Subscriber, int]:
         """A queue receiving every change after the returned position."""
-        sub = Subscriber(tenant, queue.Queue(maxsize=self.settings.buffer))
+        sub = Subscriber(tenant, self.settings.buffer)
         with self.lock:
             self.subscribers.add(sub)
             if SHUTDOWN.is_set():
@@ -143,15 +174,26 @@ class Hub:
             with reader.connect() as conn:
                 changes = feed.read_after(conn, self.head, PAGE)
             with self.lock:
-                for change in changes:
-                    for sub in self.subscribers:
-                        if sub.tenant is None or sub.tenant == change.tenant:
-                            sub.offer(change)
                 if changes:
+                    self.fan_out(changes)
                     self.head = changes[-1].position
             if len(changes) < PAGE:
                 return
             time.sleep(0.01)  # a burst: let the streams write this page out first
+
+    def fan_out(self, changes: list[feed.Change]) -> None:
+        """Each stream gets the batch of its tenant (an admin's: all of it)."""
+        everything = Batch.of(changes)
+        of_tenant: dict[str, Batch | None] = {}
+        for sub in self.subscribers:
+            if sub.tenant is None:
+                sub.offer(everything)
+                continue
+            if sub.tenant not in of_tenant:
+                mine = [change for change in changes if change.tenant == sub.tenant]
+                of_tenant[sub.tenant] = Batch.of(mine) if mine else None
+            if of_tenant[sub.tenant] is not None:
+                sub.offer(of_tenant[sub.tenant])
 
     def prune(self) -> None:
         cutoff = datetime.now(UTC) - timedelta(seconds=self.settings.retention)
