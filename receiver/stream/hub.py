@@ -30,6 +30,7 @@ log = logging.getLogger("receiver.stream")
 
 PAGE = 500  # changes per read
 PRUNE_EVERY = 300.0  # seconds
+COALESCE = 0.05  # seconds: reads at most this often
 # set by the stream server's gunicorn on SIGTERM (receiver/stream/gunicorn_conf.py): every
 # stream then ends at once, so a stopping worker is not held by clients that never leave
 SHUTDOWN = threading.Event()
@@ -142,13 +143,18 @@ class Hub:
 
     def _run(self) -> None:
         listener = Listener(self.engine) if self.engine.dialect.name == "postgresql" else None
-        pruned = 0.0
+        pruned = read = 0.0
         while not SHUTDOWN.is_set():
             try:
                 if listener is not None:
                     listener.wait(self.settings.poll_interval)
                 else:
                     SHUTDOWN.wait(self.settings.poll_interval)
+                # in a storm every commit notifies: gather them into one read, so each
+                # stream gets a batch per COALESCE instead of a write per commit (a lone
+                # change still goes out at once)
+                SHUTDOWN.wait(max(0.0, read + COALESCE - self.clock()))
+                read = self.clock()
                 self.catch_up()
                 if self.clock() - pruned >= PRUNE_EVERY:
                     pruned = self.clock()
