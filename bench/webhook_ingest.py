@@ -15,8 +15,15 @@ loaded by bench/amload.py with the same arguments (10 alerts per request, concur
 Rounds alternate baseline / receiver so machine noise hits both. Afterwards each store
 must hold exactly the distinct alerts sent (no loss, no duplicates).
 
+With --streams N, the stream server (receiver/stream, gunicorn gthread) runs beside the
+receiver on the same database, and a third kind of round, "receiver+streams", loads the
+same receiver while N live streams are open and receiving every change
+(bench/stream_holders.py). Goal: the receiver keeps >= 80 % of its own alerts/s without
+the streams, in the same run (the streams hold none of the receiver's sync workers; what
+they cost is CPU on the same cores).
+
     .venv/bin/python bench/webhook_ingest.py [--workload replay|storm|both]
-        [--duration 15] [--rounds 3] [--storm-alerts 200000] [--threads 4]
+        [--duration 15] [--rounds 3] [--storm-alerts 200000] [--threads 4] [--streams 200]
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ import tempfile
 from pathlib import Path
 
 import psycopg2
+import yaml
+from stream_holders import StreamHolders
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -46,7 +55,10 @@ GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 RECEIVER_WORKERS = ["-w", "2", "-k", "sync"]  # receiver.gunicorn_conf's default class
 GROUP = 100  # amload's alerts per group: --first-alert must be a multiple
 WARMUP_ALERTS = 2000
+STREAMS = "receiver+streams"
 GOALS = {"replay": {"ratio": 1.0}, "storm": {"ratio": 0.5, "p99_ms": 50.0}}
+STREAMS_GOAL = 0.8  # receiver+streams alerts/s over the receiver's alone, same run
+API_TOKEN = "tm_bench_streams_admin_0123456789"
 
 
 def start_rawpg(cluster: PostgresCluster, db: str, workdir: Path) -> tuple[ManagedProcess, str]:
@@ -61,22 +73,47 @@ def start_rawpg(cluster: PostgresCluster, db: str, workdir: Path) -> tuple[Manag
     return proc, url
 
 
-def start_receiver(cluster: PostgresCluster, db: str,
-                   workdir: Path) -> tuple[ManagedProcess, str]:
+def receiver_env(url: str, workdir: Path, name: str, streams: int) -> dict[str, str]:
+    """The receiver's and the stream server's settings: one file, as in production."""
+    config = workdir / f"{name}.yaml"
+    config.write_text(yaml.safe_dump({
+        "api_tokens": [{"name": "bench", "role": "admin", "tenant": "*", "token": API_TOKEN}],
+        # room for a round's streams while the last round's are still being noticed gone
+        "stream": {"max_streams": 2 * streams + 1},
+        "rate_limit": {"requests_per_second": 0}}))
+    metrics_dir = workdir / f"metrics-{name}"
+    metrics_dir.mkdir()
+    return {"TICKETMON_CONFIG": str(config), "TICKETMON_DATABASE_URL": url,
+            "TICKETMON_WEBHOOK_TOKEN": TOKEN, "TICKETMON_LOG_LEVEL": "warning",
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+
+
+def start_receiver(cluster: PostgresCluster, db: str, workdir: Path,
+                   streams: int = 0) -> tuple[ManagedProcess, str]:
     port = free_port()
     url = cluster.url(db)
     migrate.upgrade(url)
-    metrics_dir = workdir / f"metrics-{db}"
-    metrics_dir.mkdir()
     proc = ManagedProcess(
         f"receiver-{db}", [GUNICORN, "-c", "python:receiver.gunicorn_conf", *RECEIVER_WORKERS,
                            "--no-control-socket", "-b", f"127.0.0.1:{port}",
                            "receiver.wsgi:app"],
-        workdir / f"{db}.log", cwd=REPO,
-        env={"TICKETMON_DATABASE_URL": url, "TICKETMON_WEBHOOK_TOKEN": TOKEN,
-             "TICKETMON_LOG_LEVEL": "warning", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
+        workdir / f"{db}.log", cwd=REPO, env=receiver_env(url, workdir, db, streams))
     proc.wait_http(f"http://127.0.0.1:{port}/readyz")
     return proc, f"http://127.0.0.1:{port}/api/v1/alertmanager"
+
+
+def start_stream_server(cluster: PostgresCluster, db: str, workdir: Path,
+                        streams: int) -> tuple[ManagedProcess, str]:
+    """The stream server beside the receiver, on the same database (one worker)."""
+    port = free_port()
+    proc = ManagedProcess(
+        f"stream-{db}", [GUNICORN, "-c", "python:receiver.stream.gunicorn_conf",
+                         "--no-control-socket", "-b", f"127.0.0.1:{port}",
+                         "receiver.stream.wsgi:app"],
+        workdir / f"stream-{db}.log", cwd=REPO,
+        env=receiver_env(cluster.url(db), workdir, f"stream-{db}", streams))
+    proc.wait_http(f"http://127.0.0.1:{port}/readyz")
+    return proc, f"http://127.0.0.1:{port}/api/v1/stream"
 
 
 def _port_open(port: int) -> bool:
@@ -136,13 +173,19 @@ def run_workload(name: str, cluster: PostgresCluster, args: argparse.Namespace,
     auth = f"Authorization: Bearer {TOKEN}"
     pg_pid = postmaster_pid(cluster)
     results: dict[str, list[dict]] = {"rawpg": [], "receiver": []}
-    sent = {"rawpg": 0, "receiver": 0}
+    sent = {"rawpg": 0, "receiver": 0}  # per database
+    stream_url = None
     try:
         rawpg, raw_url = start_rawpg(cluster, raw_db, workdir)
         procs.append(rawpg)
-        receiver, rec_url = start_receiver(cluster, rec_db, workdir)
+        receiver, rec_url = start_receiver(cluster, rec_db, workdir, args.streams)
         procs.append(receiver)
         servers = {"rawpg": (raw_url, rawpg.pid, None), "receiver": (rec_url, receiver.pid, auth)}
+        if args.streams:
+            streamer, stream_url = start_stream_server(cluster, rec_db, workdir, args.streams)
+            procs.append(streamer)
+            servers[STREAMS] = (rec_url, receiver.pid, auth)
+            results[STREAMS] = []
         if name == "replay":
             load = {"distinct": args.distinct, "resolve": args.resolve_fraction}
             per_round = 0
@@ -150,7 +193,8 @@ def run_workload(name: str, cluster: PostgresCluster, args: argparse.Namespace,
             per_round = max(GROUP, args.storm_alerts // args.rounds // GROUP * GROUP)
             load = {"distinct": per_round, "resolve": 0.0,
                     "requests": -(-per_round // args.alerts_per_request)}
-        for system, (url, _pid, header) in servers.items():  # connections, plans, caches
+        for system in ("rawpg", "receiver"):  # connections, plans, caches
+            url, _pid, header = servers[system]
             warm = dict(load, distinct=WARMUP_ALERTS,
                         requests=WARMUP_ALERTS // args.alerts_per_request) \
                 if name == "storm" else load
@@ -159,12 +203,27 @@ def run_workload(name: str, cluster: PostgresCluster, args: argparse.Namespace,
             sent[system] += r["alerts_sent"]
         for rnd in range(args.rounds):
             for system, (url, pid, header) in servers.items():
-                r = amload(url, args, f"{name}-{system}-{rnd}", args.duration, header=header,
-                           first=per_round * rnd, watch=(pid, pg_pid), **load)
+                holders = None
+                first = per_round * rnd
+                if system == STREAMS:  # its own alert identities: the store is shared
+                    first = per_round * (args.rounds + 1 + rnd)
+                    holders = StreamHolders(stream_url, API_TOKEN, args.streams)
+                    holders.open()
+                try:
+                    r = amload(url, args, f"{name}-{system}-{rnd}", args.duration,
+                               header=header, first=first, watch=(pid, pg_pid), **load)
+                finally:
+                    if holders is not None:
+                        r_streams = {"streams_open": holders.open_now(),
+                                     "streams_refused": holders.refused,
+                                     "stream_bytes": holders.received}
+                        holders.close()
+                if holders is not None:
+                    r.update(r_streams)
                 r["server_cpu_ms_per_req"] = cpu_ms(r, pid)
                 r["postgres_cpu_ms_per_req"] = cpu_ms(r, pg_pid)
                 results[system].append(r)
-                sent[system] += r["alerts_sent"]
+                sent["rawpg" if system == "rawpg" else "receiver"] += r["alerts_sent"]
                 print(json.dumps(r), file=sys.stderr, flush=True)
         store = store_counts(cluster, rec_db, raw_db)
     finally:
@@ -208,7 +267,7 @@ def report(name: str, w: dict, args: argparse.Namespace) -> dict:
     print("| server | " + " | ".join(heads) + " | ratio to baseline | errors |")
     print("|---|" + "---:|" * (len(heads) + 2))
     base = med(res["rawpg"], "alerts_per_s")
-    for system in ("rawpg", "receiver"):
+    for system in res:
         errors = sum(r.get("error_count", 0) for r in res[system])
         ratio = med(res[system], "alerts_per_s") / base
         print(f"| {system} | " + " | ".join(f"{med(res[system], k):.1f}" for k in keys)
@@ -223,6 +282,16 @@ def report(name: str, w: dict, args: argparse.Namespace) -> dict:
         checks["p99"] = p99 <= goal["p99_ms"]
         print(f"receiver p99: {p99:.1f} ms (goal <= {goal['p99_ms']:g} ms: "
               f"{'PASS' if checks['p99'] else 'FAIL'})")
+    if STREAMS in res:
+        alone, loaded = med(res["receiver"], "alerts_per_s"), med(res[STREAMS], "alerts_per_s")
+        opened = min(r["streams_open"] for r in res[STREAMS])
+        checks["streams"] = loaded >= STREAMS_GOAL * alone and opened == args.streams
+        print(f"receiver with {args.streams} streams open ({opened} still open at the end of "
+              f"the worst round, {sum(r['streams_refused'] for r in res[STREAMS])} refused, "
+              f"{med(res[STREAMS], 'stream_bytes') / 1e6:.1f} MB streamed per round) / "
+              f"without: alerts/s {loaded / alone:.0%}, p99 "
+              f"{med(res[STREAMS], 'p99_ms'):.1f} ms vs {p99:.1f} ms (goal >= "
+              f"{STREAMS_GOAL:.0%}: {'PASS' if checks['streams'] else 'FAIL'})")
     checks["no_loss"] = store["receiver_exact"] and store["rawpg_exact"]
     print(f"stores hold exactly the distinct alerts sent (receiver "
           f"{w['expected_distinct']['receiver']:,}, rawpg {w['expected_distinct']['rawpg']:,}): "
@@ -249,6 +318,8 @@ def main() -> int:
                     help="storm: new alerts per server, split over the rounds")
     ap.add_argument("--threads", type=int, default=0,
                     help="run the receiver's 2 workers as gthread with this many threads")
+    ap.add_argument("--streams", type=int, default=0,
+                    help="also load the receiver while this many live streams are open")
     args = ap.parse_args()
     if args.threads:
         RECEIVER_WORKERS[:] = ["-w", "2", "-k", "gthread", "--threads", str(args.threads)]

@@ -36,6 +36,7 @@ from receiver.ratelimit import TokenBuckets
 from receiver.settings import ReceiverSettings
 from receiver.store import Store, StoreUnavailable, queries
 from receiver.store.store import Conflict, NotFound
+from receiver.stream import api as stream
 from ticketmon.core import logs
 from ticketmon.core.auth import Authenticator, AuthError, Forbidden
 from ticketmon.core.config import ConfigError, load
@@ -45,7 +46,9 @@ from ticketmon.core.metrics_guard import Guard
 log = logging.getLogger("receiver")
 BLUEPRINTS = (webhook.bp, incidents.bp, alerts.bp, admin.bp, ops.bp, openapi.bp,
               escalation.bp, oncall.bp, reports.bp, overview.bp, docs.bp,
-              console.bp)
+              console.bp, stream.bp)
+# the stream server (receiver/stream/wsgi.py): the live stream and the ops endpoints
+STREAM_BLUEPRINTS = (stream.bp, ops.bp)
 
 
 def _load_hook(spec: str):
@@ -71,8 +74,10 @@ def _oncall(settings: ReceiverSettings):
     return OnCall(settings.oncall)  # its refresh thread starts with the first request
 
 
-def create_app(settings: ReceiverSettings | None = None) -> Flask:
-    """Build the app from settings (default: $TICKETMON_CONFIG + TICKETMON_* overrides)."""
+def create_app(settings: ReceiverSettings | None = None,
+               blueprints: tuple = BLUEPRINTS) -> Flask:
+    """Build the app from settings (default: $TICKETMON_CONFIG + TICKETMON_* overrides),
+    with every blueprint, or only some (the stream server's)."""
     settings = settings or load(ReceiverSettings)
     if settings.dev:
         log.warning("DEV MODE: authentication is OFF for the API and the webhook; "
@@ -84,7 +89,7 @@ def create_app(settings: ReceiverSettings | None = None) -> Flask:
                   timeout=settings.store_timeout_seconds)
     for spec in settings.incident_hooks:
         store.add_hook(_load_hook(spec))
-    metrics = ReceiverMetrics(store)
+    metrics = ReceiverMetrics(store, store_gauges=webhook.bp in blueprints)
     metrics.store_collector.add(outbox_gauges)  # dead letters and pending, from the DB
     metrics.store_collector.add(anomaly_gauges)  # latest scores written by the anomaly job
     store.observe = metrics.store_duration.observe
@@ -96,11 +101,14 @@ def create_app(settings: ReceiverSettings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     limiter = TokenBuckets(settings.rate_limit.requests_per_second, settings.rate_limit.burst)
-    app.extensions["ticketmon_receiver"] = Receiver(settings, store, auth, metrics, limiter)
+    ctx = Receiver(settings, store, auth, metrics, limiter)
+    app.extensions["ticketmon_receiver"] = ctx
     app.extensions["ticketmon_oncall"] = _oncall(settings)
     app.extensions["ticketmon_overview"] = PlatformView(settings.overview)
-    for bp in BLUEPRINTS:
+    for bp in blueprints:
         app.register_blueprint(bp)
+    if stream.bp in blueprints:
+        stream.install(app, ctx, stream_server=webhook.bp not in blueprints)
     _install_request_hooks(app, settings, metrics)
     _install_error_handlers(app, metrics)
     app.wsgi_app = Guard(app.wsgi_app, settings.metrics_guard)

@@ -15,7 +15,8 @@ from ticketmon.core.config import ConfigError
 from ticketmon.core.durations import parse_duration
 
 # modules with register(receiver_subparsers)
-EXTENSIONS: list[str] = ["receiver.escalation.worker_cli", "receiver.anomaly.cli"]
+EXTENSIONS: list[str] = ["receiver.escalation.worker_cli", "receiver.anomaly.cli",
+                         "receiver.stream.cli"]
 
 def duration(text: str) -> timedelta:
     """`90d`, `12h`, `30m`, `2w`, `45s` (ticketmon.core.durations), longer than zero."""

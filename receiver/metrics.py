@@ -60,8 +60,11 @@ class StoreCollector:
 
 
 class ReceiverMetrics:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, store_gauges: bool = True) -> None:
+        """store_gauges=False (the stream server): no gauges read from the database, so
+        they are not scraped twice, from the receiver and from the stream server."""
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        self.store_gauges = store_gauges
         self.registry = CollectorRegistry()
         self.http_requests = Counter(
             "ticketmon_receiver_http_requests_total", "HTTP requests answered",
@@ -105,7 +108,7 @@ class ReceiverMetrics:
             "(the receiver's share of a page before the worker's notification lateness)",
             buckets=STORE_BUCKETS, registry=self.registry)
         self.store_collector = StoreCollector(store)
-        if not self.multiprocess:
+        if store_gauges and not self.multiprocess:
             self.registry.register(self.store_collector)
 
     def exposition(self) -> bytes:
@@ -114,5 +117,6 @@ class ReceiverMetrics:
             return generate_latest(self.registry)
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
-        registry.register(self.store_collector)
+        if self.store_gauges:
+            registry.register(self.store_collector)
         return generate_latest(registry)

@@ -14,6 +14,7 @@ from receiver.console.settings import ConsoleSettings
 from receiver.oncall.service import OncallSettings
 from receiver.overview import OverviewSettings
 from receiver.ratelimit import RateLimitSettings
+from receiver.stream.settings import StreamSettings
 from ticketmon.core.auth import ConfiguredToken, JwtSettings
 from ticketmon.core.config import Settings
 from ticketmon.core.durations import Duration
@@ -60,6 +61,7 @@ class ReceiverSettings(Settings):
     # server's URL (`ticketmon receiver stream`, port 10199) when the receiver runs
     # sync gunicorn workers, which never hold streams
     stream_url: str = Field(default="/api/v1/stream", max_length=2000)
+    stream: StreamSettings = Field(default_factory=StreamSettings)
     # GET /api/v1/overview: the Prometheus it reads services, SLOs and key figures from
     overview: OverviewSettings = Field(default_factory=OverviewSettings)
 

@@ -52,13 +52,14 @@ def error_body(code: str, message: str, field: str | None = None) -> dict:
     return {"error": {"code": code, "message": redact.text(message), "field": field}}
 
 
-def caller(role: str) -> Principal:
+def caller(role: str, principal: Principal | None = None) -> Principal:
     """Authenticate the request, hold it to its token's request rate, and require at
-    least `role`. Every REST API handler starts here (the webhook does not)."""
+    least `role`. Every REST API handler starts here (the webhook does not); one that
+    knows its caller another way (the stream: the console's session) passes it."""
     ctx = receiver()
     if ctx.settings.dev:
         principal = DEV_PRINCIPAL
-    else:
+    elif principal is None:
         principal = ctx.auth.authenticate(request.headers.get("Authorization"))
     wait = ctx.limiter.take(f"{principal.via}:{principal.name}")
     if wait:

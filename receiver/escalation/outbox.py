@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from receiver.escalation.tables import escalations, notifications
 from receiver.store.bulk import arrays, unnest
 from receiver.store.tables import incidents
+from receiver.stream import feed
 from ticketmon.core import redact
 
 n = notifications.c
@@ -191,17 +192,21 @@ def finish_all(conn: Connection, owner: str, outcomes: list[Finished]) -> list[s
             notifications.update().where(n.id == o.row["id"], fence)
             .values(**o.values, **released)).rowcount == 1}
     states: list[str | None] = []
+    notified: set[int] = set()  # incidents with a notification gone out or given up
     for o in outcomes:
         if o.row["id"] not in written:
             states.append(None)
             continue
         states.append(o.values["state"])
+        if o.values["state"] in ("delivered", "dead"):
+            notified.add(o.row["incident_id"])
         delivered = o.values["state"] == "delivered"
         if o.silence_id is not None or (o.row["action"] == "unsilence" and delivered):
             conn.execute(escalations.update()
                          .where(escalations.c.incident_id == o.row["incident_id"])
                          .values(silence_id=o.silence_id, updated_at=o.values.get(
                              "finished_at") or datetime.now(UTC)))
+    feed.record_ids(conn, notified, "notified", "worker", datetime.now(UTC))
     return states
 
 

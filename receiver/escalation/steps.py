@@ -20,6 +20,7 @@ from receiver.escalation.tables import escalations
 from receiver.escalation.timers import insert_outbox, outbox_row
 from receiver.store.bulk import arrays, unnest
 from receiver.store.tables import incidents
+from receiver.stream import feed
 
 
 def incident_labels(incident: dict) -> dict[str, str]:
@@ -125,4 +126,6 @@ def advance_escalations(conn: Connection, policies: PolicySet, now: datetime,
     for item in outbox:
         item["created_at"] = written
     insert_outbox(conn, outbox)
+    feed.record_ids(conn, {item["incident_id"] for item in outbox}, "escalated", "worker",
+                    written)
     return batch

@@ -29,6 +29,7 @@ from receiver.store.incident_events import IncidentHook
 from receiver.store.ingest import run_hooks
 from receiver.store.ingest_statements import UNRESOLVED, statements
 from receiver.store.tables import alerts, events, incident_alerts, incidents
+from receiver.stream import feed
 from receiver.tenant_groups import tenant_of
 
 ACTOR = "reconciler"
@@ -127,6 +128,9 @@ def resolve_alerts(conn: Connection, keys: Sequence[Key], now: datetime,
     done.resolved_alerts = len(rows)
     done.resolved_incidents = resolve_empty(
         conn, locked, now, hooks, "none of its alerts fires in Alertmanager any more")
+    moved = {e["incident_id"] for e in history} - {None, *done.resolved_incidents}
+    feed.record(conn, [feed.change_row(i, "corrected", ACTOR, now) for i in locked
+                       if i["id"] in moved])
     return done
 
 
@@ -207,8 +211,8 @@ def place_firing(conn: Connection, key: str, group: AmGroup, found: Sequence[AmA
         cur = open_incident(conn, key, group, [a for a, _ in place.values()], now, hooks,
                             external_url)
         done.opened_incidents.append(cur["id"])
-    else:
-        raise_severity(conn, cur, [a for a, _ in place.values()], now, hooks)
+    elif not raise_severity(conn, cur, [a for a, _ in place.values()], now, hooks):
+        feed.record(conn, [feed.change_row(cur, "corrected", ACTOR, now)])
     for part in chunks(sorted(move)):
         conn.execute(incident_alerts.update().where(
             incident_alerts.c.group_key == key,
@@ -293,17 +297,19 @@ def open_incident(conn: Connection, key: str, group: AmGroup, members: list[AmAl
 
 
 def raise_severity(conn: Connection, incident: dict, newcomers: list[AmAlert],
-                   now: datetime, hooks: Sequence[IncidentHook]) -> None:
+                   now: datetime, hooks: Sequence[IncidentHook]) -> bool:
+    """Raise the incident's severity to its newcomers' highest; True if it rose."""
     top = sev.highest([incident["severity"]] + [a.labels.get("severity", sev.DEFAULT)[:64]
                                                 for a in newcomers])
     if sev.rank(top) <= sev.rank(incident["severity"]):
-        return
+        return False
     detail = {"from": incident["severity"], "to": top}
     conn.execute(incidents.update().where(incidents.c.id == incident["id"])
                  .values(severity=top, updated_at=now))
     incident.update(severity=top)
     conn.execute(events.insert().values(_event(now, incident["id"], "severity_raised", detail)))
     run_hooks(conn, hooks, incident, "severity_raised", ACTOR, now, detail)
+    return True
 
 
 def _event(at: datetime, incident_id: int | None, kind: str, detail: dict,

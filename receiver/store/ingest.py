@@ -49,6 +49,7 @@ from receiver.store.ingest_statements import UNRESOLVED, Key, statements
 from receiver.store.ingest_writes import Writes
 from receiver.store.replay import IngestResult, Probe, received
 from receiver.store.tables import alerts, incident_alerts, incidents
+from receiver.stream import feed
 from receiver.tenant_groups import tenant_of
 
 
@@ -69,6 +70,7 @@ class Ingest(Resolution):
         self.linked_now: dict[Key, int] = {}  # links written by this transaction
         self.inserted: set[Key] = set()  # alerts this transaction stored first
         self.result = IngestResult(received=received(payload), duplicates=0)
+        self.in_feed: set[int] = set()  # incidents whose change this post already recorded
 
     # -- steps -------------------------------------------------------------------------
     def run(self) -> IngestResult:
@@ -98,6 +100,10 @@ class Ingest(Resolution):
             uncovered = self.note_truncation(cur)  # what was hidden may have resolved
             self.maybe_resolve(cur, any_resolved=uncovered or bool(ended)
                                or "resolved" in changed.values())
+        if (changed or ended) and cur is not None and cur["id"] not in self.in_feed:
+            # its alerts moved, its status did not: the live view still has news
+            self.writes.changes.append(feed.change_row(cur, "updated", "alertmanager",
+                                                       self.now))
         self.writes.flush()
         self.result.changed = len(changed) + len(ended)
         self.result.all_new = len(self.inserted) == len(self.alerts)
@@ -341,13 +347,20 @@ class Ingest(Resolution):
         self.event_rows.append({"at": self.now, "incident_id": incident["id"],
                                 "fingerprint": None, "starts_at": None, "kind": kind,
                                 "actor": actor, "detail": detail})
-        if hook and self.hooks:
+        self.in_feed.add(incident["id"])
+        if not hook:
+            self.writes.changes.append(feed.change_row(incident, "updated", actor, self.now))
+            return
+        if self.hooks:
             self.writes.flush_links()  # a hook may read the incident's alerts
-            run_hooks(self.conn, self.hooks, incident, kind, actor, self.now, detail)
+        run_hooks(self.conn, self.hooks, incident, kind, actor, self.now, detail)
 
 
 def run_hooks(conn: Connection, hooks: Sequence[IncidentHook], incident: dict, kind: str,
               actor: str, at: datetime, detail: dict) -> None:
+    """Record the change in the live feed (receiver/stream/feed.py: always, it is no
+    plug-in), then run the plug-ins, all in the caller's transaction."""
+    feed.record(conn, [feed.change_row(incident, feed.change_of(kind, actor), actor, at)])
     if not hooks:
         return
     event = IncidentEvent(kind=kind, incident_id=incident["id"],

@@ -16,6 +16,7 @@ from receiver.store.bulk import dialect_insert
 from receiver.store.prepared import Prepared
 from receiver.store.tables import events, incident_alerts
 from receiver.store.types import json_text
+from receiver.stream import feed
 
 # PostgreSQL: links and history of a post in one round trip, always the same text, each
 # table's rows as one JSON array (see UPSERT_ALERTS in ingest_statements.py); a None
@@ -36,6 +37,15 @@ FROM json_to_recordset(%(events)s)
 """
 links_and_events = Prepared("ticketmon_links_and_events", LINKS_AND_EVENTS,
                             {"links": "json", "events": "json"})
+# ... and the post's live-feed changes in the same round trip (receiver/stream/feed.py)
+WITH_CHANGES = LINKS_AND_EVENTS.replace("WITH linked AS (", """WITH changed AS (
+    INSERT INTO incident_changes (at, incident_id, tenant, change, status, severity, actor)
+    SELECT * FROM json_to_recordset(%(changes)s)
+                  AS (at timestamp, incident_id bigint, tenant text, change text,
+                      status text, severity text, actor text)
+), linked AS (""")
+links_events_and_changes = Prepared("ticketmon_links_events_changes", WITH_CHANGES,
+                                    {"links": "json", "events": "json", "changes": "json"})
 
 
 def _naive_utc(value: datetime | None) -> datetime | None:
@@ -48,12 +58,14 @@ def _json_rows(rows: list[dict], times: tuple[str, ...]) -> str:
 
 
 class Writes:
-    """Links (rows known to be new) and history rows, in the order they were made."""
+    """Links (rows known to be new), history rows and live-feed changes, in the order
+    they were made."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.links: list[dict] = []
         self.events: list[dict] = []
+        self.changes: list[dict] = []
 
     def flush_links(self) -> None:
         """Before anything reads incident_alerts: a query, a resolution, a hook."""
@@ -64,12 +76,19 @@ class Writes:
 
     def flush(self) -> None:
         if self.links and self.events and self.conn.dialect.name == "postgresql":
-            links_and_events(self.conn, {
-                "links": _json_rows(self.links, ("starts_at",)),
-                "events": _json_rows(self.events, ("at", "starts_at"))})
+            params = {"links": _json_rows(self.links, ("starts_at",)),
+                      "events": _json_rows(self.events, ("at", "starts_at"))}
+            if self.changes:
+                params["changes"] = _json_rows(self.changes, ("at",))
+                links_events_and_changes(self.conn, params)
+            else:
+                links_and_events(self.conn, params)
             self.links.clear()
             self.events.clear()
+            self.changes.clear()
             return
+        feed.record(self.conn, self.changes)
+        self.changes.clear()
         self.flush_links()
         if self.events:
             self.conn.execute(events.insert(), self.events)

@@ -24,7 +24,8 @@ SETTINGS = {
     ("exporter", "blockchain"): "exporters.blockchain.settings:BlockchainSettings",
     ("exporter", "fraud"): "exporters.fraud.settings:FraudSettings",
 }
-GUNICORN_APPS = {"receiver.wsgi:app": "receiver.settings:ReceiverSettings"}
+GUNICORN_APPS = {"receiver.wsgi:app": "receiver.settings:ReceiverSettings",
+                 "receiver.stream.wsgi:app": "receiver.settings:ReceiverSettings"}
 # Ports the third-party images listen on by default.
 IMAGE_PORTS = {"prometheus": 9090, "alertmanager": 9093, "node-exporter": 9100,
                "grafana": 3000, "postgres": 5432, "pushgateway": 9091}
@@ -65,8 +66,8 @@ def test_valid_with_secrets(run_compose, secrets_env):
 def test_every_component_is_there(compose_model):
     assert set(compose_model["services"]) >= {
         "prometheus", "alertmanager", "grafana", "postgres", "node-exporter", "receiver",
-        "receiver-worker", "business-exporter", "system-exporter", "blockchain-exporter",
-        "fraud", "anomaly", "pushgateway"}
+        "receiver-stream", "receiver-worker", "business-exporter", "system-exporter",
+        "blockchain-exporter", "fraud", "anomaly", "pushgateway"}
 
 
 def test_images_are_pinned(compose_model):
@@ -239,5 +240,5 @@ def test_every_ticketmon_metrics_needs_the_password_prometheus_sends(compose_mod
             targets = {s["target"] for s in services[host].get("secrets", [])}
             assert auth["password_file"] in targets, f"{host} lacks the metrics secret"
             guarded.add(host)
-    assert guarded == {"receiver", "receiver-worker", "business-exporter", "system-exporter",
-                       "blockchain-exporter", "fraud", "anomaly"}
+    assert guarded == {"receiver", "receiver-stream", "receiver-worker", "business-exporter",
+                       "system-exporter", "blockchain-exporter", "fraud", "anomaly"}

@@ -15,6 +15,10 @@ from receiver.api.openapi import document
 # the silence duration "…h" is valid in form but over silence_max in value
 SEMANTIC = ("POST /api/v1/incidents/{incident_id}/silence",)
 ROLES = ("viewer", "operator", "admin")
+UNFUZZED = {"GET /api/v1/stream": (
+    "a never-ending text/event-stream, served only by threaded servers (in process it is "
+    "the documented 503 of a sync worker); tests/receiver/test_stream.py drives it on "
+    "real servers: bad Last-Event-ID, unknown parameters, credentials, limits")}
 
 
 def _app(make_app, database_url: str | None = None):
@@ -35,7 +39,7 @@ def _headers(admin: dict):
 def test_fuzz_every_operation_on_sqlite(make_app):
     app, admin = _app(make_app)
     report = fuzz(app, _headers(admin), max_examples=25, budget_seconds=240,
-                  semantic_bounds=SEMANTIC)
+                  semantic_bounds=SEMANTIC, unfuzzed=UNFUZZED)
     print(f"receiver on SQLite: {report}")
     assert not report.failures, "\n\n".join(report.failures)
     assert report.operations == sum(len(m) for m in document()["paths"].values()) - 1
@@ -45,7 +49,7 @@ def test_fuzz_every_operation_on_sqlite(make_app):
 def test_fuzz_a_smaller_run_on_postgresql(make_app, postgres_url):
     app, admin = _app(make_app, postgres_url)
     report = fuzz(app, _headers(admin), max_examples=6, budget_seconds=120,
-                  semantic_bounds=SEMANTIC)
+                  semantic_bounds=SEMANTIC, unfuzzed=UNFUZZED)
     print(f"receiver on PostgreSQL: {report}")
     assert not report.failures, "\n\n".join(report.failures)
 

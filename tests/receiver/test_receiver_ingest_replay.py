@@ -66,8 +66,10 @@ def test_a_post_resolving_one_alert_writes_that_alert_and_its_history_only(store
     with statements(store) as seen:
         result = ingest(store, payload("group-3-partly-resolved"))
     assert (result.changed, result.duplicates) == (1, 2)
-    # probe, incident lock, one upserted row, "still firing?", one history row
-    assert len(seen) <= 5, seen
+    # probe, incident lock, one upserted row, "still firing?", one history row, and the
+    # incident's change for live streams (receiver/stream/feed.py)
+    assert len(seen) <= 6, seen
+    assert sum(s.startswith("INSERT INTO incident_changes") for s in seen) == 1, seen
     assert not any(s.startswith("INSERT INTO incident_alerts") for s in seen), seen
     detail = incidents_by_group(store)[inc["group_key"]]
     resolved = [e for e in detail["timeline"] if e["kind"] == "alert_resolved"]
@@ -152,11 +154,12 @@ def new_alerts_of_the_group(body: dict, tag: str) -> dict:
 
 def test_a_post_of_new_alerts_is_a_fixed_handful_of_statements(store):
     """The storm path: an open incident gains new alerts. On PostgreSQL: the probe, the
-    incident lock, one upsert, one statement for the links and the history, the last
-    three prepared by the first post (SQLite has no autocommit probe outside the
-    transaction and writes links and history apart)."""
+    incident lock, one upsert, one statement for the links, the history and the live
+    feed's change, the last three prepared by earlier posts (SQLite has no autocommit
+    probe outside the transaction and writes the three apart)."""
     first = payload("group-3-firing")
     ingest(store, first)
+    ingest(store, new_alerts_of_the_group(first, "w"))  # prepares the feed's variant
     [inc] = incidents_by_group(store).values()
     body = new_alerts_of_the_group(first, "a")
     with statements(store) as seen:
@@ -167,23 +170,23 @@ def test_a_post_of_new_alerts_is_a_fixed_handful_of_statements(store):
         assert kinds == ["SELECT alerts.fingerprint, alerts.starts_at,",
                          "EXECUTE ticketmon_lock_open_incident (%(group_key)s::TEXT,",
                          "EXECUTE ticketmon_upsert_alerts (%(now)s::timestamp,",
-                         "EXECUTE ticketmon_links_and_events (%(links)s::json,"], seen
+                         "EXECUTE ticketmon_links_events_changes (%(links)s::json,"], seen
     else:
         assert kinds == ["SELECT alerts.fingerprint, alerts.starts_at,",
                          "SELECT incidents.id, incidents.group_key,",
-                         "INSERT INTO alerts", "INSERT INTO incident_alerts",
-                         "INSERT INTO events"], seen
+                         "INSERT INTO alerts", "INSERT INTO incident_changes",
+                         "INSERT INTO incident_alerts", "INSERT INTO events"], seen
     detail = incidents_by_group(store)[inc["group_key"]]
-    assert len(detail["alerts"]) == 6
+    assert len(detail["alerts"]) == 9
     firing = [e for e in detail["timeline"] if e["kind"] == "alert_firing"]
-    assert len(firing) == 6  # the timeline holds this incident's events only
-
+    assert len(firing) == 9  # the timeline holds this incident's events only
 
 
 def test_in_a_storm_posts_skip_the_probe_until_one_brings_a_stored_alert(store):
     """After STORM_STREAK posts in a row of alerts new to the store, the next post goes
-    straight to the write path (PostgreSQL: lock, upsert, links and history). A replay
-    then takes the write path once, changes nothing, and ends the streak."""
+    straight to the write path (PostgreSQL: lock, upsert, links, history and the live
+    feed's change). A replay then takes the write path once, changes nothing, and ends
+    the streak."""
     from receiver.store.store import STORM_STREAK
 
     first = payload("group-3-firing")
@@ -197,7 +200,7 @@ def test_in_a_storm_posts_skip_the_probe_until_one_brings_a_stored_alert(store):
     if store.url.startswith("postgresql"):
         assert [s.split()[1] for s in seen] == [
             "ticketmon_lock_open_incident", "ticketmon_upsert_alerts",
-            "ticketmon_links_and_events"], seen
+            "ticketmon_links_events_changes"], seen
     before = snapshot(store)
     again = ingest(store, storm)
     assert (again.changed, again.duplicates, again.opened, again.all_new) == (0, 3, [], False)

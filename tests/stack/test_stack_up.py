@@ -13,10 +13,12 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 
 import psutil
 import pytest
 import requests
+from support.sse import SseClient
 from support.stack import running_stack, wait_targets_up
 from support.waiting import wait_for
 
@@ -47,10 +49,12 @@ def test_stack_up_runs_everything_and_the_walkthrough_ends_resolved(stack):
     health = wait_targets_up(prom)
     assert len(health) >= 12
 
+    headers = {"Authorization": f"Bearer {state['admin_token']}"}
+    live = SseClient(state["receiver-stream"], headers)  # the console's live updates
+    assert live.status == 200
     said = scenario.run("service-down", "checkout", workdir=tmp_workdir(state))
     assert state["admin_token"] not in said and str(tmp_workdir(state)) in said
     print(said)
-    headers = {"Authorization": f"Bearer {state['admin_token']}"}
 
     def incident():
         resp = requests.get(f"{state['receiver_url']}/api/v1/incidents", headers=headers,
@@ -81,9 +85,12 @@ def test_stack_up_runs_everything_and_the_walkthrough_ends_resolved(stack):
 
     # the README walkthrough: acknowledge, bring checkout back -> resolved, resolve paged
     incident_id = found[0]["id"]
+    seen_live(live, incident_id, "opened")
     acked = requests.post(f"{state['receiver_url']}/api/v1/incidents/{incident_id}/acknowledge",
                           headers=headers, timeout=5)
     assert acked.status_code == 200 and acked.json()["incident"]["status"] == "acknowledged"
+    seen_live(live, incident_id, "acknowledged")
+    live.close()
     print(scenario.run("service-ok", "checkout", workdir=tmp_workdir(state)))
 
     def resolved():
@@ -97,6 +104,16 @@ def test_stack_up_runs_everything_and_the_walkthrough_ends_resolved(stack):
     wait_for(lambda: [e for e in pagerduty_events() if e.get("event_action") == "resolve"
                       and e.get("dedup_key") == trigger["dedup_key"]],
              60, "PagerDuty's resolve in the sink", every=1)
+
+
+def seen_live(client: SseClient, incident_id: int, change: str) -> None:
+    """The stream server told the client of this change (other events may come first)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        [event] = client.events(1, deadline - time.monotonic())
+        if (event.data["id"], event.data["change"]) == (incident_id, change):
+            return
+    raise AssertionError(f"no {change} event for incident {incident_id}")
 
 
 def tmp_workdir(doc: dict):

@@ -3,9 +3,9 @@
 Starts, in dependency order, the platform simulator (a SQLite ticketing database with
 live sales, simulated services, a Solana JSON-RPC simulator, checkout traffic, the
 nightly batch jobs on a one-minute schedule pushing to a real Pushgateway), the
-receiver (gunicorn) and its worker, the four exporters, node_exporter, then real
-Alertmanager and Prometheus fed the repository's own deploy/ config and rules/. It prints
-`name url` per component and stops everything on Ctrl-C or SIGTERM.
+receiver (gunicorn), its stream server and its worker, the four exporters, node_exporter,
+then real Alertmanager and Prometheus fed the repository's own deploy/ config and rules/.
+It prints `name url` per component and stops everything on Ctrl-C or SIGTERM.
 
 Least privilege: the work directory is 0700; the run's state (with its admin token)
 and every generated file are created 0600 inside it (ticketmon/stack/state.py), and the
@@ -189,7 +189,7 @@ def _default_service_specs() -> list[dict]:
 
 
 def start_receiver(stack: Stack) -> None:
-    port = stack.port(10190)
+    port, stream_port = stack.port(10190), stack.port(10199)
     db = f"sqlite:///{stack.workdir / 'receiver.db'}"
     stack.secrets.update(webhook_token=secrets.token_urlsafe(24),
                          admin_token="tm_admin_" + secrets.token_urlsafe(24),
@@ -199,6 +199,10 @@ def start_receiver(stack: Stack) -> None:
         "database_url": db,
         "api_tokens": [{"name": "stack-admin", "role": "admin", "tenant": "*",
                         "token": stack.secrets["admin_token"]}],
+        # live updates come from the stream server below; the console on the receiver's
+        # origin reads them with its session cookie
+        "stream_url": f"http://127.0.0.1:{stream_port}/api/v1/stream",
+        "stream": {"allowed_origins": [f"http://127.0.0.1:{port}"]},
         "overview": {"prometheus_url": f"http://{stack.addresses['prometheus']}"},
     })
     metrics_dir = stack.workdir / "receiver-metrics"
@@ -216,6 +220,15 @@ def start_receiver(stack: Stack) -> None:
                 url=f"http://127.0.0.1:{port}/api/v1/incidents")
     stack.state["receiver_url"] = f"http://127.0.0.1:{port}"
     stack.state["db"] = db
+    stream_metrics = stack.workdir / "receiver-stream-metrics"
+    stream_metrics.mkdir(exist_ok=True)
+    stack.spawn("receiver-stream",
+                [sys.executable, "-m", "gunicorn", "-c", "python:receiver.stream.gunicorn_conf",
+                 "-b", f"127.0.0.1:{stream_port}", "--no-control-socket",
+                 "receiver.stream.wsgi:app"],
+                ready_url=f"http://127.0.0.1:{stream_port}/readyz",
+                env={**env, "PROMETHEUS_MULTIPROC_DIR": str(stream_metrics)},
+                host="receiver-stream", url=f"http://127.0.0.1:{stream_port}/api/v1/stream")
 
 
 def start_worker(stack: Stack, alertmanager_url: str) -> None:

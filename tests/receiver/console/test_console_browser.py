@@ -34,8 +34,6 @@ OPERATOR = next(t["token"] for t in TOKENS if t["role"] == "operator")
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
 WINDOW = (1280, 900)
 PHONE = (390, 844)
-STREAM_BRANCH_NOTE = ("needs GET /api/v1/stream (Server-Sent Events), built on branch `sse`; "
-                      "the lead removes this skip when that branch is merged")
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +64,6 @@ class LiveReceiver:
             self.url = url
             yield self
         self.store.dispose()
-
-    def has_stream(self) -> bool:
-        return any(rule.rule == "/api/v1/stream" for rule in self.app.url_map.iter_rules())
 
     def incident_ids(self) -> list[int]:
         return [row["id"] for row in self.app.test_client().get(
@@ -185,8 +180,6 @@ def test_sign_in_see_an_alertmanager_incident_acknowledge_it_and_sign_out(
 
 
 def test_a_second_incident_appears_without_reloading(fresh, receiver, alertmanager):
-    if not receiver.has_stream():
-        pytest.skip(STREAM_BRANCH_NOTE)
     driver = fresh
     sign_in(driver, receiver.url, OPERATOR)
     driver.execute_script("window.notReloaded = true")
@@ -208,8 +201,6 @@ def test_a_second_incident_appears_without_reloading(fresh, receiver, alertmanag
 
 
 def test_the_open_incident_updates_itself(fresh, receiver):
-    if not receiver.has_stream():
-        pytest.skip(STREAM_BRANCH_NOTE)
     driver = fresh
     receiver.store.ingest(parse(json.dumps(tenant_payload("acme", "refire-new-episode"))
                                 .encode()))

@@ -119,6 +119,14 @@ def test_full_escalation_ack_and_resolve(store, sink, tmp_path):
     assert resolves == [("/chat", "resolve"), ("/mail", "resolve"), ("/pager", "resolve")]
     ids = [d for _, d in sent(sink)]
     assert len(ids) == len(set(ids)) == 9
+    # what live streams were told, in order (repeats of one change folded)
+    with store.engine.connect() as conn:
+        changes = conn.execute(sa.text("SELECT change FROM incident_changes WHERE "
+                                       "incident_id = :i ORDER BY id"), {"i": incident})
+        kinds = [k for (k,) in changes]
+    assert [k for i, k in enumerate(kinds) if not i or k != kinds[i - 1]] == [
+        "opened", "escalated", "notified", "escalated", "notified", "acknowledged",
+        "notified", "resolved", "notified"]
 
 
 def test_steps_missed_while_no_worker_ran_all_fire_once_in_order(store, sink, tmp_path):

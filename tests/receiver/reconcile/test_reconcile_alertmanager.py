@@ -178,6 +178,12 @@ def test_truncated_group_converges(store, start_alertmanager):
     assert sorted(a["labels"]["instance"] for a in detail["alerts"]) == [
         "checkout-1:8080", "checkout-2:8080", "checkout-3:8080"]
     assert set(statuses(store).values()) == {"firing"}
+    # live streams hear of the correction (receiver/stream/feed.py)
+    with store.engine.connect() as conn:
+        changes = conn.execute(sa.text("SELECT change, actor FROM incident_changes "
+                                       "ORDER BY id")).all()
+    assert [tuple(c) for c in changes] == [("opened", "alertmanager"),
+                                           ("corrected", "reconciler")]
 
 
 def test_grace_waits_before_correcting(store, start_alertmanager):
