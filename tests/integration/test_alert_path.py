@@ -10,6 +10,7 @@ from pathlib import Path
 
 import requests
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
+from support.alertmanager import webhook_config
 
 from receiver.store import migrate
 from ticketmon.servers.process import ManagedProcess, free_port
@@ -38,24 +39,6 @@ alerting:
 scrape_configs:
   - job_name: trip
     static_configs: [{{targets: ["{target}"]}}]
-"""
-
-
-def alertmanager_config(receiver_url: str, token_file: Path) -> str:
-    return f"""
-route:
-  receiver: ticketmon
-  group_by: [alertname, service]
-  group_wait: 1s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: ticketmon
-    webhook_configs:
-      - url: {receiver_url}/api/v1/alertmanager
-        send_resolved: true
-        http_config:
-          authorization: {{type: Bearer, credentials_file: {token_file}}}
 """
 
 
@@ -102,7 +85,7 @@ def test_rule_fires_alertmanager_posts_incident_opens_then_resolves(
     try:
         token_file = workdir / "webhook-token"
         token_file.write_text(WEBHOOK_TOKEN)
-        am = start_alertmanager(alertmanager_config(url, token_file))
+        am = start_alertmanager(webhook_config(url, token_file))
         start_prometheus(prometheus_config(f"127.0.0.1:{target_port}",
                                            f"127.0.0.1:{am.port}"), {"rules.yml": RULES})
         trip.set(1)

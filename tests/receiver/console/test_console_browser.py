@@ -20,6 +20,7 @@ import pytest
 import requests
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
+from support.alertmanager import webhook_config
 from support.browser import chromium, served
 from support.console import TOKENS, VIEWER
 from support.receiver import WEBHOOK_TOKEN, tenant_payload
@@ -103,23 +104,6 @@ def text(driver, css: str) -> str:
     return wait_for(read, 5, f"the text of {css}")
 
 
-def alertmanager_config(receiver_url: str, token_file: Path) -> str:
-    return f"""
-route:
-  receiver: ticketmon
-  group_by: [alertname, service]
-  group_wait: 1s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: ticketmon
-    webhook_configs:
-      - url: {receiver_url}/api/v1/alertmanager
-        http_config:
-          authorization: {{type: Bearer, credentials_file: {token_file}}}
-"""
-
-
 def fire(alertmanager, name: str, service: str) -> None:
     """An alert into the real Alertmanager, which groups it and posts it to the receiver."""
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
@@ -137,7 +121,7 @@ def fire(alertmanager, name: str, service: str) -> None:
 def alertmanager(start_alertmanager, receiver, workdir):
     token_file = workdir / "webhook-token"
     token_file.write_text(WEBHOOK_TOKEN)
-    return start_alertmanager(alertmanager_config(receiver.url, token_file))
+    return start_alertmanager(webhook_config(receiver.url, token_file))
 
 
 def test_sign_in_see_an_alertmanager_incident_acknowledge_it_and_sign_out(
