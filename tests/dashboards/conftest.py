@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from support.waiting import wait_for
 
 from ticketmon.cli import build_parser
 from ticketmon.servers.alertmanager import Alertmanager
@@ -126,6 +127,8 @@ def _start_exporters(stack: LiveStack, addresses: dict[str, str], services: dict
             "platform-db", {"platform_database_url": db, "history_hours": 2,
                             "history_orders_per_hour": 300, "orders_per_second": 20,
                             "payment_failure_ratio": 0.2})])
+        # the exporter only reads: it refuses a database the simulator has not made yet
+        wait_for(lambda: (stack.workdir / "platform.db").exists(), 60, "the platform database")
         port = free_port()
         stack.start("business", ["exporter", "business", "--config", stack.config(
             "business", {"platform_database_url": db, "http": {"port": port},
