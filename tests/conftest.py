@@ -118,3 +118,12 @@ def start_alertmanager(workdir: Path) -> Iterator[Callable[[str], Alertmanager]]
 @pytest.fixture
 def port() -> int:
     return free_port()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`./dev test`: `-n 2 --dist loadgroup`) each module stays on one
+    worker, so its module fixtures (a live stack, a cluster) start once; the modules
+    that run the whole main job name one group, so two stacks never race for ports."""
+    for item in items:
+        if not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))

@@ -18,7 +18,8 @@ from support.stack import running_stack, wait_targets_up
 from ticketmon.dashboards import build
 from ticketmon.stack import scenario, trace
 
-pytestmark = pytest.mark.timeout(600)
+# the main job: one xdist worker runs every module that starts it (tests/conftest.py)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.xdist_group("main-job")]
 QUIET_SECONDS = 5  # at 1 s intervals: every rate window of the panels (1m) has samples
 
 # platform-ok restores what payments-ok and sales-ok restore, in one step

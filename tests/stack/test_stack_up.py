@@ -39,6 +39,9 @@ def stack(tmp_path):
         yield proc, urls, doc
 
 
+# the main job: one xdist worker runs every module that starts it (tests/conftest.py)
+pytestmark = pytest.mark.xdist_group("main-job")
+
 def test_stack_up_runs_everything_and_the_walkthrough_ends_resolved(stack):
     proc, urls, state = stack
     for name in ["prometheus", "alertmanager", "receiver", "worker", "business-exporter",
