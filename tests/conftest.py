@@ -120,6 +120,7 @@ def port() -> int:
     return free_port()
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns the marks into groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (`./dev test`: `-n 2 --dist loadgroup`) each module stays on one
     worker, so its module fixtures (a live stack, a cluster) start once; the modules
@@ -127,3 +128,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if not item.get_closest_marker("xdist_group"):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Stop at once if xdist lost the groups: a split module races its twin for ports and
+    fails far from the cause (it did with pytest 9.2, pytest-dev/pytest-xdist#1386)."""
+    if getattr(session.config.option, "loadgroup", False):  # set on xdist workers only
+        ungrouped = [item.nodeid for item in session.items if "@" not in item.nodeid]
+        if ungrouped:
+            raise pytest.UsageError(
+                f"--dist loadgroup is not grouping ({len(ungrouped)} tests without a group, "
+                f"e.g. {ungrouped[0]}); check the pytest and pytest-xdist versions")

@@ -55,10 +55,20 @@ def running_stack(workdir: Path, interval: str = "1s") -> Iterator[tuple]:
             assert not alive, f"left running after SIGTERM: {[p.cmdline() for p in alive]}"
 
 
-def wait_targets_up(prometheus: str, timeout: float = 60) -> dict[str, str]:
+def wait_targets_up(prometheus: str, timeout: float = 90) -> dict[str, str]:
+    """Every active target's health once all are up; else fail naming the ones that are not."""
+    seen: dict[str, str] = {}
+
     def targets_up():
         active = requests.get(f"{prometheus}/api/v1/targets", timeout=5).json()["data"]
+        seen.clear()
+        seen.update({t["scrapeUrl"]: f'{t["health"]} {t["lastError"]}'.strip()
+                     for t in active["activeTargets"]})
         health = {t["scrapeUrl"]: t["health"] for t in active["activeTargets"]}
         return health if health and all(h == "up" for h in health.values()) else None
 
-    return wait_for(targets_up, timeout, "every scrape target up", every=1)
+    try:
+        return wait_for(targets_up, timeout, "every scrape target up", every=1)
+    except AssertionError as exc:
+        down = {url: h for url, h in seen.items() if not h.startswith("up")}
+        raise AssertionError(f"{exc}; not up: {down or 'no targets at all'}") from None
