@@ -18,7 +18,10 @@ from sqlalchemy.engine import Connection
 
 from receiver.escalation.listings import state_counts
 
-LATENESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+# fine below 0.25 s, where a healthy worker is: with 0.1 and 0.25 as neighbours, one
+# delivery in a hundred at 0.11 s read as a p99 of 0.24 s
+LATENESS_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0, 30.0, 60.0, 300.0)
 OUTCOME = {"delivered": "delivered", "pending": "retry", "dead": "dead",
            "cancelled": "cancelled"}
 

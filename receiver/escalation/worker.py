@@ -154,8 +154,8 @@ class Worker:
         return None if due is None else (due - utcnow()).total_seconds()
 
     def next_step_in(self) -> float:
-        """Seconds until the next step falls due, capped by the poll interval (new
-        incidents appear in the database without telling us)."""
+        """Seconds until the next step falls due, capped by the poll interval (a commit
+        wakes the loop sooner: step_loop)."""
         wait = self.due_in()
         if wait is None:
             return self.settings.poll_interval
@@ -163,16 +163,25 @@ class Worker:
         return min(self.settings.poll_interval, max(wait, 0.05))
 
     def step_loop(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                due = self.due_in()
-                if due is not None and due <= 0:
-                    self.fire_due_steps()
-                wait = self.next_step_in()
-            except Exception as exc:  # database away: keep trying, state is in the DB
-                self.failed(exc)
-                wait = self.settings.poll_interval
-            self.stopping.wait(wait)
+        """Fire what is due, then sleep until the next step falls due or anything commits
+        (a new incident's first step is due at once; a resolve waits in the outbox)."""
+        from receiver.store.commit_watch import CommitWatch
+
+        watch = CommitWatch(self.engine, self.stopping)
+        try:
+            while not self.stopping.is_set():
+                try:
+                    due = self.due_in()
+                    if due is not None and due <= 0:
+                        self.fire_due_steps()
+                    wait = self.next_step_in()
+                except Exception as exc:  # database away: keep trying, state is in the DB
+                    self.failed(exc)
+                    wait = self.settings.poll_interval
+                if watch.wait(wait):
+                    self.dispatcher.nudge()
+        finally:
+            watch.close()
 
     # -- one pass (tests) ----------------------------------------------------------------
     def run_once(self) -> int:
@@ -265,6 +274,11 @@ class Worker:
         return thread
 
     # -- loop --------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Finish what is in flight and return from run(), without waiting out a poll."""
+        self.stopping.set()
+        self.dispatcher.wakeup.set()
+
     def failed(self, exc: Exception) -> None:
         log.warning("worker pass failed: %s", type(exc).__name__)
         self.metrics.errors.inc()

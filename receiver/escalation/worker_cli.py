@@ -37,7 +37,7 @@ def main(args) -> int:
     if settings.metrics_port:
         serve_metrics(settings, registry)
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: worker.stopping.set())
+        signal.signal(sig, lambda *_: worker.stop())
     worker.run()
     return 0
 

@@ -1,18 +1,17 @@
 """One reader of the change feed per process, fanning changes out to its open streams.
 
 However many clients a stream server holds, it asks the database once: a thread wakes
-on PostgreSQL's NOTIFY (or every `poll_interval`, which is all SQLite has), numbers
-committed changes (feed.sequence), reads what came after its last position, and puts
-what it read, as one batch per tenant, into the queue of every stream allowed to see
-it. A stream with `buffer` changes waiting fell that far behind: it is marked dropped,
-not buffered further. The same thread prunes the feed now and then.
+on any commit (store.commit_watch: PostgreSQL's NOTIFY, SQLite's data_version) or every
+`poll_interval`, numbers committed changes (feed.sequence), reads what came after its
+last position, and puts what it read, as one batch per tenant, into the queue of every
+stream allowed to see it. A stream with `buffer` changes waiting fell that far behind:
+it is marked dropped, not buffered further. The same thread prunes the feed now and then.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import select
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from receiver.store import StoreUnavailable
+from receiver.store.commit_watch import CommitWatch
 from receiver.stream import feed
 from receiver.stream.settings import StreamSettings
 
@@ -142,14 +142,11 @@ class Hub:
             self._thread.start()
 
     def _run(self) -> None:
-        listener = Listener(self.engine) if self.engine.dialect.name == "postgresql" else None
+        watch = CommitWatch(self.engine, SHUTDOWN)
         pruned = read = 0.0
         while not SHUTDOWN.is_set():
             try:
-                if listener is not None:
-                    listener.wait(self.settings.poll_interval)
-                else:
-                    SHUTDOWN.wait(self.settings.poll_interval)
+                watch.wait(self.settings.poll_interval)
                 # in a storm every commit notifies: gather them into one read, so each
                 # stream gets a batch per COALESCE instead of a write per commit (a lone
                 # change still goes out at once)
@@ -161,8 +158,7 @@ class Hub:
                     self.prune()
             except Exception as exc:  # noqa: BLE001 - the loop must outlive any outage
                 log.warning("stream hub cannot read the change feed: %s", exc)
-                if listener is not None:
-                    listener.close()
+                watch.close()
                 SHUTDOWN.wait(1.0)
         with self.lock:
             for sub in self.subscribers:
@@ -207,32 +203,3 @@ class Hub:
             gone = feed.prune(conn, cutoff, self.settings.max_rows)
         if gone:
             log.info("pruned the change feed", extra={"rows": gone})
-
-
-class Listener:
-    """PostgreSQL LISTEN on the feed's channel, on a connection of its own."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.conn = None
-
-    def wait(self, timeout: float) -> None:
-        """Until a change is committed (or sequenced) anywhere, or `timeout` seconds."""
-        if self.conn is None:
-            raw = self.engine.raw_connection()
-            self.conn = raw.driver_connection
-            raw.detach()  # ours for good: a pooled connection would lose the LISTEN
-            self.conn.autocommit = True
-            with self.conn.cursor() as cur:
-                cur.execute(f"LISTEN {feed.CHANNEL}")
-        if select.select([self.conn], [], [], timeout)[0]:
-            self.conn.poll()
-            self.conn.notifies.clear()
-
-    def close(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except Exception:  # noqa: BLE001 - already broken; a new one is made next time
-                pass
-            self.conn = None

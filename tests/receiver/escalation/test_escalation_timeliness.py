@@ -8,14 +8,16 @@ its own lease, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from collections import Counter
 from datetime import timedelta
 
 import escalation_helpers
 import pytest
 import sqlalchemy as sa
-from escalation_helpers import write_policies
+from escalation_helpers import firing_payload, write_policies
 from prometheus_client import CollectorRegistry, generate_latest
 from support.waiting import wait_for
 from test_escalation_flow import SECRET, open_incident
@@ -25,6 +27,7 @@ from receiver.escalation.settings import WorkerSettings
 from receiver.escalation.tables import notifications
 from receiver.escalation.timers import on_incident_event
 from receiver.escalation.worker import Worker, utcnow
+from receiver.payload import parse
 from receiver.store import Store, migrate
 from ticketmon.simulator.notification_sink import NotificationSink
 
@@ -53,7 +56,7 @@ def worker_for(store, policies, urls: dict[str, str], registry=None, **extra) ->
                        "allow_insecure_http": True}
                 for name, url in urls.items()}
     settings = WorkerSettings(database_url=store.url, policies_file=policies, channels=channels,
-                              metrics_port=0, poll_interval=0.05, **extra)
+                              metrics_port=0, **{"poll_interval": 0.05, **extra})
     return Worker(settings, registry=registry or CollectorRegistry())
 
 
@@ -75,9 +78,24 @@ class Running:
         return self.worker
 
     def __exit__(self, *exc) -> None:
-        self.worker.stopping.set()
+        self.worker.stop()
         self.thread.join(30)
         assert not self.thread.is_alive(), "worker did not stop"
+
+
+def test_a_commit_wakes_the_worker_instead_of_its_next_poll(store, sink, tmp_path):
+    """A new incident's first step is due at once and a resolve is due when written: with
+    a 30 s poll, both still go out at once, because the receiver's commit wakes the worker
+    (PostgreSQL NOTIFY, SQLite's data_version)."""
+    policies = write_policies(tmp_path / "p.yaml", [("0s", ["pager"])])
+    worker = worker_for(store, policies, {"pager": f"{sink.url}/pager"}, poll_interval=30)
+    with Running(worker):
+        time.sleep(0.5)  # the loops are asleep now: nothing is due, next look in 30 s
+        open_incident(store)
+        wait_for(lambda: sink.received("/pager"), 5, "the page, well before the next poll")
+        store.ingest(parse(json.dumps(firing_payload(1, status="resolved")).encode()))
+        wait_for(lambda: len(sink.received("/pager")) == 2, 5, "the resolve")
+    assert [m.json()["action"] for m in sink.received("/pager")] == ["trigger", "resolve"]
 
 
 def test_a_slow_channel_does_not_hold_back_another(store, sink, slow_sink, tmp_path):
