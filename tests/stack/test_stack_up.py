@@ -44,8 +44,9 @@ pytestmark = pytest.mark.xdist_group("main-job")
 
 def test_stack_up_runs_everything_and_the_walkthrough_ends_resolved(stack):
     proc, urls, state = stack
-    for name in ["prometheus", "alertmanager", "receiver", "worker", "business-exporter",
-                 "system-exporter", "blockchain-exporter", "fraud", "notification-sink"]:
+    for name in ["prometheus", "alertmanager", "receiver", "worker", "anomaly",
+                 "business-exporter", "system-exporter", "blockchain-exporter", "fraud",
+                 "notification-sink"]:
         assert urls[name].startswith("http://127.0.0.1:"), name
     prom = urls["prometheus"]
 

@@ -3,7 +3,8 @@
 Starts, in dependency order, the platform simulator (a SQLite ticketing database with
 live sales, simulated services, a Solana JSON-RPC simulator, checkout traffic, the
 nightly batch jobs on a one-minute schedule pushing to a real Pushgateway), the
-receiver (gunicorn), its stream server and its worker, the four exporters, node_exporter,
+receiver (gunicorn), its stream server, its worker and the anomaly job, the four
+exporters, node_exporter,
 then real Alertmanager and Prometheus fed the repository's own deploy/ config and rules/.
 It prints `name url` per component and stops everything on Ctrl-C or SIGTERM.
 
@@ -235,20 +236,12 @@ def start_worker(stack: Stack, alertmanager_url: str) -> None:
     port = stack.port(10195)
     sink, tls = stack.addresses["sink"], stack.addresses["sink-tls"]
     hook_secret = secrets.token_urlsafe(24)
-    # The worker also runs the anomaly job, with the demo profile: a fresh Prometheus
-    # has minutes of history, so series are scored at a 5 s step (first scores ~6 min).
-    anomaly = yaml.safe_load((REPO / "receiver" / "anomaly" / "demo.yaml").read_text())
-    anomaly["prometheus_url"] = f"http://{stack.addresses['prometheus']}"
     cfg = stack.write_config("worker", {
         "database_url": stack.state["db"],
         "public_url": stack.state["receiver_url"],
         "alertmanager_url": alertmanager_url,
         "ack_link_secret": stack.secrets["ack_link_secret"],
         "metrics_port": port,
-        # a new incident is found by polling the database: 50 ms keeps the receiver's share
-        # of a page under 100 ms (the shipped default, 0.5 s, adds up to half a second)
-        "poll_interval": 0.05,
-        "anomaly": anomaly,
         "oncall": worker_oncall(sink),  # demo teams; people are paged into the sink
         "channels": {
             # real shapes, which the sink checks as PagerDuty and Slack would: a 32-character
@@ -269,6 +262,23 @@ def start_worker(stack: Stack, alertmanager_url: str) -> None:
     })
     stack.ticketmon("worker", ["receiver", "worker", "--config", str(cfg)],
                     ready_url=f"http://127.0.0.1:{port}/metrics", host="receiver-worker")
+
+
+def start_anomaly(stack: Stack) -> None:
+    """The anomaly job in a process of its own, as in docker-compose: inside the worker its
+    scoring held the interpreter while pages waited to go out. The demo profile: a fresh
+    Prometheus has minutes of history, so series are scored at a 5 s step (first scores
+    after ~6 min)."""
+    port = stack.port(10189)
+    anomaly = yaml.safe_load((REPO / "receiver" / "anomaly" / "demo.yaml").read_text())
+    cfg = stack.write_config("anomaly", {
+        **anomaly,
+        "database_url": stack.state["db"],
+        "prometheus_url": f"http://{stack.addresses['prometheus']}",
+        "metrics_port": port,  # the capacity forecasts (ticketmon_forecast_*)
+    })
+    stack.ticketmon("anomaly", ["receiver", "anomaly", "--config", str(cfg)],
+                    ready_url=f"http://127.0.0.1:{port}/healthz", host="anomaly")
 
 
 def start_exporters(stack: Stack) -> None:
@@ -403,6 +413,7 @@ def run(workdir: Path | None = None, keep: bool = False, interval: str = "5s") -
         start_node_exporter(stack)
         am_url = start_alertmanager(stack)
         start_worker(stack, am_url)
+        start_anomaly(stack)
         start_prometheus(stack)
         stack.state.update(workdir=str(workdir), admin_token=stack.secrets["admin_token"],
                            platform_knobs=str(workdir / "platform-knobs.json"),
