@@ -22,6 +22,10 @@ the RSS and PSS of every process of the service (master, each worker, the refitt
 before and after. The target (<= 300 MB) is the RSS of each request worker, the
 process whose memory grows with users; the sums are printed too.
 
+--in-process CALLS skips both and calls the applications directly as WSGI instead (no
+gunicorn, no socket): the CPU per call of the fraud check, the null Flask app and a
+null plain-WSGI app, in alternating blocks; --profile adds cProfile's top functions.
+
 Everything binds to 127.0.0.1 and stops by itself. Run: .venv/bin/python bench/fraud_check.py
 """
 
