@@ -22,6 +22,10 @@ the RSS and PSS of every process of the service (master, each worker, the refitt
 before and after. The target (<= 300 MB) is the RSS of each request worker, the
 process whose memory grows with users; the sums are printed too.
 
+--in-process CALLS skips both and calls the applications directly as WSGI instead (no
+gunicorn, no socket): the CPU per call of the fraud check, the null Flask app and a
+null plain-WSGI app, in alternating blocks; --profile adds cProfile's top functions.
+
 Everything binds to 127.0.0.1 and stops by itself. Run: .venv/bin/python bench/fraud_check.py
 """
 
@@ -483,6 +487,104 @@ def part2(args: argparse.Namespace, workdir: Path) -> None:
     print(f"history users per worker (as reported by /healthz): {users}")
 
 
+def in_process(args: argparse.Namespace, workdir: Path) -> None:
+    """The applications called directly as WSGI (one thread, no gunicorn, no socket) on
+    the same simulator bodies with the bench's token, in alternating blocks, so what the
+    fraud check adds over a null endpoint (Flask's, and a plain WSGI one) is seen
+    without HTTP's noise; CPU is the whole process's, background threads included.
+    The fraud app runs as in production (background threads, a fitted outlier model,
+    the recorder writing to SQLite); with --profile, cProfile's top functions of the
+    fraud side follow."""
+    import cProfile
+    import gc
+    import io
+    import pstats
+
+    from werkzeug.test import EnvironBuilder
+
+    from exporters.fraud.app import create_app
+    from exporters.fraud.settings import FraudSettings
+    from ticketmon.simulator.checkout import CheckoutSettings, labelled
+
+    settings = FraudSettings.model_validate({  # fraud_config's, refitted below by hand
+        "database_url": f"sqlite:///{workdir}/fraud.db",
+        "auth": {"tokens": [{"name": "bench", "role": "operator", "tenant": "bench",
+                             "token": TOKEN}]},
+        "outlier": {"min_samples": 200, "refit_seconds": 3600}})
+    fraud = create_app(settings)
+    namespace: dict = {}
+    exec(NULL_APP, namespace)  # noqa: S102 - the bench's own null app, as gunicorn loads it
+    null = namespace["app"]
+
+    def null_wsgi(environ: dict, start_response) -> list[bytes]:
+        """The null endpoint without Flask, as the fraud check route now is: what the
+        check itself costs, beside what the Flask null endpoint costs."""
+        json.loads(environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"])))
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b'{"risk_score":0,"decision":"allow"}']
+
+    apps = {"null flask": null, "null wsgi": null_wsgi, "fraud check": fraud}
+    rng = random.Random(7)
+    sim = CheckoutSettings(users=5000, seed=7)
+    shares = {"bot": 0.03, "scalper": 0.02, "evasive_bot": 0.03}
+    bodies = [json.dumps(labelled(rng, shares, sim)[1]).encode() for _ in range(2000)]
+    environs = [EnvironBuilder(path="/api/v1/fraud/check", method="POST", data=body,
+                               headers={"Authorization": f"Bearer {TOKEN}",
+                                        "Content-Type": "application/json"}).get_environ()
+                for body in bodies]
+    statuses: list[str] = []
+
+    def start_response(status: str, headers: list, exc_info: object = None) -> None:
+        statuses.append(status)
+
+    def call(app, count: int, offset: int) -> tuple[float, float]:
+        """(CPU seconds of the whole process, its background threads included, wall)."""
+        cpu, wall = time.process_time(), time.perf_counter()
+        for i in range(offset, offset + count):
+            environ = dict(environs[i % len(environs)])
+            environ["wsgi.input"] = io.BytesIO(bodies[i % len(bodies)])
+            b"".join(app(environ, start_response))
+        return time.process_time() - cpu, time.perf_counter() - wall
+
+    service = fraud.extensions["fraud"]
+    try:
+        call(fraud, 2000, 0)  # warm: history, the window for a first model
+        if not service.outlier.refit():
+            raise RuntimeError("the outlier model did not fit")
+        call(null, 500, 0)
+        gc.freeze()  # as gunicorn_conf.post_worker_init does once the app is loaded
+        block = 500
+        blocks: dict[str, list[tuple[float, float]]] = {name: [] for name in apps}
+        statuses.clear()
+        for k in range(0, args.in_process, block):
+            for name, app in list(apps.items())[::1 if k % 2 else -1]:
+                blocks[name].append(call(app, block, k))
+        if set(statuses) != {"200 OK"}:
+            raise RuntimeError(f"answers other than 200: {sorted(set(statuses))}")
+        print(f"\n## In process: {args.in_process} calls per app in alternating blocks of "
+              f"{block}, one thread; load average {_loadavg()}")
+        print(f"{'app':<12} {'CPU µs/call':>11} {'block median':>12} {'wall µs/call':>12}")
+        cpu = {}
+        for name, spent in blocks.items():
+            cpu[name] = sum(c for c, _ in spent) / args.in_process * 1e6
+            median = sorted(c for c, _ in spent)[len(spent) // 2] / block * 1e6
+            wall = sum(w for _, w in spent) / args.in_process * 1e6
+            print(f"{name:<12} {cpu[name]:>11.1f} {median:>12.1f} {wall:>12.1f}")
+        for null_name in ("null flask", "null wsgi"):
+            print(f"the fraud check adds {cpu['fraud check'] - cpu[null_name]:.1f} µs of CPU "
+                  f"per call over the {null_name} endpoint")
+        if args.profile:
+            profiler = cProfile.Profile()
+            profiler.enable()
+            call(fraud, args.in_process, 0)
+            profiler.disable()
+            out = io.StringIO()
+            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(35)
+            print(out.getvalue())
+    finally:
+        service.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", type=int, default=16)
@@ -500,9 +602,16 @@ def main() -> int:
                         help="load generator of the closed-loop runs (wrk: apt-get install wrk)")
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--in-process", type=int, default=0, metavar="CALLS",
+                        help="only call both apps in process, CALLS times each (no HTTP)")
+    parser.add_argument("--profile", action="store_true",
+                        help="with --in-process: cProfile's top functions of the fraud app")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ticketmon-bench-fraud-") as tmp:
         workdir = Path(tmp)
+        if args.in_process:
+            in_process(args, workdir)
+            return 0
         if not args.skip_http:
             part1(args, workdir)
         if not args.skip_memory:

@@ -14,6 +14,8 @@ GET  /openapi.json          OpenAPI 3.1 description of all of these
 
 The request path does only in-memory work: validate, look up the user's history,
 evaluate the patterns, score against the last fitted outlier model, queue the record.
+The check route is plain WSGI in front of Flask (exporters.fraud.check_route): Flask's
+dispatch cost about as much as the check.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pydantic import ValidationError
 from pydantic_core import to_json
 
 from exporters.fraud import patterns as patterns_mod
+from exporters.fraud.check_route import MAX_BODY, CheckRoute, add_rule, authorize, error
 from exporters.fraud.history import UserHistory
 from exporters.fraud.metrics import LEVELS, FraudMetrics
 from exporters.fraud.openapi import document
@@ -38,19 +41,12 @@ from exporters.fraud.outlier import OutlierModel
 from exporters.fraud.recorder import DEFAULT_TENANT, Recorder
 from exporters.fraud.request import describe, parse
 from exporters.fraud.settings import FraudSettings
-from ticketmon.core import config, redact
-from ticketmon.core.auth import (
-    ALL_TENANTS,
-    DEV_PRINCIPAL,
-    Authenticator,
-    AuthError,
-    Principal,
-)
+from ticketmon.core import config
+from ticketmon.core.auth import ALL_TENANTS, DEV_PRINCIPAL, Authenticator, Principal
 from ticketmon.core.metrics_guard import Guard
 
 log = logging.getLogger("ticketmon.fraud")
 
-MAX_BODY = 64 * 1024
 MAX_EVENTS = 1000
 EVENTS_PARAMS = {"since", "until", "from", "to", "limit", "min_level", "tenant"}
 
@@ -62,7 +58,7 @@ def _json(doc: object, status: int = 200) -> Response:
 
 
 def _error(status: int, message: str, **extra: object) -> Response:
-    return _json({"error": redact.text(message), **extra}, status)  # may quote an exception
+    return _json(*error(status, message, **extra))
 
 
 class CheckIds:
@@ -253,33 +249,12 @@ def create_app(settings: FraudSettings | None = None,
     if settings.auth.disabled:
         log.warning("fraud API authentication is DISABLED (auth.disabled): development only")
 
-    def authorize(role: str) -> Principal | Response:
-        """The caller, or the answer refusing it."""
-        if service.auth is None:
-            return DEV_PRINCIPAL
-        try:
-            principal: Principal = service.auth.authenticate(request.headers.get("Authorization"))
-        except AuthError as exc:
-            return _error(401, str(exc))
-        if not principal.has_role(role):
-            return _error(403, f"role {role} required")
-        return principal
-
-    @app.post("/api/v1/fraud/check")
-    def check() -> Response:
-        principal = authorize(settings.auth.check_role)
-        if isinstance(principal, Response):
-            return principal
-        if request.content_length is not None and request.content_length > MAX_BODY:
-            return _error(413, f"body larger than {MAX_BODY} bytes")
-        doc, status = service.check(request.get_data(cache=False), principal)
-        return _json(doc, status)
-
     @app.get("/api/v1/fraud/events")
     def events() -> Response:
-        principal = authorize(settings.auth.events_role)
-        if isinstance(principal, Response):
-            return principal
+        principal = authorize(service.auth, request.headers.get("Authorization"),
+                              settings.auth.events_role)
+        if not isinstance(principal, Principal):
+            return _json(*principal)
         doc, status = service.events(request.args, principal)
         return _json(doc, status)
 
@@ -312,7 +287,9 @@ def create_app(settings: FraudSettings | None = None,
     def too_large(_exc) -> Response:
         return _error(413, f"body larger than {MAX_BODY} bytes")
 
-    flask_app = app.wsgi_app
+    # POST /api/v1/fraud/check is answered in front of Flask (see check_route)
+    add_rule(app)
+    flask_app = CheckRoute(app.wsgi_app, service.check, service.auth, settings.auth.check_role)
 
     def started_app(environ: dict, start_response: Callable) -> object:
         """The background threads start with this process's first request (gunicorn forks
