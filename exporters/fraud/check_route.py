@@ -17,7 +17,9 @@ from collections.abc import Callable, Iterable
 
 from flask import Flask
 from pydantic_core import to_json
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.wsgi import get_input_stream
 
 from ticketmon.core import redact
 from ticketmon.core.auth import DEV_PRINCIPAL, Authenticator, AuthError, Principal
@@ -50,19 +52,12 @@ def authorize(auth: Authenticator | None, header: str | None, role: str
 
 
 def body(environ: dict) -> bytes | None:
-    """The request body as werkzeug would read it (Content-Length, else to the end of a
-    terminated stream such as a chunked one, else nothing); None when over MAX_BODY."""
-    stream = environ["wsgi.input"]
-    length = None
-    if environ.get("HTTP_TRANSFER_ENCODING", "").lower() != "chunked":
-        raw = environ.get("CONTENT_LENGTH", "")
-        if raw.isascii() and raw.isdigit():
-            length = int(raw)
-    if length is not None:
-        return stream.read(length) if length <= MAX_BODY else None
-    if not environ.get("wsgi.input_terminated"):
-        return b""
-    data = stream.read(MAX_BODY + 1)
+    """The request body, read as Flask would (werkzeug's safe input stream); None when
+    over MAX_BODY."""
+    try:  # one byte over the limit may be read: that is how a long stream shows itself
+        data = get_input_stream(environ, max_content_length=MAX_BODY + 1).read()
+    except RequestEntityTooLarge:  # Content-Length said so
+        return None
     return data if len(data) <= MAX_BODY else None
 
 

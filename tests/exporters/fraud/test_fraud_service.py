@@ -73,6 +73,25 @@ def test_unparseable_and_oversized_bodies(client):
     assert client.get("/api/v1/fraud/check").status_code == 405
 
 
+@pytest.mark.parametrize("size, status", [(1_000, 200), (70_000, 413)])
+def test_a_chunked_body_is_read_to_its_end_and_bounded_like_a_sized_one(client, size, status):
+    """gunicorn de-chunks and marks the stream terminated; no Content-Length to go by."""
+    import io
+    import json
+
+    from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+    doc = json.dumps({**GOOD, "user_agent": "x" * size}).encode()
+    environ = EnvironBuilder(path="/api/v1/fraud/check", method="POST",
+                             headers={"Authorization": client.environ_base["HTTP_AUTHORIZATION"]}
+                             ).get_environ()
+    environ.pop("CONTENT_LENGTH", None)
+    environ.update({"wsgi.input": io.BytesIO(doc), "wsgi.input_terminated": True,
+                    "HTTP_TRANSFER_ENCODING": "chunked", "CONTENT_TYPE": "application/json"})
+    _, answer, _ = run_wsgi_app(client.application, environ)
+    assert answer.startswith(str(status)), answer
+
+
 def test_token_auth_like_the_receiver(fraud_app):
     c = fraud_app.test_client()
     assert c.post("/api/v1/fraud/check", json=GOOD).status_code == 401
