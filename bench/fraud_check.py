@@ -3,8 +3,9 @@
 
 Part 1 runs the fraud service and two null apps (parse the JSON body, answer a
 constant), one in Flask (the issue's baseline) and one plain WSGI (the peer in the
-check route's own mode: it answers in front of Flask), under the same gunicorn settings (2 workers, the fraud service's own
-gunicorn_conf, once per worker model: sync and gthread), side by side, and drives each
+check route's own mode: it answers in front of Flask), under the same gunicorn settings
+(2 workers, the fraud service's own gunicorn_conf, once per worker model: sync and
+gthread), side by side, and drives each
 in alternating runs with --concurrency connections (keep-alive: the checkout calls from
 a connection pool) sending the same pre-encoded check bodies. A sync worker closes the
 connection after each answer, so there the client reconnects, inside the measured
