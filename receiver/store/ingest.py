@@ -35,7 +35,7 @@ Ending incidents, and the truncation rule, live in ingest_resolution.py.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -45,7 +45,7 @@ from receiver.payload import Alert, WebhookPayload
 from receiver.store.bulk import chunks, dialect_insert
 from receiver.store.incident_events import IncidentEvent, IncidentHook
 from receiver.store.ingest_resolution import Resolution, alert_time
-from receiver.store.ingest_statements import UNRESOLVED, Key, statements
+from receiver.store.ingest_statements import UNRESOLVED, Key, Upserted, statements
 from receiver.store.ingest_writes import Writes
 from receiver.store.replay import IngestResult, Probe, received
 from receiver.store.tables import alerts, incident_alerts, incidents
@@ -77,7 +77,15 @@ class Ingest(Resolution):
         if self.seen.replay:
             return self.seen.result()
         cur = self.locked_open_incident()
-        changed, older_firing = self.upsert_alerts()
+        upserted = None
+        if self.joins_quietly(cur):
+            upserted, written = self.upsert_new(cur)
+            if written:
+                self.inserted = set(self.alerts)
+                self.result.changed = len(self.alerts)
+                self.result.all_new = True
+                return self.result
+        changed, older_firing = self.upsert_alerts(upserted)
         self.result.duplicates = len(self.alerts) - len(changed)
         new_firing = [k for k, status in changed.items() if status == "firing"]
         # the upsert saw no older instance firing, and none is posted alongside
@@ -112,9 +120,51 @@ class Ingest(Resolution):
     def locked_open_incident(self) -> dict | None:
         return statements(self.conn).lock(self.conn, self.group_key)
 
-    def upsert_alerts(self) -> tuple[dict[Key, str], bool]:
-        """Insert new alerts, resolve firing ones; return the rows that changed, and whether
-        an older instance of a newly firing fingerprint was seen firing.
+    def joins_quietly(self, cur: dict | None) -> bool:
+        """Is this a storm post, one that upsert_new can finish (PostgreSQL)?
+
+        All its alerts firing, none seen stored, one instance per fingerprint, none
+        starting before the group's last ended episode, none above the open incident's
+        severity, and no truncation on either side: then, if the upsert stores every
+        alert and sees no older instance firing, the whole ingest is the incident's
+        links, the history and one live-feed `updated` (no hook runs, nothing resolves).
+        """
+        if (cur is None or cur["status"] == "resolved" or self.seen.stored
+                or not statements(self.conn).arrays or self.payload.status != "firing"
+                or self.payload.truncatedAlerts or cur["truncated_alerts"]
+                or self.may_be_late(cur, set(self.alerts))
+                or len({fp for fp, _ in self.alerts}) != len(self.alerts)):
+            return False
+        top = sev.rank(cur["severity"])
+        return all(a.status == "firing"
+                   and sev.rank(a.labels.get("severity", sev.DEFAULT)[:64]) <= top
+                   for a in self.alerts.values())
+
+    def upsert_new(self, cur: dict) -> tuple[list[Upserted], bool]:
+        """The upsert of a post joins_quietly allowed, with the writes the rest of the
+        ingest would make if every alert is new (run() tells them apart): the rows the
+        upsert returned, and whether those writes were made."""
+        now = self.now.astimezone(UTC).replace(tzinfo=None)
+        incident_id, group_key = cur["id"], self.group_key
+        links, history = [], []
+        for (fp, starts_at), alert in self.alerts.items():
+            starts = starts_at.replace(tzinfo=None)  # UTC already (receiver/payload.py)
+            links.append({"group_key": group_key, "fingerprint": fp, "starts_at": starts,
+                          "incident_id": incident_id})
+            history.append({"at": now, "incident_id": incident_id, "fingerprint": fp,
+                            "starts_at": starts, "kind": "alert_firing",
+                            "actor": "alertmanager",
+                            "detail": {"alertname": alert.labels.get("alertname")}})
+        change = {**feed.change_row(cur, "updated", "alertmanager", self.now), "at": now}
+        return statements(self.conn).upsert_new(
+            self.conn, list(self.alerts.items()), self.now,
+            {"links": links, "events": history, "changes": [change]})
+
+    def upsert_alerts(self, upserted: list[Upserted] | None = None
+                      ) -> tuple[dict[Key, str], bool]:
+        """Insert new alerts, resolve firing ones (unless `upserted` says what that did
+        already); return the rows that changed, and whether an older instance of a
+        newly firing fingerprint was seen firing.
 
         Alerts the probe saw stored and not moving are left out: whatever happened since,
         the upsert could not change them (resolved stays resolved, firing over firing is
@@ -125,8 +175,9 @@ class Ingest(Resolution):
         older = False
         if not posted:
             return changed, older
-        for fp, starts_at, status, received_at, older_firing in statements(
-                self.conn).upsert(self.conn, posted, self.now):
+        if upserted is None:
+            upserted = statements(self.conn).upsert(self.conn, posted, self.now)
+        for fp, starts_at, status, received_at, older_firing in upserted:
             changed[(fp, starts_at)] = status
             if received_at == self.now:
                 self.inserted.add((fp, starts_at))

@@ -154,9 +154,9 @@ def new_alerts_of_the_group(body: dict, tag: str) -> dict:
 
 def test_a_post_of_new_alerts_is_a_fixed_handful_of_statements(store):
     """The storm path: an open incident gains new alerts. On PostgreSQL: the probe, the
-    incident lock, one upsert, one statement for the links, the history and the live
-    feed's change, the last three prepared by earlier posts (SQLite has no autocommit
-    probe outside the transaction and writes the three apart)."""
+    incident lock, and one statement for the upsert, the links, the history and the
+    live feed's change, the last two prepared by earlier posts (SQLite has no autocommit
+    probe outside the transaction and writes the four apart)."""
     first = payload("group-3-firing")
     ingest(store, first)
     ingest(store, new_alerts_of_the_group(first, "w"))  # prepares the feed's variant
@@ -169,8 +169,7 @@ def test_a_post_of_new_alerts_is_a_fixed_handful_of_statements(store):
     if store.url.startswith("postgresql"):
         assert kinds == ["SELECT alerts.fingerprint, alerts.starts_at,",
                          "EXECUTE ticketmon_lock_open_incident (%(group_key)s::TEXT,",
-                         "EXECUTE ticketmon_upsert_alerts (%(now)s::timestamp,",
-                         "EXECUTE ticketmon_links_events_changes (%(links)s::json,"], seen
+                         "EXECUTE ticketmon_upsert_new (%(now)s::timestamp,"], seen
     else:
         assert kinds == ["SELECT alerts.fingerprint, alerts.starts_at,",
                          "SELECT incidents.id, incidents.group_key,",
@@ -184,8 +183,8 @@ def test_a_post_of_new_alerts_is_a_fixed_handful_of_statements(store):
 
 def test_in_a_storm_posts_skip_the_probe_until_one_brings_a_stored_alert(store):
     """After STORM_STREAK posts in a row of alerts new to the store, the next post goes
-    straight to the write path (PostgreSQL: lock, upsert, links, history and the live
-    feed's change). A replay then takes the write path once, changes nothing, and ends
+    straight to the write path (PostgreSQL: the lock, then the upsert with the links,
+    history and the live feed's change). A replay then takes the write path once, changes nothing, and ends
     the streak."""
     from receiver.store.store import STORM_STREAK
 
@@ -199,8 +198,7 @@ def test_in_a_storm_posts_skip_the_probe_until_one_brings_a_stored_alert(store):
     assert (result.changed, result.duplicates, result.all_new) == (3, 0, True)
     if store.url.startswith("postgresql"):
         assert [s.split()[1] for s in seen] == [
-            "ticketmon_lock_open_incident", "ticketmon_upsert_alerts",
-            "ticketmon_links_events_changes"], seen
+            "ticketmon_lock_open_incident", "ticketmon_upsert_new"], seen
     before = snapshot(store)
     again = ingest(store, storm)
     assert (again.changed, again.duplicates, again.opened, again.all_new) == (0, 3, [], False)
@@ -210,6 +208,41 @@ def test_in_a_storm_posts_skip_the_probe_until_one_brings_a_stored_alert(store):
     assert len(seen) == 1 and seen[0].startswith("SELECT"), seen
     [inc] = incidents_by_group(store).values()
     assert len(inc["alerts"]) == 3 * (STORM_STREAK + 2)
+
+
+def test_a_storm_post_that_is_not_all_new_is_ingested_as_any_other(store):
+    """In a storm the probe is skipped, so the storm statement (PostgreSQL: the upsert
+    with the links, history and live-feed change) may meet an alert already stored, or
+    an older instance still firing. Then those writes must not happen: the post goes on
+    from the upsert's rows, which links, ends and records each alert exactly once."""
+    from receiver.store.store import STORM_STREAK
+
+    first = payload("group-3-firing")
+    ingest(store, first)
+    stored = new_alerts_of_the_group(first, "k")
+    ingest(store, stored)
+    [inc] = incidents_by_group(store).values()
+    mixed = new_alerts_of_the_group(first, "m")
+    mixed["alerts"][0] = copy.deepcopy(stored["alerts"][0])  # already stored, firing
+    store.new_streak = STORM_STREAK
+    result = ingest(store, mixed)
+    assert (result.changed, result.duplicates, result.all_new) == (2, 1, False)
+    refire = new_alerts_of_the_group(first, "r")
+    refire["alerts"][0] = copy.deepcopy(mixed["alerts"][1])
+    refire["alerts"][0]["startsAt"] = "2026-11-22T05:00:00Z"  # its older instance fires
+    store.new_streak = STORM_STREAK
+    result = ingest(store, refire)
+    assert (result.changed, result.duplicates, result.all_new) == (4, 0, True)
+    detail = incidents_by_group(store)[inc["group_key"]]
+    assert len(detail["alerts"]) == 3 + 3 + 2 + 3
+    states = {(a["fingerprint"], a["starts_at"]): a["status"] for a in detail["alerts"]}
+    older = (mixed["alerts"][1]["fingerprint"], "2026-11-22T04:35:25.660000Z")
+    assert states[older] == "resolved"
+    firing = [(e["fingerprint"], e["starts_at"]) for e in detail["timeline"]
+              if e["kind"] == "alert_firing"]
+    assert len(firing) == len(set(firing)) == 11  # each alert's history once
+    assert count(store, "events", "kind = 'alert_resolved'") == 1
+    assert count(store, "incident_changes", f"incident_id = {inc['id']}") == 4
 
 
 def test_two_instances_of_one_fingerprint_in_one_post_end_the_older(store):
@@ -248,7 +281,8 @@ def test_a_new_connection_prepares_the_write_statements_again(postgres_url):
         with statements(store) as seen:
             result = ingest(store, new_alerts_of_the_group(first, "b"))
         assert (result.changed, result.opened) == (3, [])
-        assert [s.split()[0] for s in seen if s.startswith("PREPARE")] == ["PREPARE"] * 3
+        assert [s.split()[1] for s in seen if s.startswith("PREPARE")] == [
+            "ticketmon_lock_open_incident", "ticketmon_upsert_new"]
         [inc] = incidents_by_group(store).values()
         assert len(inc["alerts"]) == 6
     finally:
