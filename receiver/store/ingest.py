@@ -25,8 +25,11 @@ one unresolved incident per group.
 Cost: most posts are repeats of what is stored, so every post starts with one read (see
 Probe) that answers "nothing to do" for them; the rest write only the alerts that move.
 In a storm every alert is new: such a post is that read (skipped once the store sees a
-storm, see store.STORM_STREAK), the incident lock, one upsert, and one statement for its
-links and history (ingest_writes.py), the last three prepared (prepared.py); the reads
+storm, see store.STORM_STREAK) and, on PostgreSQL, one prepared statement (STORM in
+ingest_statements.py, prepared.py) that locks the open incident, upserts the alerts and
+writes their links, history and live-feed change when that is all the post does; any
+other post, or a storm post that finds more to do, goes step by step: the incident lock,
+the upsert, and one statement for its links and history (ingest_writes.py). The reads
 for older instances and ended episodes run only when the upsert and the lock say they
 may find something (tests/receiver/test_receiver_ingest_replay.py counts the statements).
 Ending incidents, and the truncation rule, live in ingest_resolution.py.
@@ -35,7 +38,7 @@ Ending incidents, and the truncation rule, live in ingest_resolution.py.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -76,15 +79,16 @@ class Ingest(Resolution):
     def run(self) -> IngestResult:
         if self.seen.replay:
             return self.seen.result()
-        cur = self.locked_open_incident()
         upserted = None
-        if self.joins_quietly(cur):
-            upserted, written = self.upsert_new(cur)
+        if self.may_be_storm():
+            written, upserted = statements(self.conn).storm(self.conn, self.group_key,
+                                                            self.alerts, self.now)
             if written:
                 self.inserted = set(self.alerts)
                 self.result.changed = len(self.alerts)
                 self.result.all_new = True
                 return self.result
+        cur = self.locked_open_incident()
         changed, older_firing = self.upsert_alerts(upserted)
         self.result.duplicates = len(self.alerts) - len(changed)
         new_firing = [k for k, status in changed.items() if status == "firing"]
@@ -120,45 +124,20 @@ class Ingest(Resolution):
     def locked_open_incident(self) -> dict | None:
         return statements(self.conn).lock(self.conn, self.group_key)
 
-    def joins_quietly(self, cur: dict | None) -> bool:
-        """Is this a storm post, one that upsert_new can finish (PostgreSQL)?
+    def may_be_storm(self) -> bool:
+        """Can this post be a storm post, one that Statements.storm may finish alone?
 
-        All its alerts firing, none seen stored, one instance per fingerprint, none
-        starting before the group's last ended episode, none above the open incident's
-        severity, and no truncation on either side: then, if the upsert stores every
-        alert and sees no older instance firing, the whole ingest is the incident's
-        links, the history and one live-feed `updated` (no hook runs, nothing resolves).
+        On PostgreSQL, when every alert is firing and none was seen stored, one instance
+        per fingerprint, in a complete firing post. The statement then checks the rest
+        against the open incident (see STORM in ingest_statements.py): when the upsert
+        stores every alert and sees no older instance firing, nothing else happens in the
+        ingest than the incident's links, the history and one live-feed `updated` (no
+        hook runs, nothing resolves, no severity rises), and it writes those itself.
         """
-        if (cur is None or cur["status"] == "resolved" or self.seen.stored
-                or not statements(self.conn).arrays or self.payload.status != "firing"
-                or self.payload.truncatedAlerts or cur["truncated_alerts"]
-                or self.may_be_late(cur, set(self.alerts))
-                or len({fp for fp, _ in self.alerts}) != len(self.alerts)):
-            return False
-        top = sev.rank(cur["severity"])
-        return all(a.status == "firing"
-                   and sev.rank(a.labels.get("severity", sev.DEFAULT)[:64]) <= top
-                   for a in self.alerts.values())
-
-    def upsert_new(self, cur: dict) -> tuple[list[Upserted], bool]:
-        """The upsert of a post joins_quietly allowed, with the writes the rest of the
-        ingest would make if every alert is new (run() tells them apart): the rows the
-        upsert returned, and whether those writes were made."""
-        now = self.now.astimezone(UTC).replace(tzinfo=None)
-        incident_id, group_key = cur["id"], self.group_key
-        links, history = [], []
-        for (fp, starts_at), alert in self.alerts.items():
-            starts = starts_at.replace(tzinfo=None)  # UTC already (receiver/payload.py)
-            links.append({"group_key": group_key, "fingerprint": fp, "starts_at": starts,
-                          "incident_id": incident_id})
-            history.append({"at": now, "incident_id": incident_id, "fingerprint": fp,
-                            "starts_at": starts, "kind": "alert_firing",
-                            "actor": "alertmanager",
-                            "detail": {"alertname": alert.labels.get("alertname")}})
-        change = {**feed.change_row(cur, "updated", "alertmanager", self.now), "at": now}
-        return statements(self.conn).upsert_new(
-            self.conn, list(self.alerts.items()), self.now,
-            {"links": links, "events": history, "changes": [change]})
+        return (statements(self.conn).arrays and not self.seen.stored
+                and self.payload.status == "firing" and not self.payload.truncatedAlerts
+                and all(a.status == "firing" for a in self.alerts.values())
+                and len({fp for fp, _ in self.alerts}) == len(self.alerts))
 
     def upsert_alerts(self, upserted: list[Upserted] | None = None
                       ) -> tuple[dict[Key, str], bool]:

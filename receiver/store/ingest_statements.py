@@ -11,7 +11,6 @@ from sqlalchemy.engine import Connection
 from receiver import severity as sev
 from receiver.payload import Alert
 from receiver.store.bulk import dialect_insert
-from receiver.store.ingest_writes import CHANGES_CTE, EVENTS_INSERT, LINKS_CTE
 from receiver.store.prepared import Prepared
 from receiver.store.tables import alerts, incident_alerts, incidents
 from receiver.store.types import UTCDateTime, json_text
@@ -31,8 +30,10 @@ Upserted = tuple[str, datetime, str, datetime, bool]
 # changes, SQLAlchemy renders and processes nothing per row, psycopg2 adapts one string
 # (not one literal per value) and PostgreSQL parses one value; inserted in the posted
 # (sorted) order, the order every transaction takes their row locks in. A JSON null
-# `extra` is stored as JSON null, as sa.JSON stores None on SQLite.
-UPSERT_ALERTS = """
+# `extra` is stored as JSON null, as sa.JSON stores None on SQLite. Times are sent as
+# ISO text in UTC: a `timestamp` ignores the zone its text names, so none is converted.
+# `{only}` and `{more}` are empty here; STORM puts a condition and a column there.
+_UPSERT = """
 INSERT INTO alerts (fingerprint, starts_at, ends_at, status, tenant, alertname, severity,
                     labels, annotations, generator_url, extra, received_at, updated_at)
 SELECT fingerprint, starts_at, ends_at, status, tenant, alertname, severity,
@@ -43,6 +44,7 @@ FROM ROWS FROM (json_to_recordset(%(rows)s) AS (
          generator_url text, extra jsonb))
      WITH ORDINALITY AS posted(fingerprint, starts_at, ends_at, status, tenant, alertname,
                                severity, labels, annotations, generator_url, extra, n)
+{only}
 ORDER BY n
 ON CONFLICT (fingerprint, starts_at) DO UPDATE
    SET status = excluded.status, ends_at = excluded.ends_at,
@@ -51,29 +53,63 @@ ON CONFLICT (fingerprint, starts_at) DO UPDATE
 RETURNING alerts.fingerprint, alerts.starts_at, alerts.status, alerts.received_at,
           EXISTS (SELECT FROM alerts AS older
                   WHERE older.fingerprint = alerts.fingerprint AND older.status = 'firing'
-                    AND older.starts_at < alerts.starts_at) AS older_firing
+                    AND older.starts_at < alerts.starts_at) AS older_firing{more}
 """
+UPSERT_ALERTS = _UPSERT.format(only="", more="")
 UPSERT_TYPES = {"now": "timestamp", "rows": "json"}
-# A storm post (every alert new and firing, joining the open incident and changing
-# nothing else about it, see Ingest.joins_quietly): the upsert, and in the same
-# statement its links, history and live-feed change, which are written only if the
-# upsert stored every posted alert and saw no older instance of one firing (`all_new`,
-# returned with each row). Otherwise those three write nothing and the ingest goes on
-# from the upsert's rows as after UPSERT_ALERTS. One round trip instead of two.
-ONLY_ALL_NEW = "WHERE (SELECT all_new FROM fresh)"
-UPSERT_NEW = f"""
-WITH upserted AS ({UPSERT_ALERTS}), fresh AS (
-    SELECT count(*) FILTER (WHERE received_at = %(now)s AND NOT older_firing) = %(count)s
-           AS all_new
-    FROM upserted
-), {CHANGES_CTE.format(only=ONLY_ALL_NEW)}, {LINKS_CTE.format(only=ONLY_ALL_NEW)},
-evented AS ({EVENTS_INSERT.format(only=ONLY_ALL_NEW)})
-SELECT fingerprint, starts_at, status, received_at, older_firing,
-       (SELECT all_new FROM fresh)
-FROM upserted
+
+# A storm post, in one statement (Ingest.may_be_storm says which posts try it): the
+# group's open incident locked (before any alert row: the upsert waits on `joins`, the
+# order every post takes its locks in), then, if the post can only add alerts to it
+# (`joins`: nothing truncated, no episode Alertmanager ended after the first posted
+# alert started, no posted severity above the incident's: `outranking` names the
+# severities that are not below the post's highest, NULL when any is), the upsert; and
+# if that stored every posted alert and saw no older instance of one firing
+# (`all_new`), the links, the history and the live feed's `updated`, exactly what the
+# rest of the ingest would write. One row answers when it wrote all that; otherwise
+# whether it joined and the upserted rows are (when it did not join, it wrote nothing),
+# and the ingest goes on from them, in the same transaction.
+STORM = f"""
+WITH locked AS (
+    SELECT id, tenant, status, severity, truncated_alerts FROM incidents
+    WHERE group_key = %(group_key)s AND status != 'resolved'
+    FOR UPDATE
+), joins AS (
+    SELECT id, tenant, status, severity FROM locked
+    WHERE truncated_alerts = 0
+      AND (%(outranking)s IS NULL OR lower(severity) = ANY (%(outranking)s))
+      AND NOT EXISTS (SELECT FROM incidents AS ended
+                      WHERE ended.group_key = %(group_key)s AND ended.status = 'resolved'
+                        AND ended.resolved_by = 'alertmanager'
+                        AND ended.resolved_at > %(first_start)s)
+), upserted AS ({_UPSERT.format(only="WHERE EXISTS (SELECT FROM joins)",
+                                more=", alerts.labels ->> 'alertname' AS alertname")}
+), fresh AS (
+    SELECT joined, joined AND stored = %(count)s AS all_new
+    FROM (SELECT EXISTS (SELECT FROM joins) AS joined,
+                 count(*) FILTER (WHERE received_at = %(now)s AND NOT older_firing) AS stored
+          FROM upserted) AS counted
+), linked AS (
+    INSERT INTO incident_alerts (group_key, fingerprint, starts_at, incident_id)
+    SELECT %(group_key)s, upserted.fingerprint, upserted.starts_at, joins.id
+    FROM upserted, joins WHERE (SELECT all_new FROM fresh)
+    ON CONFLICT DO NOTHING
+), history AS (
+    INSERT INTO events (at, incident_id, fingerprint, starts_at, kind, actor, detail)
+    SELECT %(now)s, joins.id, upserted.fingerprint, upserted.starts_at, 'alert_firing',
+           'alertmanager', jsonb_build_object('alertname', upserted.alertname)
+    FROM upserted, joins WHERE (SELECT all_new FROM fresh)
+), changed AS (
+    INSERT INTO incident_changes (at, incident_id, tenant, change, status, severity, actor)
+    SELECT %(now)s, id, tenant, 'updated', status, severity, 'alertmanager'
+    FROM joins WHERE (SELECT all_new FROM fresh)
+)
+SELECT fresh.all_new, fresh.joined, upserted.fingerprint, upserted.starts_at, upserted.status,
+       upserted.received_at, upserted.older_firing
+FROM fresh LEFT JOIN upserted ON NOT fresh.all_new
 """
-UPSERT_NEW_TYPES = {**UPSERT_TYPES, "count": "integer", "links": "json", "events": "json",
-                    "changes": "json"}
+STORM_TYPES = {"group_key": "text", "now": "timestamp", "rows": "json", "count": "integer",
+               "first_start": "timestamp", "outranking": "text[]"}
 # the incident row's times, stored naive UTC, handed out aware (as UTCDateTime does)
 INCIDENT_TIMES = tuple(c.name for c in incidents.c if isinstance(c.type, UTCDateTime)) + (
     "last_ended",)
@@ -91,15 +127,9 @@ def upsert_row(key: Key, a: Alert) -> dict:
 
 
 def _rows_json(posted: list[tuple[Key, Alert]]) -> str:
-    """The posted alerts as UPSERT_ALERTS's JSON rows."""
-    rows = []
-    for key, a in posted:
-        row = upsert_row(key, a)  # its times UTC already (receiver/payload.py)
-        row["starts_at"] = key[1].replace(tzinfo=None)
-        if row["ends_at"] is not None:
-            row["ends_at"] = row["ends_at"].replace(tzinfo=None)
-        rows.append(row)
-    return json_text(rows)
+    """The posted alerts as UPSERT_ALERTS's JSON rows (their times UTC already:
+    receiver/payload.py)."""
+    return json_text([upsert_row(key, a) for key, a in posted])
 
 
 def _naive(value: datetime | None) -> datetime | None:
@@ -190,8 +220,7 @@ class Statements:
                                                     self.lock_open_incident, dialect)
             self.upsert_prepared = Prepared("ticketmon_upsert_alerts", UPSERT_ALERTS,
                                             UPSERT_TYPES)
-            self.upsert_new_prepared = Prepared("ticketmon_upsert_new", UPSERT_NEW,
-                                                UPSERT_NEW_TYPES)
+            self.storm_prepared = Prepared("ticketmon_storm", STORM, STORM_TYPES)
 
     def lock(self, conn: Connection, group_key: str) -> dict | None:
         """The group's open incident, locked, with `last_ended` (see lock_open_incident)."""
@@ -218,16 +247,23 @@ class Statements:
         return ((fp, _aware(starts), status, _aware(received), older)
                 for fp, starts, status, received, older in result)
 
-    def upsert_new(self, conn: Connection, posted: list[tuple[Key, Alert]], now: datetime,
-                   writes: dict[str, list[dict]]) -> tuple[list[Upserted], bool]:
-        """PostgreSQL: UPSERT_NEW with the post's `links`, `events` and `changes` rows
-        (times naive UTC); the upserted rows, and whether those were written."""
-        params = {"now": _naive(now), "rows": _rows_json(posted), "count": len(posted),
-                  **{name: json_text(rows) for name, rows in writes.items()}}
-        result = self.upsert_new_prepared(conn, params)
-        upserted = [(fp, _aware(starts), status, _aware(received), older)
-                    for fp, starts, status, received, older, _ in result]
-        return upserted, bool(result) and result[0][5]
+    def storm(self, conn: Connection, group_key: str, alerts: dict[Key, Alert],
+              now: datetime) -> tuple[bool, list[Upserted] | None]:
+        """PostgreSQL: a storm post in one statement (see STORM). Whether it wrote the
+        whole ingest; if not, the rows it upserted, or None when it did not join the
+        open incident and so wrote nothing."""
+        top = max(sev.rank(a.labels.get("severity", sev.DEFAULT)[:64])
+                  for a in alerts.values())
+        outranking = [name for name, rank in sev.RANKS.items() if rank >= top] if top else None
+        rows = self.storm_prepared(conn, {
+            "group_key": group_key, "now": _naive(now), "rows": _rows_json(list(alerts.items())),
+            "count": len(alerts), "first_start": _naive(min(k[1] for k in alerts)),
+            "outranking": outranking})
+        all_new, joined = rows[0][:2]
+        if all_new or not joined:
+            return all_new, None
+        return False, [(fp, _aware(starts), status, _aware(received), older)
+                       for _, _, fp, starts, status, received, older in rows if fp is not None]
 
     def probe(self, conn: Connection, group_key: str,
               keys: list[Key]) -> Iterable[tuple[str, datetime, str, int | None, int | None]]:

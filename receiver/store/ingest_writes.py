@@ -20,32 +20,30 @@ from receiver.stream import feed
 
 # PostgreSQL: links and history of a post in one round trip, always the same text, each
 # table's rows as one JSON array (see UPSERT_ALERTS in ingest_statements.py); a None
-# detail is stored as JSON null, as sa.JSON stores it on SQLite. `{only}` is empty here;
-# the storm statement (ingest_statements.py) puts its condition there.
-LINKS_CTE = """linked AS (
+# detail is stored as JSON null, as sa.JSON stores it on SQLite
+LINKS_AND_EVENTS = """
+WITH linked AS (
     INSERT INTO incident_alerts (group_key, fingerprint, starts_at, incident_id)
     SELECT * FROM json_to_recordset(%(links)s)
                   AS (group_key text, fingerprint text, starts_at timestamp,
-                      incident_id bigint) {only}
+                      incident_id bigint)
     ON CONFLICT DO NOTHING
-)"""
-CHANGES_CTE = """changed AS (
-    INSERT INTO incident_changes (at, incident_id, tenant, change, status, severity, actor)
-    SELECT * FROM json_to_recordset(%(changes)s)
-                  AS (at timestamp, incident_id bigint, tenant text, change text,
-                      status text, severity text, actor text) {only}
-)"""
-EVENTS_INSERT = """INSERT INTO events (at, incident_id, fingerprint, starts_at, kind, actor, detail)
+)
+INSERT INTO events (at, incident_id, fingerprint, starts_at, kind, actor, detail)
 SELECT at, incident_id, fingerprint, starts_at, kind, actor, coalesce(detail, 'null')
 FROM json_to_recordset(%(events)s)
      AS (at timestamp, incident_id bigint, fingerprint text, starts_at timestamp,
-         kind text, actor text, detail jsonb) {only}"""
-LINKS_AND_EVENTS = f"WITH {LINKS_CTE.format(only='')}\n{EVENTS_INSERT.format(only='')}"
+         kind text, actor text, detail jsonb)
+"""
 links_and_events = Prepared("ticketmon_links_and_events", LINKS_AND_EVENTS,
                             {"links": "json", "events": "json"})
 # ... and the post's live-feed changes in the same round trip (receiver/stream/feed.py)
-WITH_CHANGES = (f"WITH {CHANGES_CTE.format(only='')}, {LINKS_CTE.format(only='')}\n"
-                f"{EVENTS_INSERT.format(only='')}")
+WITH_CHANGES = LINKS_AND_EVENTS.replace("WITH linked AS (", """WITH changed AS (
+    INSERT INTO incident_changes (at, incident_id, tenant, change, status, severity, actor)
+    SELECT * FROM json_to_recordset(%(changes)s)
+                  AS (at timestamp, incident_id bigint, tenant text, change text,
+                      status text, severity text, actor text)
+), linked AS (""")
 links_events_and_changes = Prepared("ticketmon_links_events_changes", WITH_CHANGES,
                                     {"links": "json", "events": "json", "changes": "json"})
 
