@@ -28,7 +28,9 @@ Upserted = tuple[str, datetime, str, datetime, bool]
 
 # PostgreSQL: a post's alerts as one JSON array of objects, so the statement text never
 # changes, SQLAlchemy renders and processes nothing per row, psycopg2 adapts one string
-# (not one literal per value) and PostgreSQL parses one value; inserted in the posted
+# (not one literal per value) and PostgreSQL parses one value (as jsonb: parsed once,
+# its labels and annotations then copied as they are, not parsed again per row: about
+# 15 us of server CPU less per storm post than as json); inserted in the posted
 # (sorted) order, the order every transaction takes their row locks in. A JSON null
 # `extra` is stored as JSON null, as sa.JSON stores None on SQLite. Times are sent as
 # ISO text in UTC: a `timestamp` ignores the zone its text names, so none is converted.
@@ -38,7 +40,7 @@ INSERT INTO alerts (fingerprint, starts_at, ends_at, status, tenant, alertname, 
                     labels, annotations, generator_url, extra, received_at, updated_at)
 SELECT fingerprint, starts_at, ends_at, status, tenant, alertname, severity,
        labels, annotations, generator_url, coalesce(extra, 'null'), %(now)s, %(now)s
-FROM ROWS FROM (json_to_recordset(%(rows)s) AS (
+FROM ROWS FROM (jsonb_to_recordset(%(rows)s) AS (
          fingerprint text, starts_at timestamp, ends_at timestamp, status text,
          tenant text, alertname text, severity text, labels jsonb, annotations jsonb,
          generator_url text, extra jsonb))
@@ -56,7 +58,7 @@ RETURNING alerts.fingerprint, alerts.starts_at, alerts.status, alerts.received_a
                     AND older.starts_at < alerts.starts_at) AS older_firing{more}
 """
 UPSERT_ALERTS = _UPSERT.format(only="", more="")
-UPSERT_TYPES = {"now": "timestamp", "rows": "json"}
+UPSERT_TYPES = {"now": "timestamp", "rows": "jsonb"}
 
 # A storm post, in one statement (Ingest.may_be_storm says which posts try it): the
 # group's open incident locked (before any alert row: the upsert waits on `joins`, the
@@ -108,7 +110,7 @@ SELECT fresh.all_new, fresh.joined, upserted.fingerprint, upserted.starts_at, up
        upserted.received_at, upserted.older_firing
 FROM fresh LEFT JOIN upserted ON NOT fresh.all_new
 """
-STORM_TYPES = {"group_key": "text", "now": "timestamp", "rows": "json", "count": "integer",
+STORM_TYPES = {"group_key": "text", "now": "timestamp", "rows": "jsonb", "count": "integer",
                "first_start": "timestamp", "outranking": "text[]"}
 # the incident row's times, stored naive UTC, handed out aware (as UTCDateTime does)
 INCIDENT_TIMES = tuple(c.name for c in incidents.c if isinstance(c.type, UTCDateTime)) + (
