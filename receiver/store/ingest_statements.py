@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from receiver import severity as sev
 from receiver.payload import Alert
 from receiver.store.bulk import dialect_insert
-from receiver.store.prepared import Prepared
+from receiver.store.prepared import Prepared, fetch_all
 from receiver.store.tables import alerts, incident_alerts, incidents
 from receiver.store.types import UTCDateTime, json_text
 from receiver.tenant_groups import tenant_of
@@ -271,7 +271,7 @@ class Statements:
               keys: list[Key]) -> Iterable[tuple[str, datetime, str, int | None, int | None]]:
         if not self.arrays:
             return conn.execute(self.replay_probe, {"group_key": group_key, "keys": keys})
-        rows = conn.exec_driver_sql(self.probe_sql, {
+        rows = fetch_all(conn, self.probe_sql, {
             "group_key": group_key, "fps": [fp for fp, _ in keys],
             "starts": [starts.astimezone(UTC).replace(tzinfo=None) for _, starts in keys]})
         return ((fp, starts.replace(tzinfo=UTC), status, incident, truncated)
