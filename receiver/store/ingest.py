@@ -25,13 +25,14 @@ one unresolved incident per group.
 Cost: most posts are repeats of what is stored, so every post starts with one read (see
 Probe) that answers "nothing to do" for them; the rest write only the alerts that move.
 In a storm every alert is new: such a post is that read (skipped once the store sees a
-storm, see store.STORM_STREAK) and, on PostgreSQL, one prepared statement (STORM in
-ingest_statements.py, prepared.py) that locks the open incident, upserts the alerts and
-writes their links, history and live-feed change when that is all the post does; any
-other post, or a storm post that finds more to do, goes step by step: the incident lock,
-the upsert, and one statement for its links and history (ingest_writes.py). The reads
-for older instances and ended episodes run only when the upsert and the lock say they
-may find something (tests/receiver/test_receiver_ingest_replay.py counts the statements).
+storm, see store.STORM_STREAK) and, on PostgreSQL, one prepared statement in autocommit
+(`storm`: STORM in ingest_statements.py, prepared.py) that locks the open incident and
+writes the alerts, their links, history and live-feed change, when that is all the post
+does; otherwise it writes nothing and the post goes step by step, in one transaction:
+the incident lock, the upsert, and one statement for its links and history
+(ingest_writes.py). The reads for older instances and ended episodes run only when the
+upsert and the lock say they may find something (tests/receiver/
+test_receiver_ingest_replay.py counts the statements).
 Ending incidents, and the truncation rule, live in ingest_resolution.py.
 """
 
@@ -48,7 +49,7 @@ from receiver.payload import Alert, WebhookPayload
 from receiver.store.bulk import chunks, dialect_insert
 from receiver.store.incident_events import IncidentEvent, IncidentHook
 from receiver.store.ingest_resolution import Resolution, alert_time
-from receiver.store.ingest_statements import UNRESOLVED, Key, Upserted, statements
+from receiver.store.ingest_statements import UNRESOLVED, Key, statements
 from receiver.store.ingest_writes import Writes
 from receiver.store.replay import IngestResult, Probe, received
 from receiver.store.tables import alerts, incident_alerts, incidents
@@ -79,17 +80,8 @@ class Ingest(Resolution):
     def run(self) -> IngestResult:
         if self.seen.replay:
             return self.seen.result()
-        upserted = None
-        if self.may_be_storm():
-            written, upserted = statements(self.conn).storm(self.conn, self.group_key,
-                                                            self.alerts, self.now)
-            if written:
-                self.inserted = set(self.alerts)
-                self.result.changed = len(self.alerts)
-                self.result.all_new = True
-                return self.result
         cur = self.locked_open_incident()
-        changed, older_firing = self.upsert_alerts(upserted)
+        changed, older_firing = self.upsert_alerts()
         self.result.duplicates = len(self.alerts) - len(changed)
         new_firing = [k for k, status in changed.items() if status == "firing"]
         # the upsert saw no older instance firing, and none is posted alongside
@@ -124,26 +116,9 @@ class Ingest(Resolution):
     def locked_open_incident(self) -> dict | None:
         return statements(self.conn).lock(self.conn, self.group_key)
 
-    def may_be_storm(self) -> bool:
-        """Can this post be a storm post, one that Statements.storm may finish alone?
-
-        On PostgreSQL, when every alert is firing and none was seen stored, one instance
-        per fingerprint, in a complete firing post. The statement then checks the rest
-        against the open incident (see STORM in ingest_statements.py): when the upsert
-        stores every alert and sees no older instance firing, nothing else happens in the
-        ingest than the incident's links, the history and one live-feed `updated` (no
-        hook runs, nothing resolves, no severity rises), and it writes those itself.
-        """
-        return (statements(self.conn).arrays and not self.seen.stored
-                and self.payload.status == "firing" and not self.payload.truncatedAlerts
-                and all(a.status == "firing" for a in self.alerts.values())
-                and len({fp for fp, _ in self.alerts}) == len(self.alerts))
-
-    def upsert_alerts(self, upserted: list[Upserted] | None = None
-                      ) -> tuple[dict[Key, str], bool]:
-        """Insert new alerts, resolve firing ones (unless `upserted` says what that did
-        already); return the rows that changed, and whether an older instance of a
-        newly firing fingerprint was seen firing.
+    def upsert_alerts(self) -> tuple[dict[Key, str], bool]:
+        """Insert new alerts, resolve firing ones; return the rows that changed, and whether
+        an older instance of a newly firing fingerprint was seen firing.
 
         Alerts the probe saw stored and not moving are left out: whatever happened since,
         the upsert could not change them (resolved stays resolved, firing over firing is
@@ -154,9 +129,8 @@ class Ingest(Resolution):
         older = False
         if not posted:
             return changed, older
-        if upserted is None:
-            upserted = statements(self.conn).upsert(self.conn, posted, self.now)
-        for fp, starts_at, status, received_at, older_firing in upserted:
+        for fp, starts_at, status, received_at, older_firing in statements(
+                self.conn).upsert(self.conn, posted, self.now):
             changed[(fp, starts_at)] = status
             if received_at == self.now:
                 self.inserted.add((fp, starts_at))
@@ -399,6 +373,32 @@ def run_hooks(conn: Connection, hooks: Sequence[IncidentHook], incident: dict, k
                           actor=actor, detail=dict(detail))
     for hook in hooks:
         hook(conn, event)
+
+
+def may_be_storm(seen: Probe) -> bool:
+    """Can this post be a storm post, one that `storm` (PostgreSQL) may ingest alone?
+
+    A complete firing post whose alerts are all firing, one instance per fingerprint,
+    none seen stored. STORM (ingest_statements.py) checks the rest against
+    the open incident: then Ingest would only link the alerts to it, write the history
+    of those it stored and one live-feed `updated` (no hook runs, nothing resolves, no
+    severity rises, no older instance ends), and the statement writes just that.
+    """
+    payload, alerts = seen.payload, seen.alerts
+    return (not seen.stored and payload.status == "firing"
+            and not payload.truncatedAlerts
+            and all(a.status == "firing" for a in alerts.values())
+            and len({fp for fp, _ in alerts}) == len(alerts))
+
+
+def storm(conn: Connection, seen: Probe, now: datetime) -> IngestResult | None:
+    """Ingest a post may_be_storm allowed in one statement of its own (autocommit: it
+    commits as it returns); None when it is more than a storm post and wrote nothing."""
+    stored = statements(conn).storm(conn, seen.payload.groupKey, seen.alerts, now)
+    if stored is None:
+        return None
+    return IngestResult(received=received(seen.payload), duplicates=len(seen.alerts) - stored,
+                        changed=stored, all_new=stored == len(seen.alerts))
 
 
 def ingest(conn: Connection, payload: WebhookPayload, now: datetime,

@@ -60,17 +60,17 @@ RETURNING alerts.fingerprint, alerts.starts_at, alerts.status, alerts.received_a
 UPSERT_ALERTS = _UPSERT.format(only="", more="")
 UPSERT_TYPES = {"now": "timestamp", "rows": "jsonb"}
 
-# A storm post, in one statement (Ingest.may_be_storm says which posts try it): the
-# group's open incident locked (before any alert row: the upsert waits on `joins`, the
-# order every post takes its locks in), then, if the post can only add alerts to it
-# (`joins`: nothing truncated, no episode Alertmanager ended after the first posted
-# alert started, no posted severity above the incident's: `outranking` names the
-# severities that are not below the post's highest, NULL when any is), the upsert; and
-# if that stored every posted alert and saw no older instance of one firing
-# (`all_new`), the links, the history and the live feed's `updated`, exactly what the
-# rest of the ingest would write. One row answers when it wrote all that; otherwise
-# whether it joined and the upserted rows are (when it did not join, it wrote nothing),
-# and the ingest goes on from them, in the same transaction.
+# A storm post as one statement, so one transaction of its own (autocommit: no BEGIN
+# and COMMIT round trips): the group's open incident locked (before any alert row: the
+# upsert waits on `joins`, the order every post takes its locks in); then, if all the
+# post can do is add alerts to it (`joins`: nothing truncated, no posted severity above
+# the incident's: `outranking` names the severities not below the post's highest, NULL
+# when any is; no episode Alertmanager ended after the first posted alert started; no
+# older instance of a posted fingerprint firing), the upsert, every posted alert's link
+# (one stored already may belong to another group), the history of the alerts it
+# stored and the live feed's `updated`: what the step-by-step ingest writes for such a
+# post (ingest.may_be_storm, tests/receiver/test_receiver_ingest_replay.py). Otherwise
+# it writes nothing and says so, and the post takes the step-by-step path.
 STORM = f"""
 WITH locked AS (
     SELECT id, tenant, status, severity, truncated_alerts FROM incidents
@@ -84,33 +84,31 @@ WITH locked AS (
                       WHERE ended.group_key = %(group_key)s AND ended.status = 'resolved'
                         AND ended.resolved_by = 'alertmanager'
                         AND ended.resolved_at > %(first_start)s)
+      AND NOT EXISTS (SELECT FROM jsonb_to_recordset(%(rows)s)
+                                  AS posted(fingerprint text, starts_at timestamp)
+                      JOIN alerts AS older ON older.fingerprint = posted.fingerprint
+                       AND older.status = 'firing' AND older.starts_at < posted.starts_at)
 ), upserted AS ({_UPSERT.format(only="WHERE EXISTS (SELECT FROM joins)",
                                 more=", alerts.labels ->> 'alertname' AS alertname")}
-), fresh AS (
-    SELECT joined, joined AND stored = %(count)s AS all_new
-    FROM (SELECT EXISTS (SELECT FROM joins) AS joined,
-                 count(*) FILTER (WHERE received_at = %(now)s AND NOT older_firing) AS stored
-          FROM upserted) AS counted
 ), linked AS (
     INSERT INTO incident_alerts (group_key, fingerprint, starts_at, incident_id)
-    SELECT %(group_key)s, upserted.fingerprint, upserted.starts_at, joins.id
-    FROM upserted, joins WHERE (SELECT all_new FROM fresh)
+    SELECT %(group_key)s, posted.fingerprint, posted.starts_at, joins.id
+    FROM jsonb_to_recordset(%(rows)s) AS posted(fingerprint text, starts_at timestamp),
+         joins
     ON CONFLICT DO NOTHING
 ), history AS (
     INSERT INTO events (at, incident_id, fingerprint, starts_at, kind, actor, detail)
     SELECT %(now)s, joins.id, upserted.fingerprint, upserted.starts_at, 'alert_firing',
            'alertmanager', jsonb_build_object('alertname', upserted.alertname)
-    FROM upserted, joins WHERE (SELECT all_new FROM fresh)
+    FROM upserted, joins
 ), changed AS (
     INSERT INTO incident_changes (at, incident_id, tenant, change, status, severity, actor)
     SELECT %(now)s, id, tenant, 'updated', status, severity, 'alertmanager'
-    FROM joins WHERE (SELECT all_new FROM fresh)
+    FROM joins WHERE EXISTS (SELECT FROM upserted)
 )
-SELECT fresh.all_new, fresh.joined, upserted.fingerprint, upserted.starts_at, upserted.status,
-       upserted.received_at, upserted.older_firing
-FROM fresh LEFT JOIN upserted ON NOT fresh.all_new
+SELECT EXISTS (SELECT FROM joins), (SELECT count(*) FROM upserted)
 """
-STORM_TYPES = {"group_key": "text", "now": "timestamp", "rows": "jsonb", "count": "integer",
+STORM_TYPES = {"group_key": "text", "now": "timestamp", "rows": "jsonb",
                "first_start": "timestamp", "outranking": "text[]"}
 # the incident row's times, stored naive UTC, handed out aware (as UTCDateTime does)
 INCIDENT_TIMES = tuple(c.name for c in incidents.c if isinstance(c.type, UTCDateTime)) + (
@@ -250,22 +248,16 @@ class Statements:
                 for fp, starts, status, received, older in result)
 
     def storm(self, conn: Connection, group_key: str, alerts: dict[Key, Alert],
-              now: datetime) -> tuple[bool, list[Upserted] | None]:
-        """PostgreSQL: a storm post in one statement (see STORM). Whether it wrote the
-        whole ingest; if not, the rows it upserted, or None when it did not join the
-        open incident and so wrote nothing."""
+              now: datetime) -> int | None:
+        """PostgreSQL, in an autocommit connection: a storm post as one statement (see
+        STORM). How many alerts it stored, or None when it wrote nothing."""
         top = max(sev.rank(a.labels.get("severity", sev.DEFAULT)[:64])
                   for a in alerts.values())
         outranking = [name for name, rank in sev.RANKS.items() if rank >= top] if top else None
-        rows = self.storm_prepared(conn, {
+        [(joined, stored)] = self.storm_prepared(conn, {
             "group_key": group_key, "now": _naive(now), "rows": _rows_json(list(alerts.items())),
-            "count": len(alerts), "first_start": _naive(min(k[1] for k in alerts)),
-            "outranking": outranking})
-        all_new, joined = rows[0][:2]
-        if all_new or not joined:
-            return all_new, None
-        return False, [(fp, _aware(starts), status, _aware(received), older)
-                       for _, _, fp, starts, status, received, older in rows if fp is not None]
+            "first_start": _naive(min(k[1] for k in alerts)), "outranking": outranking})
+        return stored if joined else None
 
     def probe(self, conn: Connection, group_key: str,
               keys: list[Key]) -> Iterable[tuple[str, datetime, str, int | None, int | None]]:

@@ -210,10 +210,10 @@ def test_in_a_storm_posts_skip_the_probe_until_one_brings_a_stored_alert(store):
 
 
 def test_a_storm_post_that_is_not_all_new_is_ingested_as_any_other(store):
-    """In a storm the probe is skipped, so the storm statement (PostgreSQL: the upsert
-    with the links, history and live-feed change) may meet an alert already stored, or
-    an older instance still firing. Then those writes must not happen: the post goes on
-    from the upsert's rows, which links, ends and records each alert exactly once."""
+    """In a storm the probe is skipped, so the storm statement (PostgreSQL) may meet an
+    alert already stored, or an older instance still firing: the stored alert is linked
+    but gets no history twice, and the older instance sends the post the step-by-step
+    way, which ends it. Each alert is linked and recorded exactly once."""
     from receiver.store.store import STORM_STREAK
 
     first = payload("group-3-firing")
@@ -322,14 +322,19 @@ def test_a_new_connection_prepares_the_write_statements_again(postgres_url):
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                 "WHERE application_name = 'ticketmon-receiver'")).scalar()
         admin.dispose()
-        assert ended == 2  # the probe's (autocommit) session and the write session
+        assert ended == 2  # the autocommit session (probe, storm) and the write session
+        raised = new_alerts_of_the_group(first, "r")  # step by step: a severity raise
+        raised["alerts"][0]["labels"]["severity"] = "critical"
         with statements(store) as seen:
             result = ingest(store, new_alerts_of_the_group(first, "b"))
-        assert (result.changed, result.opened) == (3, [])
-        assert [s.split()[1] for s in seen if s.startswith("PREPARE")] == [
-            "ticketmon_storm"]
+            assert (result.changed, result.opened) == (3, [])
+            result = ingest(store, raised)
+            assert (result.changed, result.opened) == (3, [])
+        prepared = [s.split()[1] for s in seen if s.startswith("PREPARE")]
+        assert prepared[0] == "ticketmon_storm", seen
+        assert {"ticketmon_lock_open_incident", "ticketmon_upsert_alerts"} <= set(prepared[1:])
         [inc] = incidents_by_group(store).values()
-        assert len(inc["alerts"]) == 6
+        assert len(inc["alerts"]) == 9 and inc["severity"] == "critical"
     finally:
         store.dispose()
 
@@ -364,6 +369,7 @@ def test_database_errors_under_a_prepared_statement_are_the_stores_own(postgres_
         assert (result.changed, result.opened) == (3, [])
         locks = [s for s in seen if s.startswith("EXECUTE ticketmon_storm")]
         assert len(locks) == 2, seen  # failed on the ended session, then run again
+        store.dispose()  # the write pool's session was ended too; the storm never used it
         [inc] = incidents_by_group(store).values()
         assert len(inc["alerts"]) == 6
     finally:
