@@ -70,7 +70,9 @@ UPSERT_TYPES = {"now": "timestamp", "rows": "jsonb"}
 # (one stored already may belong to another group), the history of the alerts it
 # stored and the live feed's `updated`: what the step-by-step ingest writes for such a
 # post (ingest.may_be_storm, tests/receiver/test_receiver_ingest_replay.py). Otherwise
-# it writes nothing and says so, and the post takes the step-by-step path.
+# it writes nothing and says so, and the post takes the step-by-step path. The older
+# instances are looked up by a subquery per posted alert (an index probe), not a join:
+# the generic plan, made while the table was small, hashed the whole table per post.
 STORM = f"""
 WITH locked AS (
     SELECT id, tenant, status, severity, truncated_alerts FROM incidents
@@ -86,8 +88,10 @@ WITH locked AS (
                         AND ended.resolved_at > %(first_start)s)
       AND NOT EXISTS (SELECT FROM jsonb_to_recordset(%(rows)s)
                                   AS posted(fingerprint text, starts_at timestamp)
-                      JOIN alerts AS older ON older.fingerprint = posted.fingerprint
-                       AND older.status = 'firing' AND older.starts_at < posted.starts_at)
+                      WHERE (SELECT true FROM alerts AS older
+                             WHERE older.fingerprint = posted.fingerprint
+                               AND older.status = 'firing'
+                               AND older.starts_at < posted.starts_at LIMIT 1))
 ), upserted AS ({_UPSERT.format(only="WHERE EXISTS (SELECT FROM joins)",
                                 more=", alerts.labels ->> 'alertname' AS alertname")}
 ), linked AS (
