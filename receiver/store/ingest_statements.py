@@ -34,7 +34,7 @@ Upserted = tuple[str, datetime, str, datetime, bool]
 # (sorted) order, the order every transaction takes their row locks in. A JSON null
 # `extra` is stored as JSON null, as sa.JSON stores None on SQLite. Times are sent as
 # ISO text in UTC: a `timestamp` ignores the zone its text names, so none is converted.
-# `{only}` and `{more}` are empty here; STORM puts a condition and a column there.
+# `{only}` (a condition) and `{returning}` (what it returns) differ in STORM.
 _UPSERT = """
 INSERT INTO alerts (fingerprint, starts_at, ends_at, status, tenant, alertname, severity,
                     labels, annotations, generator_url, extra, received_at, updated_at)
@@ -52,12 +52,12 @@ ON CONFLICT (fingerprint, starts_at) DO UPDATE
    SET status = excluded.status, ends_at = excluded.ends_at,
        annotations = excluded.annotations, updated_at = excluded.updated_at
  WHERE alerts.status = 'firing' AND excluded.status = 'resolved'
-RETURNING alerts.fingerprint, alerts.starts_at, alerts.status, alerts.received_at,
+RETURNING alerts.fingerprint, alerts.starts_at, {returning}
+"""
+UPSERT_ALERTS = _UPSERT.format(only="", returning="""alerts.status, alerts.received_at,
           EXISTS (SELECT FROM alerts AS older
                   WHERE older.fingerprint = alerts.fingerprint AND older.status = 'firing'
-                    AND older.starts_at < alerts.starts_at) AS older_firing{more}
-"""
-UPSERT_ALERTS = _UPSERT.format(only="", more="")
+                    AND older.starts_at < alerts.starts_at)""")
 UPSERT_TYPES = {"now": "timestamp", "rows": "jsonb"}
 
 # A storm post as one statement, so one transaction of its own (autocommit: no BEGIN
@@ -93,7 +93,7 @@ WITH locked AS (
                                AND older.status = 'firing'
                                AND older.starts_at < posted.starts_at LIMIT 1))
 ), upserted AS ({_UPSERT.format(only="WHERE EXISTS (SELECT FROM joins)",
-                                more=", alerts.labels ->> 'alertname' AS alertname")}
+                                returning="alerts.labels ->> 'alertname' AS alertname")}
 ), linked AS (
     INSERT INTO incident_alerts (group_key, fingerprint, starts_at, incident_id)
     SELECT %(group_key)s, posted.fingerprint, posted.starts_at, joins.id
