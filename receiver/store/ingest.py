@@ -25,10 +25,14 @@ one unresolved incident per group.
 Cost: most posts are repeats of what is stored, so every post starts with one read (see
 Probe) that answers "nothing to do" for them; the rest write only the alerts that move.
 In a storm every alert is new: such a post is that read (skipped once the store sees a
-storm, see store.STORM_STREAK), the incident lock, one upsert, and one statement for its
-links and history (ingest_writes.py), the last three prepared (prepared.py); the reads
-for older instances and ended episodes run only when the upsert and the lock say they
-may find something (tests/receiver/test_receiver_ingest_replay.py counts the statements).
+storm, see store.STORM_STREAK) and, on PostgreSQL, one prepared statement in autocommit
+(`storm`: STORM in ingest_statements.py, prepared.py) that locks the open incident and
+writes the alerts, their links, history and live-feed change, when that is all the post
+does; otherwise it writes nothing and the post goes step by step, in one transaction:
+the incident lock, the upsert, and one statement for its links and history
+(ingest_writes.py). The reads for older instances and ended episodes run only when the
+upsert and the lock say they may find something (tests/receiver/
+test_receiver_ingest_replay.py counts the statements).
 Ending incidents, and the truncation rule, live in ingest_resolution.py.
 """
 
@@ -369,6 +373,32 @@ def run_hooks(conn: Connection, hooks: Sequence[IncidentHook], incident: dict, k
                           actor=actor, detail=dict(detail))
     for hook in hooks:
         hook(conn, event)
+
+
+def may_be_storm(seen: Probe) -> bool:
+    """Can this post be a storm post, one that `storm` (PostgreSQL) may ingest alone?
+
+    A complete firing post whose alerts are all firing, one instance per fingerprint,
+    none seen stored. STORM (ingest_statements.py) checks the rest against
+    the open incident: then Ingest would only link the alerts to it, write the history
+    of those it stored and one live-feed `updated` (no hook runs, nothing resolves, no
+    severity rises, no older instance ends), and the statement writes just that.
+    """
+    payload, alerts = seen.payload, seen.alerts
+    return (not seen.stored and payload.status == "firing"
+            and not payload.truncatedAlerts
+            and all(a.status == "firing" for a in alerts.values())
+            and len({fp for fp, _ in alerts}) == len(alerts))
+
+
+def storm(conn: Connection, seen: Probe, now: datetime) -> IngestResult | None:
+    """Ingest a post may_be_storm allowed in one statement of its own (autocommit: it
+    commits as it returns); None when it is more than a storm post and wrote nothing."""
+    stored = statements(conn).storm(conn, seen.payload.groupKey, seen.alerts, now)
+    if stored is None:
+        return None
+    return IngestResult(received=received(seen.payload), duplicates=len(seen.alerts) - stored,
+                        changed=stored, all_new=stored == len(seen.alerts))
 
 
 def ingest(conn: Connection, payload: WebhookPayload, now: datetime,

@@ -83,24 +83,36 @@ class Prepared:
         pooled = conn.connection
         done = pooled.info.setdefault(PREPARED, set())
         cursor = pooled.dbapi_connection.cursor()
-        statement, values = self.prepare, None
         try:
             if self.name not in done:
-                _execute(conn, cursor, statement, values)
+                _execute(conn, cursor, self.prepare, None)
                 done.add(self.name)
-            statement, values = self.execute, params
-            _execute(conn, cursor, statement, values)
+            _execute(conn, cursor, self.execute, params)
             return read(cursor)
-        except conn.dialect.loaded_dbapi.Error as exc:
-            # SQLAlchemy's own handling (wrap, invalidate on disconnect): no public API
-            # does the same for a statement run on the DBAPI cursor
-            conn._handle_dbapi_exception(exc, statement, values, cursor, None)
         finally:
             cursor.close()
+
+
+def fetch_all(conn: Connection, statement: str, params: dict) -> list[tuple]:
+    """An unprepared statement on the DBAPI cursor, as a prepared one runs: the cheap way
+    for the replay probe, which answers most posts (SQLAlchemy's exec_driver_sql cost
+    about as much client CPU again)."""
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        _execute(conn, cursor, statement, params)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
 
 
 def _execute(conn: Connection, cursor, statement: str, params: dict | None) -> None:
     listeners = conn.dispatch.before_cursor_execute
     if listeners:
         listeners(conn, cursor, statement, params, None, False)
-    cursor.execute(statement, params)
+    try:
+        cursor.execute(statement, params)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        # SQLAlchemy's own handling (wrap, invalidate on disconnect): no public API
+        # does the same for a statement run on the DBAPI cursor (psycopg2 reads every
+        # row at execute, so fetching raises nothing of its own)
+        conn._handle_dbapi_exception(exc, statement, params, cursor, None)

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 from receiver.payload import WebhookPayload
 from receiver.store import queries, retention
 from receiver.store.incident_events import IncidentHook
-from receiver.store.ingest import IngestResult, Probe, ingest, run_hooks
+from receiver.store.ingest import IngestResult, Probe, ingest, may_be_storm, run_hooks, storm
 from receiver.store.tables import api_tokens, audit_log, events, incidents
 from receiver.store.types import iso
 from receiver.tenant_groups import split_by_tenant
@@ -142,7 +142,11 @@ class Store:
             if seen.replay:
                 self.new_streak = 0
                 return seen.result()
-        result = self._retry_once(lambda conn: ingest(conn, payload, now, self.hooks, seen))
+        result = None
+        if seen is not None and may_be_storm(seen):  # PostgreSQL: one statement, no BEGIN
+            result = self._retry_once(lambda conn: storm(conn, seen, now), autocommit=True)
+        if result is None:
+            result = self._retry_once(lambda conn: ingest(conn, payload, now, self.hooks, seen))
         self.new_streak = self.new_streak + 1 if result.all_new else 0
         return result
 

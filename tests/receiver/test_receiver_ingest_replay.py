@@ -153,10 +153,10 @@ def new_alerts_of_the_group(body: dict, tag: str) -> dict:
 
 
 def test_a_post_of_new_alerts_is_a_fixed_handful_of_statements(store):
-    """The storm path: an open incident gains new alerts. On PostgreSQL: the probe, the
-    incident lock, one upsert, one statement for the links, the history and the live
-    feed's change, the last three prepared by earlier posts (SQLite has no autocommit
-    probe outside the transaction and writes the three apart)."""
+    """The storm path: an open incident gains new alerts. On PostgreSQL: the probe, then
+    one statement for the incident lock, the upsert, the links, the history and the live
+    feed's change, prepared by an earlier post (SQLite has no autocommit probe outside
+    the transaction and runs the five apart)."""
     first = payload("group-3-firing")
     ingest(store, first)
     ingest(store, new_alerts_of_the_group(first, "w"))  # prepares the feed's variant
@@ -168,9 +168,7 @@ def test_a_post_of_new_alerts_is_a_fixed_handful_of_statements(store):
     kinds = [" ".join(s.split()[:3]) for s in seen]
     if store.url.startswith("postgresql"):
         assert kinds == ["SELECT alerts.fingerprint, alerts.starts_at,",
-                         "EXECUTE ticketmon_lock_open_incident (%(group_key)s::TEXT,",
-                         "EXECUTE ticketmon_upsert_alerts (%(now)s::timestamp,",
-                         "EXECUTE ticketmon_links_events_changes (%(links)s::json,"], seen
+                         "EXECUTE ticketmon_storm (%(group_key)s::text,"], seen
     else:
         assert kinds == ["SELECT alerts.fingerprint, alerts.starts_at,",
                          "SELECT incidents.id, incidents.group_key,",
@@ -184,9 +182,9 @@ def test_a_post_of_new_alerts_is_a_fixed_handful_of_statements(store):
 
 def test_in_a_storm_posts_skip_the_probe_until_one_brings_a_stored_alert(store):
     """After STORM_STREAK posts in a row of alerts new to the store, the next post goes
-    straight to the write path (PostgreSQL: lock, upsert, links, history and the live
-    feed's change). A replay then takes the write path once, changes nothing, and ends
-    the streak."""
+    straight to the write path (PostgreSQL: one statement locks the incident and writes
+    the alerts, links, history and the live feed's change). A replay then takes the
+    write path once, changes nothing, and ends the streak."""
     from receiver.store.store import STORM_STREAK
 
     first = payload("group-3-firing")
@@ -199,8 +197,7 @@ def test_in_a_storm_posts_skip_the_probe_until_one_brings_a_stored_alert(store):
     assert (result.changed, result.duplicates, result.all_new) == (3, 0, True)
     if store.url.startswith("postgresql"):
         assert [s.split()[1] for s in seen] == [
-            "ticketmon_lock_open_incident", "ticketmon_upsert_alerts",
-            "ticketmon_links_events_changes"], seen
+            "ticketmon_storm"], seen
     before = snapshot(store)
     again = ingest(store, storm)
     assert (again.changed, again.duplicates, again.opened, again.all_new) == (0, 3, [], False)
@@ -210,6 +207,87 @@ def test_in_a_storm_posts_skip_the_probe_until_one_brings_a_stored_alert(store):
     assert len(seen) == 1 and seen[0].startswith("SELECT"), seen
     [inc] = incidents_by_group(store).values()
     assert len(inc["alerts"]) == 3 * (STORM_STREAK + 2)
+
+
+def test_a_storm_post_that_is_not_all_new_is_ingested_as_any_other(store):
+    """In a storm the probe is skipped, so the storm statement (PostgreSQL) may meet an
+    alert already stored, or an older instance still firing: the stored alert is linked
+    but gets no history twice, and the older instance sends the post the step-by-step
+    way, which ends it. Each alert is linked and recorded exactly once."""
+    from receiver.store.store import STORM_STREAK
+
+    first = payload("group-3-firing")
+    ingest(store, first)
+    stored = new_alerts_of_the_group(first, "k")
+    ingest(store, stored)
+    [inc] = incidents_by_group(store).values()
+    mixed = new_alerts_of_the_group(first, "m")
+    mixed["alerts"][0] = copy.deepcopy(stored["alerts"][0])  # already stored, firing
+    store.new_streak = STORM_STREAK
+    result = ingest(store, mixed)
+    assert (result.changed, result.duplicates, result.all_new) == (2, 1, False)
+    refire = new_alerts_of_the_group(first, "r")
+    refire["alerts"][0] = copy.deepcopy(mixed["alerts"][1])
+    refire["alerts"][0]["startsAt"] = "2026-11-22T05:00:00Z"  # its older instance fires
+    store.new_streak = STORM_STREAK
+    result = ingest(store, refire)
+    assert (result.changed, result.duplicates, result.all_new) == (4, 0, True)
+    detail = incidents_by_group(store)[inc["group_key"]]
+    assert len(detail["alerts"]) == 3 + 3 + 2 + 3
+    states = {(a["fingerprint"], a["starts_at"]): a["status"] for a in detail["alerts"]}
+    older = (mixed["alerts"][1]["fingerprint"], "2026-11-22T04:35:25.660000Z")
+    assert states[older] == "resolved"
+    firing = [(e["fingerprint"], e["starts_at"]) for e in detail["timeline"]
+              if e["kind"] == "alert_firing"]
+    assert len(firing) == len(set(firing)) == 11  # each alert's history once
+    assert count(store, "events", "kind = 'alert_resolved'") == 1
+    assert count(store, "incident_changes", f"incident_id = {inc['id']}") == 4
+
+
+def test_a_storm_post_above_the_incidents_severity_raises_it_through_the_hooks(store):
+    """A storm post that would raise the open incident's severity is not left to the
+    storm statement: the ingest raises it, and the hooks see it."""
+    from receiver.store.store import STORM_STREAK
+
+    seen = []
+    store.add_hook(lambda conn, event: seen.append((event.kind, event.severity)))
+    first = payload("group-3-firing")  # warning
+    ingest(store, first)
+    critical = new_alerts_of_the_group(first, "c")
+    critical["alerts"][1]["labels"]["severity"] = "critical"
+    store.new_streak = STORM_STREAK
+    result = ingest(store, critical)
+    assert (result.changed, result.all_new) == (3, True)
+    [inc] = incidents_by_group(store).values()
+    assert inc["severity"] == "critical" and len(inc["alerts"]) == 6
+    assert seen[-1] == ("severity_raised", "critical")
+    quieter = new_alerts_of_the_group(first, "q")  # warning again: joins quietly
+    ingest(store, quieter)
+    assert incidents_by_group(store)[inc["group_key"]]["severity"] == "critical"
+    assert seen[-1] == ("severity_raised", "critical")  # no hook ran for it
+
+
+def test_a_storm_post_of_alerts_older_than_an_ended_episode_joins_that_episode(store):
+    """Alerts that started before an episode Alertmanager ended belong to it, not to
+    the group's open incident, also when they arrive in a storm."""
+    from receiver.store.store import STORM_STREAK
+
+    first = payload("group-3-firing")
+    ingest(store, first)
+    ingest(store, payload("group-3-resolved"))  # the episode ends at 04:35:36.66
+    later = new_alerts_of_the_group(first, "b")
+    for alert in later["alerts"]:
+        alert["startsAt"] = "2026-11-22T05:00:00Z"
+    ingest(store, later)  # the next episode
+    store.new_streak = STORM_STREAK
+    ingest(store, new_alerts_of_the_group(first, "l"))  # started at 04:35:25.66
+    rows, _ = store.read(queries.list_incidents, "*", queries.IncidentFilter(), 10)
+    ended, current = sorted(rows, key=lambda r: r["id"])
+    late = {f"l{i:015x}" for i in range(3)}
+    assert late <= {a["fingerprint"] for a in
+                    store.read(queries.get_incident, "*", ended["id"])["alerts"]}
+    assert not late & {a["fingerprint"] for a in
+                       store.read(queries.get_incident, "*", current["id"])["alerts"]}
 
 
 def test_two_instances_of_one_fingerprint_in_one_post_end_the_older(store):
@@ -244,23 +322,29 @@ def test_a_new_connection_prepares_the_write_statements_again(postgres_url):
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                 "WHERE application_name = 'ticketmon-receiver'")).scalar()
         admin.dispose()
-        assert ended == 2  # the probe's (autocommit) session and the write session
+        assert ended == 2  # the autocommit session (probe, storm) and the write session
+        raised = new_alerts_of_the_group(first, "r")  # step by step: a severity raise
+        raised["alerts"][0]["labels"]["severity"] = "critical"
         with statements(store) as seen:
             result = ingest(store, new_alerts_of_the_group(first, "b"))
-        assert (result.changed, result.opened) == (3, [])
-        assert [s.split()[0] for s in seen if s.startswith("PREPARE")] == ["PREPARE"] * 3
+            assert (result.changed, result.opened) == (3, [])
+            result = ingest(store, raised)
+            assert (result.changed, result.opened) == (3, [])
+        prepared = [s.split()[1] for s in seen if s.startswith("PREPARE")]
+        assert prepared[0] == "ticketmon_storm", seen
+        assert {"ticketmon_lock_open_incident", "ticketmon_upsert_alerts"} <= set(prepared[1:])
         [inc] = incidents_by_group(store).values()
-        assert len(inc["alerts"]) == 6
+        assert len(inc["alerts"]) == 9 and inc["severity"] == "critical"
     finally:
         store.dispose()
 
 
 def test_database_errors_under_a_prepared_statement_are_the_stores_own(postgres_url):
-    """In a storm the first statement of a post is the prepared incident lock, run on
-    the DBAPI cursor: its errors must still become StoreUnavailable (a 503 Alertmanager
-    retries) and a session PostgreSQL ended must still be replaced, as for any other
-    statement. Here the incident is held locked past the store's timeout, then the
-    store's sessions are ended."""
+    """In a storm the first statement of a post is the prepared storm statement (its
+    first step the incident lock), run on the DBAPI cursor: its errors must still become
+    StoreUnavailable (a 503 Alertmanager retries) and a session PostgreSQL ended must
+    still be replaced, as for any other statement. Here the incident is held locked
+    past the store's timeout, then the store's sessions are ended."""
     from receiver.store import Store, StoreUnavailable, migrate
     from receiver.store.store import STORM_STREAK
 
@@ -270,7 +354,7 @@ def test_database_errors_under_a_prepared_statement_are_the_stores_own(postgres_
     try:
         first = payload("group-3-firing")
         ingest(store, first)
-        store.new_streak = STORM_STREAK  # no probe: the lock is the first statement
+        store.new_streak = STORM_STREAK  # no probe: the lock is the first statement's
         with admin.begin() as other:
             other.execute(sa.text("SELECT id FROM incidents FOR UPDATE"))
             with pytest.raises(StoreUnavailable, match="timeout"):
@@ -283,8 +367,9 @@ def test_database_errors_under_a_prepared_statement_are_the_stores_own(postgres_
         with statements(store) as seen:
             result = ingest(store, new_alerts_of_the_group(first, "c"))
         assert (result.changed, result.opened) == (3, [])
-        locks = [s for s in seen if s.startswith("EXECUTE ticketmon_lock_open_incident")]
+        locks = [s for s in seen if s.startswith("EXECUTE ticketmon_storm")]
         assert len(locks) == 2, seen  # failed on the ended session, then run again
+        store.dispose()  # the write pool's session was ended too; the storm never used it
         [inc] = incidents_by_group(store).values()
         assert len(inc["alerts"]) == 6
     finally:
