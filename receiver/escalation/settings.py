@@ -32,7 +32,7 @@ class WorkerSettings(Settings):
     silence_duration: Duration = 4 * 3600.0  # when a silence request names no duration
     ack_link_secret: SecretStr | None = None  # the receiver must have the same one
     ack_link_ttl: Duration = 24 * 3600.0
-    poll_interval: Duration = 0.5
+    poll_interval: Duration = 0.5  # a look when no commit woke the worker (store.commit_watch)
     batch_size: int = Field(default=250, ge=1, le=10_000)  # escalation timers per transaction
     concurrency: int = Field(default=4, ge=1, le=64)  # deliveries in flight per channel
     lease: Duration = 120.0
