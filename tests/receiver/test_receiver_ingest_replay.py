@@ -320,7 +320,8 @@ def test_a_new_connection_prepares_the_write_statements_again(postgres_url):
         with admin.connect() as other:  # a session of its own, not one of the store's
             ended = other.execute(sa.text(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE application_name = 'ticketmon-receiver'")).scalar()
+                "WHERE application_name = 'ticketmon-receiver' "
+                "AND datname = current_database()")).scalar()  # not other tests' sessions
         admin.dispose()
         assert ended == 2  # the autocommit session (probe, storm) and the write session
         raised = new_alerts_of_the_group(first, "r")  # step by step: a severity raise
@@ -362,7 +363,8 @@ def test_database_errors_under_a_prepared_statement_are_the_stores_own(postgres_
         with admin.connect() as other:
             other.execute(sa.text(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = 'ticketmon-receiver'"))
+                "WHERE application_name = 'ticketmon-receiver' "
+                "AND datname = current_database()"))
         store.new_streak = STORM_STREAK
         with statements(store) as seen:
             result = ingest(store, new_alerts_of_the_group(first, "c"))

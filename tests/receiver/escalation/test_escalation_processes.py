@@ -69,7 +69,7 @@ def test_worker_killed_mid_delivery_loses_nothing(sqlite_url, sink, tmp_path):
     store.dispose()
     policies = write_policies(tmp_path / "p.yaml", [("0s", ["chat"])])
     config, _ = worker_config(tmp_path / "w.yaml", sqlite_url, sink, policies, lease="3s")
-    sink.stall(0.8)  # the first delivery is in flight when the worker dies
+    sink.stall(3)  # the first delivery is in flight when the worker dies, however busy the box
     first = start_worker(tmp_path, config, "worker1")
     try:
         wait_for(lambda: rows(sqlite_url) and rows(sqlite_url)[0]["state"] == "delivering",
