@@ -126,9 +126,9 @@ def probe(doc: dict, count: int, timeout: float = 120) -> None:
                       timeout=10).raise_for_status()
 
     def ours(status: str) -> int:
-        doc = client._get(f"{client.receiver}/api/v1/incidents", status=status, limit=500)
-        return sum(1 for i in doc["incidents"] if i["title"].startswith(tag)
-                   or i.get("group_labels", {}).get("alertname", "").startswith(tag))
+        listing = client._get(f"{client.receiver}/api/v1/incidents", status=status, limit=500)
+        return sum(1 for i in listing["incidents"]
+                   if i.get("group_labels", {}).get("alertname", "").startswith(tag))
 
     for ends in (False, True):
         for i in range(count):
