@@ -1,9 +1,12 @@
 """gunicorn settings for the receiver: `gunicorn -c python:receiver.gunicorn_conf …`.
 
 Gives prometheus_client a multiprocess directory (so /metrics sums every worker's
-counters) and tells it when a worker exits. Command-line flags still win.
+counters) and tells it when a worker exits; writes an access line per request only with
+TICKETMON_RECEIVER_ACCESS_LOG=1 (what the API's users did is in the audit log, what the
+webhook did in its own lines and metrics). Command-line flags still win.
 """
 
+import gc
 import os
 import shutil
 import tempfile
@@ -11,6 +14,7 @@ import tempfile
 from prometheus_client import multiprocess
 
 from ticketmon.core import logs
+from ticketmon.core.gunicorn_access import OptInAccessLogger
 
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     _dir = tempfile.mkdtemp(prefix="ticketmon-receiver-metrics-")
@@ -29,10 +33,23 @@ workers = int(os.environ.get("TICKETMON_RECEIVER_WORKERS", "2"))
 worker_class = "sync"
 control_socket_disable = True
 accesslog = None
+
+
+class Logger(OptInAccessLogger):
+    env = "TICKETMON_RECEIVER_ACCESS_LOG"
+
+
+logger_class = Logger
 # gunicorn's own log lines (worker crashes, "Error handling request" tracebacks) go
 # through the redacting JSON formatter like the app's
 logconfig_dict = logs.gunicorn_logconfig()
 
 
-def child_exit(server, worker) -> None:
+def post_worker_init(worker) -> None:  # noqa: ARG001 - gunicorn's hook signature
+    """The app is loaded and lives as long as the worker: keep its objects out of the
+    garbage collector's passes, which otherwise walk them all every few thousand posts."""
+    gc.freeze()
+
+
+def child_exit(server, worker) -> None:  # noqa: ARG001
     multiprocess.mark_process_dead(worker.pid)

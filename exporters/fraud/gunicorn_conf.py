@@ -11,26 +11,17 @@ import gc
 import os
 import shutil
 
-from gunicorn import glogging
 from prometheus_client import multiprocess
 
 from exporters.fraud import refitter
 from ticketmon.core import logs
+from ticketmon.core.gunicorn_access import OptInAccessLogger
 
 
-class Logger(glogging.Logger):
-    """gunicorn writes an access line per request as soon as any logging config is given
-    (logconfig_dict below), and formatting it through the redacting JSON formatter
-    cost about as much as the check itself; the fraud service writes them only when
-    TICKETMON_FRAUD_ACCESS_LOG is set (read once, in the master)."""
+class Logger(OptInAccessLogger):
+    """An access line per check only with TICKETMON_FRAUD_ACCESS_LOG set."""
 
-    def __init__(self, cfg) -> None:
-        self.access_asked = bool(os.environ.get("TICKETMON_FRAUD_ACCESS_LOG"))
-        super().__init__(cfg)
-
-    @property
-    def access_log_enabled(self) -> bool:
-        return self.access_asked
+    env = "TICKETMON_FRAUD_ACCESS_LOG"
 
 
 logger_class = Logger

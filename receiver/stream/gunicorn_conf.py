@@ -11,7 +11,13 @@ waiting out the graceful timeout. Metrics and logs are set up as for the receive
 import os
 import signal
 
-from receiver.gunicorn_conf import accesslog, child_exit, control_socket_disable, logconfig_dict
+from receiver.gunicorn_conf import (
+    accesslog,
+    child_exit,
+    control_socket_disable,
+    logconfig_dict,
+    logger_class,
+)
 from receiver.settings import ReceiverSettings
 from receiver.stream.hub import SHUTDOWN
 from ticketmon.core.config import load
@@ -25,7 +31,7 @@ threads = load(ReceiverSettings).stream.max_streams + SPARE_THREADS
 worker_connections = threads + 100
 graceful_timeout = 5
 
-__all__ = ["accesslog", "child_exit", "control_socket_disable", "logconfig_dict",
+__all__ = ["accesslog", "child_exit", "control_socket_disable", "logconfig_dict", "logger_class",
            "post_worker_init"]
 
 

@@ -311,12 +311,22 @@ def test_outlier_score_takes_part_in_the_decision_with_its_weight(make_fraud_app
     assert ignored["patterns"] == []
 
 
-def test_access_lines_only_when_asked(monkeypatch):
+@pytest.mark.parametrize("module, env", [
+    ("exporters.fraud.gunicorn_conf", "TICKETMON_FRAUD_ACCESS_LOG"),
+    ("receiver.gunicorn_conf", "TICKETMON_RECEIVER_ACCESS_LOG"),
+])
+def test_access_lines_only_when_asked(monkeypatch, tmp_path, module, env):
+    import importlib
+
     from gunicorn.config import Config
 
-    from exporters.fraud.gunicorn_conf import Logger
-
-    monkeypatch.delenv("TICKETMON_FRAUD_ACCESS_LOG", raising=False)
-    assert not Logger(Config()).access_log_enabled
-    monkeypatch.setenv("TICKETMON_FRAUD_ACCESS_LOG", "1")
-    assert Logger(Config()).access_log_enabled
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))  # what the confs set up
+    logger = importlib.import_module(module).logger_class
+    monkeypatch.delenv(env, raising=False)
+    assert not logger(Config()).access_log_enabled
+    monkeypatch.setenv(env, "1")
+    assert logger(Config()).access_log_enabled
+    monkeypatch.delenv(env)
+    explicit = Config()
+    explicit.set("accesslog", "-")  # `--access-logfile -` on the command line
+    assert logger(explicit).access_log_enabled
