@@ -5,10 +5,8 @@ from __future__ import annotations
 import importlib
 import logging
 import time
-import uuid
 
 from flask import Flask, Response, g, jsonify, request
-from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from receiver.anomaly.scores import anomaly_gauges
@@ -16,6 +14,7 @@ from receiver.api import (
     admin,
     alerts,
     docs,
+    errors,
     escalation,
     incidents,
     oncall,
@@ -25,20 +24,18 @@ from receiver.api import (
     reports,
     webhook,
 )
-from receiver.api.common import ApiError, Receiver, error_body
+from receiver.api.common import Receiver, request_id
 from receiver.console import session as console_session
 from receiver.console import views as console
 from receiver.escalation.metrics import outbox_gauges
 from receiver.metrics import ReceiverMetrics
 from receiver.overview import PlatformView
-from receiver.payload import PayloadError
 from receiver.ratelimit import TokenBuckets
 from receiver.settings import ReceiverSettings
-from receiver.store import Store, StoreUnavailable, queries
-from receiver.store.store import Conflict, NotFound
+from receiver.store import Store, queries
 from receiver.stream import api as stream
 from ticketmon.core import logs
-from ticketmon.core.auth import Authenticator, AuthError, Forbidden
+from ticketmon.core.auth import Authenticator
 from ticketmon.core.config import ConfigError, load
 from ticketmon.core.http_security import add_security_headers
 from ticketmon.core.metrics_guard import Guard
@@ -110,7 +107,9 @@ def create_app(settings: ReceiverSettings | None = None,
     if stream.bp in blueprints:
         stream.install(app, ctx, stream_server=webhook.bp not in blueprints)
     _install_request_hooks(app, settings, metrics)
-    _install_error_handlers(app, metrics)
+    _install_error_handler(app, metrics)
+    if webhook.bp in blueprints:
+        app.wsgi_app = webhook.WebhookRoute(app.wsgi_app, ctx)
     app.wsgi_app = Guard(app.wsgi_app, settings.metrics_guard)
     console_session.configure(app)  # the console's cookie: any app reading it (the stream)
     return app
@@ -120,9 +119,7 @@ def _install_request_hooks(app: Flask, settings: ReceiverSettings,
                            metrics: ReceiverMetrics) -> None:
     @app.before_request
     def _start() -> None:
-        rid = request.headers.get("X-Request-Id", "")
-        if not (0 < len(rid) <= 64 and rid.replace("-", "").isalnum()):
-            rid = uuid.uuid4().hex
+        rid = request_id(request.headers.get("X-Request-Id", ""))
         g.request_id = rid
         g.started = time.perf_counter()
         logs.request_id.set(rid)
@@ -142,55 +139,13 @@ def _install_request_hooks(app: Flask, settings: ReceiverSettings,
         return response
 
 
-def _error(status: int, code: str, message: str, field: str | None = None,
-           headers: dict | None = None):
-    response = jsonify(error_body(code, message, field))
-    response.status_code = status
-    response.headers.update(headers or {})
-    return response
-
-
-def _install_error_handlers(app: Flask, metrics: ReceiverMetrics) -> None:
-    @app.errorhandler(ApiError)
-    def _api(exc: ApiError):
-        return _error(exc.status, exc.code, exc.message, exc.field, exc.headers)
-
-    @app.errorhandler(PayloadError)
-    def _payload(exc: PayloadError):
-        return _error(400, exc.code, exc.message, exc.field)
-
-    @app.errorhandler(AuthError)
-    def _auth(exc: AuthError):
-        metrics.auth_failures.labels(exc.reason).inc()
-        return _error(401, "unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"})
-
-    @app.errorhandler(Forbidden)
-    def _forbidden(exc: Forbidden):
-        metrics.auth_failures.labels("forbidden").inc()
-        return _error(403, "forbidden", str(exc))
-
-    @app.errorhandler(NotFound)
-    def _not_found(exc: NotFound):
-        return _error(404, "not_found", str(exc))
-
-    @app.errorhandler(Conflict)
-    def _conflict(exc: Conflict):
-        return _error(409, "conflict", str(exc))
-
-    @app.errorhandler(StoreUnavailable)
-    def _unavailable(exc: StoreUnavailable):
-        log.error("store unavailable: %s", exc)
-        return _error(503, "store_unavailable", "the database is unavailable; retry later",
-                      headers={"Retry-After": "5"})
-
-    @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException):
-        code = (exc.name or "error").lower().replace(" ", "_")
-        # keep the exception's own headers: a 405 must say which methods are Allow-ed
-        headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
-        return _error(exc.code or 500, code, exc.description or exc.name, headers=headers)
-
+def _install_error_handler(app: Flask, metrics: ReceiverMetrics) -> None:
+    """Every exception a view raises (HTTPException included) is answered as JSON by
+    receiver/api/errors.py; blueprints may answer their own first (the console)."""
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception):
-        log.exception("unhandled error")
-        return _error(500, "internal_error", "internal error; see the receiver's log")
+    def _answer(exc: Exception) -> Response:
+        status, body, headers = errors.answer(exc, metrics)
+        response = jsonify(body)
+        response.status_code = status
+        response.headers.update(headers)
+        return response

@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from pydantic_core import to_json
 
 from exporters.fraud import patterns as patterns_mod
-from exporters.fraud.check_route import MAX_BODY, CheckRoute, add_rule, authorize, error
+from exporters.fraud.check_route import MAX_BODY, PATH, CheckRoute, authorize, error
 from exporters.fraud.history import UserHistory
 from exporters.fraud.metrics import LEVELS, FraudMetrics
 from exporters.fraud.openapi import document
@@ -44,6 +44,7 @@ from exporters.fraud.settings import FraudSettings
 from ticketmon.core import config
 from ticketmon.core.auth import ALL_TENANTS, DEV_PRINCIPAL, Authenticator, Principal
 from ticketmon.core.metrics_guard import Guard
+from ticketmon.core.plain_wsgi import add_rule
 
 log = logging.getLogger("ticketmon.fraud")
 
@@ -288,7 +289,7 @@ def create_app(settings: FraudSettings | None = None,
         return _error(413, f"body larger than {MAX_BODY} bytes")
 
     # POST /api/v1/fraud/check is answered in front of Flask (see check_route)
-    add_rule(app)
+    add_rule(app, PATH, "fraud_check")
     flask_app = CheckRoute(app.wsgi_app, service.check, service.auth, settings.auth.check_role)
 
     def started_app(environ: dict, start_response: Callable) -> object:

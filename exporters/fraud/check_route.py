@@ -1,13 +1,7 @@
-"""POST /api/v1/fraud/check as plain WSGI, in front of the Flask application.
-
-Flask's dispatch of one request (application and request contexts, URL matching, the
-Request and Response objects, header proxies, the context-local lookups) cost about
-half a check's CPU in process, yet the check reads one header and the body and answers
-JSON: so its POST is answered here, with the same answers, headers and refusals as
-the Flask route it was (tests/exporters/fraud hold them), and every other request goes
-on to Flask. The route stays in Flask's URL map (`add_rule`), so the OpenAPI test sees
-it and Flask answers its other methods (405 naming POST, OPTIONS) as before.
-bench/fraud_check.py --in-process measures what each request costs.
+"""POST /api/v1/fraud/check as plain WSGI, in front of the Flask application
+(why: ticketmon/core/plain_wsgi.py), with the same answers, headers and refusals as the
+Flask route it was (tests/exporters/fraud hold them). bench/fraud_check.py --in-process
+measures what each request costs.
 """
 
 from __future__ import annotations
@@ -15,21 +9,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from flask import Flask
 from pydantic_core import to_json
 from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import get_input_stream
 
 from ticketmon.core import redact
 from ticketmon.core.auth import DEV_PRINCIPAL, Authenticator, AuthError, Principal
+from ticketmon.core.plain_wsgi import answer_json
 
 log = logging.getLogger("ticketmon.fraud")
 
 PATH = "/api/v1/fraud/check"
 MAX_BODY = 64 * 1024
-# status lines as werkzeug writes them
-STATUS = {code: f"{code} {phrase.upper()}" for code, phrase in HTTP_STATUS_CODES.items()}
 Answer = tuple[object, int]
 
 
@@ -90,14 +81,4 @@ class CheckRoute:
     @staticmethod
     def _answer(start_response: Callable, answer: Answer) -> list[bytes]:
         doc, status = answer
-        payload = to_json(doc)
-        start_response(STATUS[status], [("Content-Type", "application/json"),
-                                         ("Content-Length", str(len(payload)))])
-        return [payload]
-
-
-def add_rule(app: Flask) -> None:
-    """The route in Flask's URL map without a view: its POST never reaches Flask."""
-    rule = app.url_rule_class(PATH, endpoint="fraud_check", methods=["POST", "OPTIONS"])
-    rule.provide_automatic_options = True  # OPTIONS answered by Flask, as for a view
-    app.url_map.add(rule)
+        return answer_json(start_response, status, to_json(doc))

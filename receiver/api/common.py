@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import uuid
 from dataclasses import dataclass, field
 
 from flask import current_app, g, request
@@ -34,6 +35,13 @@ class Receiver:
 
 def receiver() -> Receiver:
     return current_app.extensions["ticketmon_receiver"]
+
+
+def request_id(header: str) -> str:
+    """The caller's X-Request-Id when it is a plain token (it goes into logs), else a new one."""
+    if 0 < len(header) <= 64 and header.replace("-", "").isalnum():
+        return header
+    return uuid.uuid4().hex
 
 
 class ApiError(Exception):

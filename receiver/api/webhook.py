@@ -6,7 +6,12 @@ is lost, so only a body that is not an Alertmanager payload is refused (see
 receiver/payload.py), and every refusal is logged with its size, group key (when it can
 be read) and reason, and counted in ticketmon_receiver_webhook_refused_total.
 
-Memory: a body of N bytes costs about 3N at peak. werkzeug's `request.get_data()` reads
+Answered as plain WSGI in front of Flask (why: ticketmon/core/plain_wsgi.py), with what
+the app's request hooks and error handler give every other route: an X-Request-Id (also
+in each log line), the security headers, ticketmon_receiver_http_requests_total, JSON
+errors from receiver/api/errors.py.
+
+Memory: a body of N bytes costs about 3N at peak. werkzeug's `get_data()` reads
 through its LimitedStream into a growing bytearray (reallocated as it grows) and then
 copies it into bytes, and `get_json()` would add a dict tree plus a re-serialisation to
 validate. Here the body is read in 1 MiB steps (gunicorn's sync worker buffers about
@@ -23,17 +28,27 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable, Iterable
 
-from flask import Blueprint, Response, request
-from flask import json as flask_json
+from flask import Blueprint
+from pydantic_core import to_json
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.http import parse_options_header
+from werkzeug.wsgi import get_content_length, get_input_stream
 
-from receiver.api.common import ApiError, Receiver, receiver
+from receiver.api import errors
+from receiver.api.common import ApiError, Receiver, request_id
 from receiver.payload import PayloadError, parse
+from ticketmon.core import logs
 from ticketmon.core.auth import AuthError, check_webhook_token
+from ticketmon.core.http_security import json_headers
+from ticketmon.core.plain_wsgi import add_rule, answer_json
 
 log = logging.getLogger("receiver.webhook")
+PATH = "/api/v1/alertmanager"
+# the route without a view: WebhookRoute answers its POST (see create_app)
 bp = Blueprint("webhook", __name__)
+bp.record_once(lambda state: add_rule(state.app, PATH, "webhook.alertmanager"))
 
 STEP = 1 << 20  # bytes read from the WSGI input per call
 # an oversized body is still read (and dropped), up to this many times the limit (at
@@ -54,12 +69,12 @@ class BodyTooLarge(Exception):
         self.group_key = group_key
 
 
-def read_body(limit: int) -> bytes:
+def read_body(environ: dict, limit: int) -> bytes:
     """The request body as one bytes object; BodyTooLarge over `limit` bytes."""
-    length = request.content_length
+    length = get_content_length(environ)
     if length is None:
-        return _read_unsized()
-    stream = request.input_stream  # bounded here by Content-Length, never read past it
+        return _read_unsized(environ, limit)
+    stream = environ["wsgi.input"]  # bounded here by Content-Length, never read past it
     if length > limit:
         raise BodyTooLarge(length, _drain_for_group_key(stream, length, limit))
     chunks = []
@@ -73,12 +88,13 @@ def read_body(limit: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _read_unsized() -> bytes:
-    """A chunked body: werkzeug's stream stops it at max_body_bytes (the app's
-    MAX_CONTENT_LENGTH) when the server ends the input, as gunicorn does."""
+def _read_unsized(environ: dict, limit: int) -> bytes:
+    """A chunked body: werkzeug's stream stops it at `limit` when the server ends the
+    input, as gunicorn does (without that, werkzeug reads no body: none can be trusted)."""
+    stream = get_input_stream(environ, max_content_length=limit)
     chunks = []
     try:
-        while chunk := request.stream.read(STEP):
+        while chunk := stream.read(STEP):
             chunks.append(chunk)
     except RequestEntityTooLarge:
         raise BodyTooLarge(None, None) from None
@@ -135,27 +151,53 @@ def _refused(ctx: Receiver, status: int, reason: str, message: str, size: int | 
                        "group_key": group_key, "field": field})
 
 
-@bp.post("/api/v1/alertmanager")
-def alertmanager() -> Response:
-    arrived = time.perf_counter()
-    ctx = receiver()
-    size = request.content_length
+class WebhookRoute:
+    """WSGI middleware: Alertmanager's POST here, anything else to `app`."""
+
+    def __init__(self, app: Callable, ctx: Receiver) -> None:
+        self.app = app
+        self.ctx = ctx
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "POST":
+            return self.app(environ, start_response)
+        started = time.perf_counter()
+        rid = request_id(environ.get("HTTP_X_REQUEST_ID", ""))
+        logs.request_id.set(rid)
+        try:
+            status, body, headers = 200, alertmanager(self.ctx, environ, started), {}
+        except Exception as exc:  # as the app's error handler would: the worker keeps serving
+            status, body, headers = errors.answer(exc, self.ctx.metrics)
+        self.ctx.metrics.http_requests.labels(PATH, str(status)).inc()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("request", extra={"method": "POST", "route": PATH, "code": status,
+                                        "ms": round(1000 * (time.perf_counter() - started), 2)})
+        hsts = self.ctx.settings.hsts
+        return answer_json(start_response, status, to_json(body), [
+            *headers.items(), ("X-Request-Id", rid),
+            *json_headers(https=environ.get("wsgi.url_scheme") == "https", hsts=hsts)])
+
+
+def alertmanager(ctx: Receiver, environ: dict, arrived: float) -> dict:
+    """Store one post; the answer's body, or the exception that refuses it."""
+    size = get_content_length(environ)
     if not ctx.settings.dev:
         try:
             check_webhook_token(ctx.settings.webhook_token.get_secret_value(),
-                                request.headers.get("Authorization"))
+                                environ.get("HTTP_AUTHORIZATION"))
         except AuthError as exc:
             _refused(ctx, 401, "unauthorized", str(exc), size)
             raise
-    if request.mimetype != "application/json":
+    mimetype = parse_options_header(environ.get("CONTENT_TYPE", ""))[0].lower()
+    if mimetype != "application/json":
         error = ApiError(415, "unsupported_media_type",
                          "Alertmanager posts application/json; got "
-                         f"{request.mimetype or 'no Content-Type'}")
+                         f"{mimetype or 'no Content-Type'}")
         _refused(ctx, 415, "unsupported_media_type", error.message, size)
         raise error
     limit = ctx.settings.max_body_bytes
     try:
-        body = read_body(limit)
+        body = read_body(environ, limit)
     except BodyTooLarge as exc:
         message = (f"body of {exc.size if exc.size is not None else 'more than ' + str(limit)}"
                    f" bytes is over max_body_bytes ({limit})")
@@ -186,7 +228,6 @@ def alertmanager() -> Response:
         log.info("incidents changed", extra={"group_key": payload.groupKey,
                                              "opened": result.opened,
                                              "resolved": result.resolved})
-    answer = {"status": "ok", "alerts": len(payload.alerts), "changed": result.changed,
-              "duplicates": result.duplicates, "incidents_opened": result.opened,
-              "incidents_resolved": result.resolved}
-    return Response(flask_json.dumps(answer), status=200, mimetype="application/json")
+    return {"status": "ok", "alerts": len(payload.alerts), "changed": result.changed,
+            "duplicates": result.duplicates, "incidents_opened": result.opened,
+            "incidents_resolved": result.resolved}

@@ -519,3 +519,31 @@ def test_request_id_is_echoed_and_generated(client):
     assert client.get("/healthz", headers={"X-Request-Id": "abc-123"}).headers[
         "X-Request-Id"] == "abc-123"
     assert len(client.get("/healthz").headers["X-Request-Id"]) == 32
+
+
+def test_the_webhook_answers_like_every_other_route(make_app):
+    """Its POST is plain WSGI in front of Flask (receiver/api/webhook.py): the same request
+    id, HSTS over https, request and auth-failure counts, OPTIONS, and a 500 as JSON."""
+    app = make_app()
+    client = app.test_client()
+    ok = post_webhook(client, payload("firing"), **{"X-Request-Id": "am-7"})
+    assert ok.status_code == 200 and ok.headers["X-Request-Id"] == "am-7"
+    assert len(post_webhook(client, payload("firing"), **{"X-Request-Id": "a b"}).headers[
+        "X-Request-Id"]) == 32
+    https = client.post("/api/v1/alertmanager", data=payload_bytes("firing"),
+                        base_url="https://receiver.example", headers={
+                            "Content-Type": "application/json",
+                            "Authorization": f"Bearer {WEBHOOK_TOKEN}"})
+    assert https.headers["Strict-Transport-Security"] == "max-age=31536000"
+    assert post_webhook(client, payload("firing"), token="wrong-0123456789").status_code == 401
+    options = client.options("/api/v1/alertmanager")
+    assert options.status_code == 200 and "POST" in options.headers["Allow"]
+    store = store_of(app)
+    store.ingest = lambda _payload: 1 / 0
+    broken = post_webhook(client, payload("firing"))
+    assert broken.status_code == 500 and broken.json["error"]["code"] == "internal_error"
+    metrics = client.get("/metrics").text
+    for code, answered in (("200", 4), ("401", 1), ("500", 1)):
+        assert (f'ticketmon_receiver_http_requests_total{{code="{code}",'
+                f'route="/api/v1/alertmanager"}} {answered}.0') in metrics
+    assert 'ticketmon_receiver_auth_failures_total{reason="unknown_token"} 1.0' in metrics

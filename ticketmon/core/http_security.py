@@ -14,6 +14,8 @@ from werkzeug.wrappers import Response
 
 HSTS = "max-age=31536000"
 JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
+ALWAYS = (("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"),
+          ("Referrer-Policy", "no-referrer"))
 
 
 def html_csp(nonce: str | None) -> str:
@@ -26,9 +28,8 @@ def add_security_headers(response: Response, *, https: bool = False, hsts: bool 
                          nonce: str | None = None) -> Response:
     """Set the headers a handler has not set itself; returns `response`."""
     headers = response.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Referrer-Policy", "no-referrer")
+    for name, value in ALWAYS:
+        headers.setdefault(name, value)
     html = response.mimetype == "text/html"
     headers.setdefault("Content-Security-Policy", html_csp(nonce) if html else JSON_CSP)
     if html or response.mimetype == "application/json":
@@ -36,3 +37,11 @@ def add_security_headers(response: Response, *, https: bool = False, hsts: bool 
     if https or hsts:
         headers.setdefault("Strict-Transport-Security", HSTS)
     return response
+
+
+def json_headers(*, https: bool = False, hsts: bool = False) -> list[tuple[str, str]]:
+    """What add_security_headers gives a JSON answer, for one written as plain WSGI."""
+    headers = [*ALWAYS, ("Content-Security-Policy", JSON_CSP), ("Cache-Control", "no-store")]
+    if https or hsts:
+        headers.append(("Strict-Transport-Security", HSTS))
+    return headers
