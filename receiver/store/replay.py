@@ -74,8 +74,6 @@ class Probe:
         rows = statements(conn).probe(conn, payload.groupKey, list(self.alerts))
         self.replay = True
         for fp, starts_at, status, incident_id, open_truncated in rows:
-            if (fp, starts_at) not in self.alerts:  # the arrays also match crossed pairs
-                continue
             self.stored[(fp, starts_at)] = (status, incident_id)
             if incident_id is None or self.moves((fp, starts_at), status):
                 self.replay = False
