@@ -38,7 +38,6 @@ VALUE_MAX = 10_000  # label and annotation values (and strings of unknown fields
 URL_MAX = 65_536  # generatorURL, externalURL: a cut URL is useless, so a generous limit
 COLUMN_MAX = {"receiver": 200}  # payload fields stored in a String(n) column
 LABEL_COLUMN_MAX = {"tenant": 100}  # labels the store copies into a String(n) column
-SHORTEST_VALUE_MAX = min(VALUE_MAX, *LABEL_COLUMN_MAX.values())
 # groupKey is an indexed identity: a PostgreSQL btree entry holds at most 2704 bytes
 GROUP_KEY_MAX_BYTES = 1024
 INT_MAX = 2**31 - 1  # truncatedAlerts is an INTEGER column; Go sends a uint64
@@ -178,9 +177,7 @@ class _Notes:
 
     def labels(self, labels: dict[str, str], field: str) -> dict[str, str]:
         """Names and values repaired; a dict that needs nothing is returned as it is."""
-        if not labels or (max(map(len, labels)) <= NAME_MAX  # most posts: one C-level pass
-                          and max(map(len, labels.values())) <= SHORTEST_VALUE_MAX
-                          and not self.nul):
+        if not self.nul and _labels_fit(labels):
             return labels
         if all(len(k) <= NAME_MAX and "\x00" not in k
                and len(v) <= LABEL_COLUMN_MAX.get(k, VALUE_MAX) and "\x00" not in v
@@ -238,6 +235,26 @@ class _Notes:
                                                      "repairs": self.items}
 
 
+def _labels_fit(labels: dict[str, str]) -> bool:
+    """No name or value too long, by C-level passes (NUL is the caller's to rule out)."""
+    if not labels:
+        return True
+    if max(map(len, labels)) > NAME_MAX or max(map(len, labels.values())) > VALUE_MAX:
+        return False
+    for name, limit in LABEL_COLUMN_MAX.items():
+        value = labels.get(name)
+        if value is not None and len(value) > limit:
+            return False
+    return True
+
+
+def _alert_fits(alert: Alert) -> bool:
+    """Nothing of the alert to repair, given that the body holds no NUL."""
+    url = alert.generatorURL
+    return (not alert.__pydantic_extra__ and (url is None or len(url) <= URL_MAX)
+            and _labels_fit(alert.labels) and _labels_fit(alert.annotations))
+
+
 def _join(field: str, key: str) -> str:
     return f"{field}.{key}" if field else key
 
@@ -280,6 +297,8 @@ def repair(payload: WebhookPayload, nul: bool = True) -> Counter:
     """
     counts = payload.repairs
     for alert in payload.alerts:
+        if not nul and _alert_fits(alert):  # most alerts: nothing to note, no _Notes
+            continue
         notes = _Notes(counts, nul)
         _set(alert, "labels", notes.labels(alert.labels, "labels"))
         _set(alert, "annotations", notes.labels(alert.annotations, "annotations"))

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.receiver import WEBHOOK_TOKEN, count, payload, post_webhook
 
-from receiver.payload import NAME_MAX, VALUE_MAX
+from receiver.payload import NAME_MAX, VALUE_MAX, WebhookPayload, repair
 from receiver.store.tables import alerts, incidents
 from ticketmon.rules.catalog import load_catalog
 
@@ -317,3 +317,33 @@ def test_anything_else_is_a_4xx_never_a_5xx(sqlite_client, body):
         "Content-Type": "application/json", "Authorization": f"Bearer {WEBHOOK_TOKEN}"})
     assert resp.status_code != 200 or json.loads(body).get("version") == "4"
     assert resp.status_code in (200, 400), (resp.status_code, resp.json)
+
+
+_LENGTHS = st.sampled_from([0, 1, 99, 100, 101, 199, 200, 201, 9_999, 10_000, 10_001, 70_000])
+_TEXT = _LENGTHS.flatmap(lambda n: st.just("v" * n))
+_NAMES = st.one_of(st.sampled_from(["tenant", "alertname", "instance"]),
+                   _LENGTHS.filter(lambda n: n < 1000).map(lambda n: "n" * max(1, n)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(labels=st.dictionaries(_NAMES, _TEXT, max_size=4),
+       annotations=st.dictionaries(_NAMES, _TEXT, max_size=3),
+       url=st.one_of(st.none(), _TEXT), extra=st.booleans())
+def test_the_no_nul_shortcut_repairs_exactly_what_the_full_pass_does(labels, annotations,
+                                                                    url, extra):
+    """A body without a NUL escape skips the per-string checks of alerts that fit: the
+    result must be the full pass's, near every limit (tenant 100, names 200, values
+    10,000, URLs 65,536)."""
+    body = payload("firing")
+    for alert in body["alerts"]:
+        alert["labels"].update(labels)
+        alert["annotations"] = dict(annotations)
+        alert["generatorURL"] = url
+        if extra:
+            alert["routeLabels"] = dict(labels)
+    raw = json.dumps(body).encode()
+    shortcut, full = (WebhookPayload.model_validate_json(raw) for _ in range(2))
+    repair(shortcut, nul=False)
+    repair(full, nul=True)
+    assert shortcut.model_dump() == full.model_dump()
+    assert shortcut.repairs == full.repairs
