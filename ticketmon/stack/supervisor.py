@@ -41,14 +41,18 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._on_signal)
 
     def _on_signal(self, *_: object) -> None:
+        self._stop.set()
         if not self._waiting:
             raise KeyboardInterrupt
-        self._stop.set()
 
     def add(self, name: str, url: str, stop: Callable[[], None], alive: Callable[[], bool],
             log_path: Path | None = None) -> None:
         self.running.append(Running(name, url, stop, alive, log_path))
         self._out(f"{name} {url}")
+        if self._stop.is_set():
+            # the signal's KeyboardInterrupt was lost: Python drops an exception raised
+            # while a weakref finalizer or __del__ runs (seen: subprocess cleanup)
+            raise KeyboardInterrupt
 
     def add_process(self, proc: ManagedProcess, url: str) -> None:
         self.add(proc.name, url, proc.stop, proc.alive, proc.log_path)
