@@ -177,11 +177,8 @@ class _Notes:
 
     def labels(self, labels: dict[str, str], field: str) -> dict[str, str]:
         """Names and values repaired; a dict that needs nothing is returned as it is."""
-        if not self.nul and _labels_fit(labels):
-            return labels
-        if all(len(k) <= NAME_MAX and "\x00" not in k
-               and len(v) <= LABEL_COLUMN_MAX.get(k, VALUE_MAX) and "\x00" not in v
-               for k, v in labels.items()):
+        if _labels_fit(labels) and not (
+                self.nul and any("\x00" in k or "\x00" in v for k, v in labels.items())):
             return labels
         out: dict[str, str] = {}
         for name, value in labels.items():
