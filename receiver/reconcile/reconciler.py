@@ -43,6 +43,10 @@ log = logging.getLogger("receiver.reconcile")
 
 CLAIM_KIND = "reconcile_run"
 CLAIM_LOCK = 0x7469636B6D6F6E  # pg_advisory_xact_lock key: "tickmon"
+# a run that comes a moment early (timer wake-up, clock slew) still counts as `grace`
+# after the first sighting: with grace == period, a difference is corrected one run
+# after it was seen, never two
+GRACE_SLACK = 0.5
 
 
 def utcnow() -> datetime:
@@ -127,7 +131,7 @@ class Reconciler:
     def due(self, difference: Hashable, now: datetime) -> bool:
         first = self.first_seen.get(difference, now)
         self.seen_now[difference] = first
-        return (now - first).total_seconds() >= self.settings.grace
+        return (now - first).total_seconds() >= self.settings.grace - GRACE_SLACK
 
     def resolve_missing(self, truth: Truth, now: datetime, report: RunReport) -> None:
         after = 0
