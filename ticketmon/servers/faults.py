@@ -252,7 +252,8 @@ class Worker:
     """`ticketmon receiver worker` paging every critical incident on CHANNELS at once."""
 
     def __init__(self, workdir: Path, database_url: str, pager: NotificationSink,
-                 chat: NotificationSink, name: str = "worker", lease: float = 30.0) -> None:
+                 chat: NotificationSink, name: str = "worker", lease: float = 30.0,
+                 reconcile: dict | None = None) -> None:
         import yaml
 
         self.workdir, self.name = workdir, name
@@ -267,6 +268,8 @@ class Worker:
             "metrics_port": self.metrics_port, "worker_id": name,
             "poll_interval": "0.2s", "retry_base": "0.2s", "retry_cap": "2s",
             "lease": f"{lease}s",
+            # without Alertmanagers to ask, the worker does not reconcile
+            **({"reconcile": reconcile} if reconcile is not None else {}),
             "channels": {
                 "pager": {"type": "pagerduty", "routing_key": "R" * 32, "timeout": 5.0,
                           "base_url": f"{pager.url}/pagerduty", "verify": str(pager.cert_file)},
@@ -397,13 +400,19 @@ class FaultBed:
     """Sinks, `receivers` gunicorn receivers, `workers` workers and one Alertmanager per
     receiver (clustered when more than one), on one database that must be empty.
 
+    `reconcile` (the worker's `reconcile:` settings) makes the workers reconcile with
+    every Alertmanager; `am_token` is the bearer token Alertmanager sends (another than
+    WEBHOOK_TOKEN: every post is refused with 401, which Alertmanager never retries).
+
     Stop it with close(), also when start() failed half-way.
     """
 
     def __init__(self, workdir: Path, database_url: str, receivers: int = 1,
-                 workers: int = 1, run: str = "r", lease: float = 30.0) -> None:
+                 workers: int = 1, run: str = "r", lease: float = 30.0,
+                 reconcile: dict | None = None, am_token: str = WEBHOOK_TOKEN) -> None:
         self.workdir, self.database_url, self.run = Path(workdir), database_url, run
         self.n_receivers, self.n_workers, self.lease = receivers, workers, lease
+        self.reconcile, self.am_token = reconcile, am_token
         self.pager: NotificationSink | None = None
         self.chat: NotificationSink | None = None
         self.receivers: list[Receiver] = []
@@ -434,13 +443,8 @@ class FaultBed:
             receiver = Receiver(self.workdir, self.database_url, f"receiver{i}")
             self.receivers.append(receiver)
             receiver.start()
-        for i in range(self.n_workers):
-            worker = Worker(self.workdir, self.database_url, self.pager, self.chat,
-                            f"worker{i}", self.lease)
-            self.workers.append(worker)
-            worker.start()
         token = self.workdir / "webhook-token"
-        token.write_text(WEBHOOK_TOKEN)
+        token.write_text(self.am_token)
         cluster = [free_port() for _ in self.receivers] if len(self.receivers) > 1 else []
         for i, receiver in enumerate(self.receivers):
             d = self.workdir / f"alertmanager{i}"
@@ -455,6 +459,13 @@ class FaultBed:
             self.alertmanagers.append(node)
         if cluster:
             wait_until(self._clustered, 60, "the Alertmanager cluster to form")
+        reconcile = (None if self.reconcile is None
+                     else {**self.reconcile, "alertmanagers": self.am_urls})
+        for i in range(self.n_workers):
+            worker = Worker(self.workdir, self.database_url, self.pager, self.chat,
+                            f"worker{i}", self.lease, reconcile)
+            self.workers.append(worker)
+            worker.start()
         return self
 
     def _clustered(self) -> bool:
