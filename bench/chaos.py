@@ -147,9 +147,10 @@ def phase(bed: FaultBed, name: str, phase_name: str, struck: int, began: float, 
     return row
 
 
-def table(rows: list[dict]) -> str:
-    heads = [SHORT.get(c, c) for c in COLUMNS]
-    cells = [[str(r.get(c, "")) for c in COLUMNS] for r in rows]
+def table(rows: list[dict], columns: tuple[str, ...] = COLUMNS) -> str:
+    """Right-aligned columns (long names shortened), as the fault benchmarks print."""
+    heads = [SHORT.get(c, c) for c in columns]
+    cells = [[str(r.get(c, "")) for c in columns] for r in rows]
     widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(heads)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(heads, widths, strict=True))]
     lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in cells]

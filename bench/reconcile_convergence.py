@@ -40,6 +40,7 @@ from pathlib import Path
 
 import requests
 import sqlalchemy as sa
+from chaos import table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -50,6 +51,8 @@ from ticketmon.servers.process import ServerError  # noqa: E402
 
 SCENARIOS = ("refused", "silenced")
 SLACK = 5.0  # seconds over period + grace: the run itself, then the worker's page
+COLUMNS = ("scenario", "round", "phase", "pause", "seconds", "bound", "incidents", "pages",
+           "resolves", "reconciler_opened", "reconciler_resolved", "am_posts_failed", "ok")
 
 
 def silence_run(bed: FaultBed, run: str) -> None:
@@ -138,16 +141,6 @@ def row(name: str, index: int, phase: str, pause: float, seconds: float | None,
             "ok": clean and within, "counts": counts}
 
 
-def table(rows: list[dict]) -> str:
-    cols = ("scenario", "round", "phase", "pause", "seconds", "bound", "incidents", "pages",
-            "resolves", "reconciler_opened", "reconciler_resolved", "am_posts_failed", "ok")
-    cells = [[str(r.get(c, "")) for c in cols] for r in rows]
-    widths = [max(len(c), *(len(x[i]) for x in cells)) for i, c in enumerate(cols)]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(cols, widths, strict=True))]
-    lines += ["  ".join(v.rjust(w) for v, w in zip(x, widths, strict=True)) for x in cells]
-    return "\n".join(lines)
-
-
 def summary(rows: list[dict]) -> str:
     lines = []
     for name in sorted({r["scenario"] for r in rows}):
@@ -193,7 +186,7 @@ def main() -> int:
                 rows += one_round(name, index, cluster, workdir, args, rng)
     finally:
         cluster.stop()
-    print(table(rows))
+    print(table(rows, COLUMNS))
     print(summary(rows))
     ok = bool(rows) and all(r["ok"] for r in rows)
     if ok and not args.workdir:
