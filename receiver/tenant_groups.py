@@ -15,6 +15,8 @@ the same keys (receiver/reconcile/groups.py). Repairs stay counted on the whole 
 
 from __future__ import annotations
 
+import json
+
 from receiver.payload import Alert, WebhookPayload, stored_group_key
 
 TENANT_LABEL = "tenant"
@@ -23,6 +25,13 @@ SEPARATOR = "#tenant="
 
 def tenant_of(labels: dict[str, str]) -> str:
     return labels.get(TENANT_LABEL) or "default"
+
+
+def go_labelset(labels: dict[str, str]) -> str:
+    """model.LabelSet.String(), the labels part of a groupKey: sorted `name="value"`
+    pairs, Go-quoted, in braces."""
+    pairs = sorted(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in labels.items())
+    return "{" + ", ".join(pairs) + "}"
 
 
 def tenant_group_key(group_key: str, group_labels: dict[str, str], tenant: str) -> str:

@@ -13,6 +13,7 @@ EVENT_WORDS = {
     "severity_raised": "Severity raised", "reopened": "Reopened",
     "reconciled_resolved": "Alert resolved by reconciliation (Alertmanager no longer has it)",
     "reconciled_firing": "Alert firing again by reconciliation (Alertmanager has it)",
+    "rekeyed": "Group key set by Alertmanager's first post (reconciliation had guessed it)",
 }
 RECONCILER = "reconciler"  # receiver.reconcile.corrections.ACTOR
 

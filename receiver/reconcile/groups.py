@@ -14,29 +14,21 @@ gives a group's receiver and labels only. So, in order:
 
 A group not grouped by `tenant` is filed per tenant, like the webhook files it.
 
-A guess that turns out wrong opens a second incident beside the one the next webhook
-post opens; both hold the same alerts, so both resolve when they do (the reconciler
-resolves incidents none of whose alerts fires).
+A guess that turns out wrong is put right by the group's first post: it takes the
+incident over under the real key (receiver/store/ingest_adoption.py) rather than
+opening a second one beside it.
 """
 
 from __future__ import annotations
-
-import json
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from receiver.reconcile.alertmanager_api import AmAlert, AmGroup, Truth
 from receiver.store.tables import incidents
-from receiver.tenant_groups import SEPARATOR, tenant_group_key
+from receiver.tenant_groups import SEPARATOR, go_labelset, tenant_group_key
 
 ROOT_ROUTE = "{}"
-
-
-def go_labelset(labels: dict[str, str]) -> str:
-    """model.LabelSet.String(): sorted `name="value"` pairs, Go-quoted, in braces."""
-    pairs = sorted(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in labels.items())
-    return "{" + ", ".join(pairs) + "}"
 
 
 def group_of(alert: AmAlert, truth: Truth, receivers: set[str] | None = None

@@ -48,6 +48,7 @@ from receiver import severity as sev
 from receiver.payload import Alert, WebhookPayload
 from receiver.store.bulk import chunks, dialect_insert
 from receiver.store.incident_events import IncidentEvent, IncidentHook
+from receiver.store.ingest_adoption import adopt, guessed_incident
 from receiver.store.ingest_resolution import Resolution, alert_time
 from receiver.store.ingest_statements import UNRESOLVED, Key, statements
 from receiver.store.ingest_writes import Writes
@@ -80,7 +81,7 @@ class Ingest(Resolution):
     def run(self) -> IngestResult:
         if self.seen.replay:
             return self.seen.result()
-        cur = self.locked_open_incident()
+        cur = self.locked_open_incident() or self.adopt_guessed()
         changed, older_firing = self.upsert_alerts()
         self.result.duplicates = len(self.alerts) - len(changed)
         new_firing = [k for k, status in changed.items() if status == "firing"]
@@ -115,6 +116,20 @@ class Ingest(Resolution):
 
     def locked_open_incident(self) -> dict | None:
         return statements(self.conn).lock(self.conn, self.group_key)
+
+    def adopt_guessed(self) -> dict | None:
+        """The incident the reconciler opened for this group under a guessed key, now
+        under this post's key (ingest_adoption.py); None when there is none."""
+        guessed = guessed_incident(self.conn, self.payload, self.group_key, self.alerts)
+        if guessed is None:
+            return None
+        adopt(self.conn, guessed, self.group_key, self.now)
+        incident = self.locked_open_incident()
+        self.incident_event(incident, "rekeyed", "alertmanager",
+                            {"from": guessed["group_key"], "to": self.group_key,
+                             "reason": "the group's first post names its real groupKey"},
+                            hook=False)
+        return incident
 
     def upsert_alerts(self) -> tuple[dict[Key, str], bool]:
         """Insert new alerts, resolve firing ones; return the rows that changed, and whether

@@ -8,6 +8,7 @@ can bring the two together.
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -28,8 +29,8 @@ from receiver.escalation.tables import escalations, notifications
 from receiver.escalation.timers import insert_outbox, on_incident_event, outbox_row
 from receiver.payload import parse
 from receiver.store import Store, migrate, queries
-from receiver.store.tables import alerts, incidents
-from receiver.tenant_groups import tenant_group_key
+from receiver.store.tables import alerts, incident_alerts, incidents
+from receiver.tenant_groups import go_labelset, tenant_group_key
 from ticketmon.servers.process import free_port
 
 
@@ -199,3 +200,74 @@ def test_grace_waits_before_correcting(store, start_alertmanager):
     assert rec.run_once(claim_turn=False).done.resolved_alerts == 0
     now[0] += timedelta(seconds=0.6)  # a run a moment early counts as grace later
     assert rec.run_once(claim_turn=False).done.resolved_alerts == 1
+
+
+# the shipped routing's shape: three routes share the receiver, so the reconciler can
+# only guess a new group's route part (receiver/reconcile/groups.py)
+ROUTES = """
+route:
+  receiver: ticketmon
+  group_by: [alertname, service]
+  group_wait: 1h
+  group_interval: 1h
+  routes:
+    - {matchers: ['severity="warning"'], receiver: ticketmon}
+    - {matchers: ['severity="info"'], receiver: ticketmon, group_wait: 5m}
+receivers: [{name: ticketmon}]
+"""
+
+
+def _post(route: str, name: str, severity: str, instances: dict[str, str], starts: str,
+          status: str = "firing") -> bytes:
+    """A webhook post of `route`'s group for alertname `name` (instance -> fingerprint)."""
+    group = {"alertname": name, "service": "checkout"}
+    ended = "0001-01-01T00:00:00Z" if status == "firing" else starts.replace("00Z", "59Z")
+    return json.dumps({
+        "version": "4", "groupKey": f"{route}:{go_labelset(group)}", "status": status,
+        "receiver": "ticketmon", "groupLabels": group,
+        "commonLabels": {**group, "severity": severity}, "commonAnnotations": {},
+        "externalURL": "http://127.0.0.1:9093", "truncatedAlerts": 0,
+        "alerts": [{"status": status, "fingerprint": fp, "startsAt": starts, "endsAt": ended,
+                    "labels": {**group, "severity": severity, "instance": inst},
+                    "annotations": {}, "generatorURL": ""}
+                   for inst, fp in instances.items()]}).encode()
+
+
+def test_a_guessed_group_key_is_taken_over_by_the_groups_first_post(store, start_alertmanager):
+    am = start_alertmanager(ROUTES)
+    starts = "2026-12-07T10:00:00Z"
+    warning, info = '{}/{severity="warning"}', '{}/{severity="info"}'
+    store.ingest(parse(_post(warning, "W", "warning", {"a": "00000000000000aa"}, starts)))
+    # an info alert fires; its post waits for group_wait (5m, longer than grace)
+    push(am, [{"labels": {"alertname": "I", "service": "checkout", "severity": "info",
+                          "instance": "x"}, "startsAt": starts}])
+    rec = make_reconciler(store, [am.url])
+    assert rec.run_once().done.opened_incidents  # under the latest incident's route: wrong
+    [fp] = [a["fingerprint"] for a in am_alerts(am) if a["labels"]["alertname"] == "I"]
+    [guessed] = [i for i in rows(store, incidents) if '"I"' in i["group_key"]]
+    assert guessed["group_key"].startswith(warning)
+
+    first = store.ingest(parse(_post(info, "I", "info", {"x": fp}, starts)))
+    grown = store.ingest(parse(_post(info, "I", "info", {"x": fp, "y": "00000000000000bb"},
+                                     starts)))
+    assert first.opened == [] and grown.opened == []  # no second incident, no second page
+    [inc] = [i for i in rows(store, incidents) if '"I"' in i["group_key"]]
+    assert inc["id"] == guessed["id"] and inc["group_key"].startswith(info)
+    assert inc["extra"]["guessed_group_key"] == guessed["group_key"]
+    assert {r["group_key"] for r in rows(store, incident_alerts,
+                                         incident_alerts.c.incident_id == inc["id"])} == {
+        inc["group_key"]}
+    [rekeyed] = timeline(store, "rekeyed")
+    assert (rekeyed["incident_id"], rekeyed["detail"]["from"]) == (inc["id"],
+                                                                   guessed["group_key"])
+    assert len(rows(store, escalations, escalations.c.incident_id == inc["id"])) == 1
+
+    # adopted once: another route posting the same alerts (continue: true) takes nothing
+    other = store.ingest(parse(_post("{}", "I", "info", {"x": fp}, starts)))
+    assert other.opened == [] and rows(store, incidents, incidents.c.id == inc["id"])[0][
+        "group_key"] == inc["group_key"]
+
+    done = store.ingest(parse(_post(info, "I", "info", {"x": fp, "y": "00000000000000bb"},
+                                    starts, status="resolved")))
+    assert done.resolved == [inc["id"]]
+    assert [i["status"] for i in rows(store, incidents)] == ["resolved", "resolved"]
