@@ -86,8 +86,10 @@ class Truth:
         for member in members:
             if not member.up:
                 continue
-            for key, alert in member.alerts.items():
-                truth.firing.setdefault(key, alert)
+            for key, alert in member.alerts.items():  # active wins: one member notifies
+                seen = truth.firing.get(key)
+                if seen is None or (seen.state != "active" and alert.state == "active"):
+                    truth.firing[key] = alert
             for group in member.groups:
                 for fp in group.fingerprints:
                     known = truth.groups.setdefault(fp, [])

@@ -3,8 +3,9 @@
 A run asks every configured Alertmanager what it holds (alertmanager_api), then:
 1. resolves stored firing alerts that no reachable member reports, then the incidents
    left without a firing alert;
-2. stores the alerts members report firing that the store lacks, or holds resolved by
-   the reconciler, or holds without an open incident, into their group's incident;
+2. stores the alerts members report firing and active (not silenced, not inhibited)
+   that the store lacks, or holds resolved by the reconciler, or holds without an open
+   incident, into their group's incident;
 3. resolves any other unresolved incident without a firing alert.
 A difference is corrected only once it has been seen for `grace` (first sighting kept
 in memory, so a restart only delays), and a stored alert only counts as missing if it
@@ -86,6 +87,7 @@ class RunReport:
     down: dict[str, str] = field(default_factory=dict)
     done: fix.Corrections = field(default_factory=fix.Corrections)
     unplaced: int = 0  # firing in Alertmanager but not grouped yet: next run
+    suppressed: int = 0  # firing, not in an open incident, but silenced or inhibited
 
 
 class Reconciler:
@@ -172,6 +174,11 @@ class Reconciler:
                     report.done.unfixable += 1
                     continue
                 if st is not None and st.status == "firing" and st.held_open:
+                    continue
+                if alert.state != "active":
+                    # silenced or inhibited (or not yet processed): Alertmanager keeps it
+                    # from notifying, so a page for it must not come from here either
+                    report.suppressed += 1
                     continue
                 if not self.due(("fire", alert.key), now):
                     continue

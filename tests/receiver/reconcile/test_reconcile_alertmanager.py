@@ -271,3 +271,38 @@ def test_a_guessed_group_key_is_taken_over_by_the_groups_first_post(store, start
                                     starts, status="resolved")))
     assert done.resolved == [inc["id"]]
     assert [i["status"] for i in rows(store, incidents)] == ["resolved", "resolved"]
+
+
+INHIBITING = AM_CONFIG + """
+inhibit_rules:
+  - source_matchers: ['severity="critical"']
+    target_matchers: ['severity="warning"']
+    equal: [service]
+"""
+
+
+def test_silenced_or_inhibited_alerts_the_store_lacks_open_nothing(store, start_alertmanager):
+    """Alertmanager never posts them; a maintenance silence or an inhibition must keep
+    them from paging through the reconciler too."""
+    am = start_alertmanager(INHIBITING)
+    starts = "2026-12-07T10:00:00Z"
+
+    def alert(name: str, severity: str) -> dict:
+        return {"labels": {"alertname": name, "service": "checkout", "severity": severity},
+                "startsAt": starts}
+
+    silence(am, {"alertname": "Maintenance"})
+    push(am, [alert("Maintenance", "warning")])
+    push(am, [alert("CheckoutDown", "critical"), alert("CheckoutSlow", "warning")])
+    deadline = time.monotonic() + 10
+    while {a["labels"]["alertname"]: a["status"]["state"] for a in am_alerts(am)} != {
+            "Maintenance": "suppressed", "CheckoutDown": "active",
+            "CheckoutSlow": "suppressed"}:
+        assert time.monotonic() < deadline, am_alerts(am)
+        time.sleep(0.1)
+    rec = make_reconciler(store, [am.url])
+    report = rec.run_once()
+    assert report.done.fired_alerts == 1 and report.suppressed == 2
+    assert [r["labels"]["alertname"] for r in rows(store, alerts)] == ["CheckoutDown"]
+    [inc] = rows(store, incidents)
+    assert '"CheckoutDown"' in inc["group_key"]
