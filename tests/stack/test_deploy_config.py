@@ -57,3 +57,21 @@ def test_alertmanager_webhook_and_credentials(tmp_path):
     assert hook["http_config"]["authorization"] == {"credentials_file": str(token)}
     out = deploy_config.write_yaml(cfg, tmp_path / "out.yml")
     assert yaml.safe_load(out.read_text()) == cfg
+
+
+def test_longest_group_wait_walks_the_route_tree_with_inherited_defaults():
+    assert deploy_config.longest_group_wait(yaml.safe_load(AM)) == 30  # Alertmanager's
+    tree = {"route": {"group_wait": "10s", "routes": [
+        {"matchers": ["a=1"], "routes": [{"group_wait": "2m"}]}, {"group_wait": "1m30s"}]}}
+    assert deploy_config.longest_group_wait(tree) == 120
+
+
+def test_shipped_reconcile_grace_exceeds_every_group_wait():
+    """deploy/: the worker's grace must outlast group_wait, or the reconciler opens a
+    new group's incident before its first post (the main job derives its grace)."""
+    from ticketmon.core.durations import parse_duration
+    from ticketmon.stack.up import DEPLOY
+
+    am = yaml.safe_load((DEPLOY / "alertmanager" / "alertmanager.yml").read_text())
+    worker = yaml.safe_load((DEPLOY / "ticketmon" / "worker.yaml").read_text())
+    assert parse_duration(worker["reconcile"]["grace"]) > deploy_config.longest_group_wait(am)

@@ -77,6 +77,21 @@ def alertmanager_config(
     return cfg
 
 
+def longest_group_wait(cfg: dict[str, Any]) -> float:
+    """Seconds of the longest group_wait in an Alertmanager config's route tree (its
+    default, 30s, where the root sets none). The worker's reconcile grace must exceed it,
+    so a new group's first post, not the reconciler, opens its incident."""
+    from ticketmon.core.durations import parse_duration
+
+    longest, stack = 0.0, [(cfg.get("route") or {}, 30.0)]
+    while stack:
+        route, inherited = stack.pop()
+        wait = parse_duration(route["group_wait"]) if "group_wait" in route else inherited
+        longest = max(longest, wait)
+        stack += [(child, wait) for child in route.get("routes") or []]
+    return longest
+
+
 def write_yaml(data: dict, path: Path) -> Path:
     """Written 0600 from creation: the main job's configs hold its tokens and secrets."""
     from ticketmon.stack.state import write_private

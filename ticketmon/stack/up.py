@@ -232,7 +232,7 @@ def start_receiver(stack: Stack) -> None:
                 host="receiver-stream", url=f"http://127.0.0.1:{stream_port}/api/v1/stream")
 
 
-def start_worker(stack: Stack, alertmanager_url: str) -> None:
+def start_worker(stack: Stack, alertmanager_url: str, longest_group_wait: float) -> None:
     port = stack.port(10195)
     sink, tls = stack.addresses["sink"], stack.addresses["sink-tls"]
     hook_secret = secrets.token_urlsafe(24)
@@ -240,6 +240,9 @@ def start_worker(stack: Stack, alertmanager_url: str) -> None:
         "database_url": stack.state["db"],
         "public_url": stack.state["receiver_url"],
         "alertmanager_url": alertmanager_url,
+        # reconcile at the shipped period; grace above the routes' longest group_wait
+        # (info: 5m), as deploy/ticketmon/worker.yaml, so posts open incidents
+        "reconcile": {"grace": f"{longest_group_wait + 30:g}s"},
         "ack_link_secret": stack.secrets["ack_link_secret"],
         "metrics_port": port,
         "oncall": worker_oncall(sink),  # demo teams; people are paged into the sink
@@ -362,7 +365,8 @@ def start_node_exporter(stack: Stack) -> None:
                 ready_url=f"http://127.0.0.1:{port}/metrics", host="node-exporter")
 
 
-def start_alertmanager(stack: Stack) -> str:
+def start_alertmanager(stack: Stack) -> tuple[str, float]:
+    """Its URL, and its routes' longest group_wait in seconds."""
     am_cfg = deploy_config.alertmanager_config(
         DEPLOY / "alertmanager" / "alertmanager.yml", stack.addresses,
         stack.workdir / "webhook-token")
@@ -372,7 +376,7 @@ def start_alertmanager(stack: Stack) -> str:
     stack.supervisor.add("alertmanager", am.url, am.stop, am.process.alive, am.process.log_path)
     stack.addresses["alertmanager"] = f"127.0.0.1:{am.port}"
     stack.state["alertmanager"] = am.url
-    return am.url
+    return am.url, deploy_config.longest_group_wait(am_cfg)
 
 
 def reserve_prometheus_port(stack: Stack) -> None:
@@ -411,8 +415,8 @@ def run(workdir: Path | None = None, keep: bool = False, interval: str = "5s") -
         start_receiver(stack)
         start_exporters(stack)
         start_node_exporter(stack)
-        am_url = start_alertmanager(stack)
-        start_worker(stack, am_url)
+        am_url, longest_group_wait = start_alertmanager(stack)
+        start_worker(stack, am_url, longest_group_wait)
         start_anomaly(stack)
         start_prometheus(stack)
         stack.state.update(workdir=str(workdir), admin_token=stack.secrets["admin_token"],
