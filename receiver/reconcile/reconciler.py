@@ -7,7 +7,8 @@ A run asks every configured Alertmanager what it holds (alertmanager_api), then:
    that the store lacks, or holds resolved by the reconciler, or holds without an open
    incident, into their group's incident;
 3. resolves any other unresolved incident without a firing alert.
-A difference is corrected only once it has been seen for `grace` (first sighting kept
+A difference is corrected only once it has been seen for `grace` (`new_alert_grace` for
+an alert the store lacks, if longer; first sighting kept
 in memory, so a restart only delays), and a stored alert only counts as missing if it
 was stored before Alertmanager was asked. Nobody answering changes nothing.
 
@@ -130,10 +131,11 @@ class Reconciler:
         self.first_seen = self.seen_now  # differences gone since are forgotten
         return self._finish(report, now, truth)
 
-    def due(self, difference: Hashable, now: datetime) -> bool:
+    def due(self, difference: Hashable, now: datetime, grace: float | None = None) -> bool:
         first = self.first_seen.get(difference, now)
         self.seen_now[difference] = first
-        return (now - first).total_seconds() >= self.settings.grace - GRACE_SLACK
+        wait = self.settings.grace if grace is None else grace
+        return (now - first).total_seconds() >= wait - GRACE_SLACK
 
     def resolve_missing(self, truth: Truth, now: datetime, report: RunReport) -> None:
         after = 0
@@ -180,7 +182,8 @@ class Reconciler:
                     # from notifying, so a page for it must not come from here either
                     report.suppressed += 1
                     continue
-                if not self.due(("fire", alert.key), now):
+                unseen = max(self.settings.grace, self.settings.new_alert_grace or 0.0)
+                if not self.due(("fire", alert.key), now, unseen if st is None else None):
                     continue
                 group = group_of(alert, truth)
                 if group is None:
@@ -263,7 +266,8 @@ class ReconcileThread:
         runner.thread.start()
         log.info("reconciliation started", extra={"alertmanagers": members,
                                                   "period": settings.period,
-                                                  "grace": settings.grace})
+                                                  "grace": settings.grace,
+                                                  "new_alert_grace": settings.new_alert_grace})
         return runner
 
     def _run(self) -> None:

@@ -21,6 +21,10 @@ class ReconcileSettings(Settings):
     # a difference must be seen for this long before it is corrected: covers webhook
     # posts in flight, HA members a moment apart and flapping API answers
     grace: Duration = 60.0
+    # for an alert the store has never seen, at least this long (default: grace): above
+    # the routes' longest group_wait, so a new group's own post opens its incident under
+    # its real key, and the reconciler only steps in when that post was lost
+    new_alert_grace: Duration | None = None
     timeout: Duration = 10.0  # per Alertmanager request
     receiver: str | None = None  # regex of the receivers that post to ticketmon; None: all
     filter: list[str] = Field(default_factory=list, max_length=20)  # AM matchers, e.g. env="prod"

@@ -66,12 +66,13 @@ def test_longest_group_wait_walks_the_route_tree_with_inherited_defaults():
     assert deploy_config.longest_group_wait(tree) == 120
 
 
-def test_shipped_reconcile_grace_exceeds_every_group_wait():
-    """deploy/: the worker's grace must outlast group_wait, or the reconciler opens a
-    new group's incident before its first post (the main job derives its grace)."""
+def test_shipped_new_alert_grace_exceeds_every_group_wait():
+    """deploy/: the worker's new_alert_grace must outlast group_wait, or the reconciler
+    opens a new group's incident before its first post (the main job derives its own)."""
     from ticketmon.core.durations import parse_duration
     from ticketmon.stack.up import DEPLOY
 
     am = yaml.safe_load((DEPLOY / "alertmanager" / "alertmanager.yml").read_text())
     worker = yaml.safe_load((DEPLOY / "ticketmon" / "worker.yaml").read_text())
-    assert parse_duration(worker["reconcile"]["grace"]) > deploy_config.longest_group_wait(am)
+    assert parse_duration(worker["reconcile"]["new_alert_grace"]) > (
+        deploy_config.longest_group_wait(am))

@@ -240,9 +240,9 @@ def start_worker(stack: Stack, alertmanager_url: str, longest_group_wait: float)
         "database_url": stack.state["db"],
         "public_url": stack.state["receiver_url"],
         "alertmanager_url": alertmanager_url,
-        # reconcile at the shipped period; grace above the routes' longest group_wait
-        # (info: 5m), as deploy/ticketmon/worker.yaml, so posts open incidents
-        "reconcile": {"grace": f"{longest_group_wait + 30:g}s"},
+        # an alert's own post, not the reconciler, opens its group's incident: wait
+        # past the routes' longest group_wait (info: 5m), as deploy/ticketmon/worker.yaml
+        "reconcile": {"new_alert_grace": f"{longest_group_wait + 30:g}s"},
         "ack_link_secret": stack.secrets["ack_link_secret"],
         "metrics_port": port,
         "oncall": worker_oncall(sink),  # demo teams; people are paged into the sink

@@ -306,3 +306,25 @@ def test_silenced_or_inhibited_alerts_the_store_lacks_open_nothing(store, start_
     assert [r["labels"]["alertname"] for r in rows(store, alerts)] == ["CheckoutDown"]
     [inc] = rows(store, incidents)
     assert '"CheckoutDown"' in inc["group_key"]
+
+
+def test_an_alert_the_store_never_saw_waits_new_alert_grace(store, start_alertmanager):
+    """Its group's first post may still be in group_wait: the reconciler opens the
+    incident only after new_alert_grace, while other corrections keep to grace."""
+    from datetime import timedelta
+
+    am = start_alertmanager(AM_CONFIG)
+    push(am, fixture_alerts("firing"))  # Alertmanager holds it; no post yet
+    ingest(store, "group-3-firing")  # a lost resolve: Alertmanager holds none of these
+    now = [store.read(lambda c: c.execute(sa.select(sa.func.max(alerts.c.received_at))
+                                          ).scalar()) + timedelta(seconds=1)]
+    rec = make_reconciler(store, [am.url], clock=lambda: now[0], grace=10,
+                          new_alert_grace=60)
+    assert rec.run_once(claim_turn=False).done.fired_alerts == 0  # first sighting
+    now[0] += timedelta(seconds=10)
+    report = rec.run_once(claim_turn=False)
+    assert (report.done.resolved_alerts, report.done.fired_alerts) == (3, 0)
+    now[0] += timedelta(seconds=49)
+    assert rec.run_once(claim_turn=False).done.fired_alerts == 0
+    now[0] += timedelta(seconds=1)
+    assert rec.run_once(claim_turn=False).done.fired_alerts == 1
