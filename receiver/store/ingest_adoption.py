@@ -1,8 +1,8 @@
 """A group's first post takes over the incident the reconciler opened for it.
 
 The reconciler opens an incident for alerts whose webhook post never came (lost, or
-not yet sent because the route's group_wait is longer than its grace) under a groupKey
-it has to guess: API v2 does not show the route part of the key
+not sent yet when the route's group_wait outlasts new_alert_grace) under a groupKey it
+has to guess: API v2 does not show the route part of the key
 (receiver/reconcile/groups.py). When the group's post does come under the real key,
 opening a second incident beside the guessed one would page twice for the same alerts.
 Instead the post adopts it: an unresolved incident the reconciler opened and nobody
