@@ -7,6 +7,7 @@ fixture's scope ends. Other test packages build on these instead of starting the
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import shutil
 import sys
@@ -22,6 +23,10 @@ from ticketmon.servers.process import LoopbackServer, free_port
 from ticketmon.servers.prometheus import Prometheus
 
 REPO = Path(__file__).resolve().parents[1]
+# aiosmtpd logs every connection's end at INFO from its own thread, often after the test
+# whose captured stream the handler writes to has closed it ("Logging error ... I/O
+# operation on closed file" in CI output); its warnings and errors still show
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 # the team's reference folder sits beside a developer's clone; a user's clone has none,
 # so a test that reads it would pass here and fail for them (tests/test_self_contained.py)
 _BESIDE = os.path.join(os.path.dirname(REPO), "shared", "")
