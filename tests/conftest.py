@@ -23,10 +23,6 @@ from ticketmon.servers.process import LoopbackServer, free_port
 from ticketmon.servers.prometheus import Prometheus
 
 REPO = Path(__file__).resolve().parents[1]
-# aiosmtpd logs every connection's end at INFO from its own thread, often after the test
-# whose captured stream the handler writes to has closed it ("Logging error ... I/O
-# operation on closed file" in CI output); its warnings and errors still show
-logging.getLogger("mail.log").setLevel(logging.WARNING)
 # the team's reference folder sits beside a developer's clone; a user's clone has none,
 # so a test that reads it would pass here and fail for them (tests/test_self_contained.py)
 _BESIDE = os.path.join(os.path.dirname(REPO), "shared", "")
@@ -118,6 +114,20 @@ def start_alertmanager(workdir: Path) -> Iterator[Callable[[str], Alertmanager]]
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_stale_log_handler() -> Iterator[None]:
+    """An in-process `ticketmon …` call (ticketmon.core.logs.setup) points the root logger
+    at this test's captured stderr, which pytest closes afterwards; a later record from
+    a server thread (aiosmtpd's) then printed "Logging error ... I/O operation on closed
+    file". Drop such handlers when the test ends; pytest's own are subclasses."""
+    root = logging.getLogger()
+    before = set(root.handlers)
+    yield
+    for handler in root.handlers[:]:
+        if type(handler) is logging.StreamHandler and handler not in before:
+            root.removeHandler(handler)
 
 
 @pytest.fixture
