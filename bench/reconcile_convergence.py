@@ -40,7 +40,7 @@ from pathlib import Path
 
 import requests
 import sqlalchemy as sa
-from chaos import table
+from chaos import table, verdict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -128,17 +128,11 @@ def one_round(name: str, index: int, cluster: PostgresCluster, workdir: Path, ar
 
 def row(name: str, index: int, phase: str, pause: float, seconds: float | None,
         counts: dict, bound: float | None) -> dict:
-    clean = all(counts[k] == 0 for k in ("duplicate_incidents", "duplicate_pages", "unpaged",
-                                         "duplicate_resolves", "missing_resolves", "dead"))
-    if phase == "firing":
-        clean = clean and counts["lost"] == 0 and counts["firing"] == counts["sent"]
-    else:
-        clean = clean and counts["firing"] == 0 and counts["resolves"] == counts["pages"]
     within = seconds is not None and (bound is None or seconds <= bound + SLACK)
     return {"scenario": name, "round": index, "phase": phase, "pause": round(pause, 1),
             "seconds": seconds, "bound": bound, "incidents": counts["incidents"],
             "pages": counts["pages"], "resolves": counts["resolves"],
-            "ok": clean and within, "counts": counts}
+            "ok": verdict(counts, phase) and within, "counts": counts}
 
 
 def summary(rows: list[dict]) -> str:

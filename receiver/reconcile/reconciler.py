@@ -163,6 +163,7 @@ class Reconciler:
                 return
 
     def place_firing(self, truth: Truth, now: datetime, report: RunReport) -> None:
+        unseen = max(self.settings.grace, self.settings.new_alert_grace or 0.0)
         for part in chunks(sorted(truth.firing.values(), key=lambda x: x.key),
                            self.settings.batch_size):
             with self.engine.begin() as conn:
@@ -182,7 +183,6 @@ class Reconciler:
                     # from notifying, so a page for it must not come from here either
                     report.suppressed += 1
                     continue
-                unseen = max(self.settings.grace, self.settings.new_alert_grace or 0.0)
                 if not self.due(("fire", alert.key), now, unseen if st is None else None):
                     continue
                 group = group_of(alert, truth)
